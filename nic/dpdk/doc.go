@@ -1,0 +1,87 @@
+// Package dpdk is the project's own thin cgo layer over DPDK 22.11: the
+// Environment Abstraction Layer (EAL), ports (ethdevs) and mbuf pools, exposed as a
+// nic.Port.
+//
+// DPDK drives a NIC from user space: the process owns the device's queues and moves
+// frames by polling them in bursts, with no system call and no interrupt per packet.
+// Here the "NIC" is usually a virtual device (vdev) over a Linux interface, such as
+// net_af_xdp (an AF_XDP socket), net_af_packet or net_memif (shared memory between
+// two processes); on real nodes it is a PCI device with its PMD (mlx5, ice). The code
+// above this package cannot tell the difference.
+//
+// Rules this layer keeps:
+//   - one cgo call per burst, never per packet: the C helpers in the preamble loop
+//     over the burst and hand back data pointers and lengths in arrays;
+//   - packet pools are created with RTE_MEMPOOL_F_NO_IOVA_CONTIG so that, without
+//     hugepages (--no-huge), the pool is one virtually contiguous chunk: net_af_xdp
+//     registers the pool as its UMEM and silently stops transmitting otherwise;
+//   - missing offloads are features, not errors (the vdevs offer no RSS and no
+//     checksum offload): Features reports what the port has.
+//
+// The package builds for real only with the build tag "dpdk" (the Makefile sets it
+// when pkg-config finds libdpdk). Without it every entry point returns
+// ErrUnavailable, which says how to get DPDK, instead of failing to link.
+package dpdk
+
+import (
+	"errors"
+	"strconv"
+)
+
+// ErrUnavailable is returned by every call when the binary was built without DPDK.
+var ErrUnavailable = errors.New("DPDK support is not built in: install Debian's libdpdk-dev (make deps) and rebuild with the 'dpdk' build tag (make build does both)")
+
+// PortConfig shapes a port when it is opened.
+type PortConfig struct {
+	RxQueues int // default 1
+	TxQueues int // default 1
+	RxRing   int // RX descriptors per queue, default 1024 (the driver may adjust)
+	TxRing   int // TX descriptors per queue, default 1024
+	// PoolSize is the number of mbufs in the port's pool, shared by RX and TX.
+	// It must exceed the RX rings (net_af_xdp pre-fills its ring at start);
+	// default 8191.
+	PoolSize int
+	// DataRoom is each mbuf's data room; default and minimum 2176 (DPDK's
+	// RTE_MBUF_DEFAULT_BUF_SIZE), which af_xdp and af_packet need.
+	DataRoom int
+}
+
+func (c *PortConfig) defaults() {
+	if c.RxQueues <= 0 {
+		c.RxQueues = 1
+	}
+	if c.TxQueues <= 0 {
+		c.TxQueues = 1
+	}
+	if c.RxRing <= 0 {
+		c.RxRing = 1024
+	}
+	if c.TxRing <= 0 {
+		c.TxRing = 1024
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 8191
+	}
+	if c.DataRoom < 2176 {
+		c.DataRoom = 2176
+	}
+}
+
+// VdevArgs returns EAL arguments for a process that drives one Linux interface
+// through a vdev, without hugepages or PCI scanning, pinned to cpu. driver is
+// "af_xdp", "af_packet" or "memif"; the port is then named "net_<driver>0".
+func VdevArgs(driver, iface string, cpu int, filePrefix string) ([]string, string, error) {
+	var vdev string
+	switch driver {
+	case "af_xdp":
+		vdev = "net_af_xdp0,iface=" + iface + ",start_queue=0,queue_count=1"
+	case "af_packet":
+		vdev = "net_af_packet0,iface=" + iface + ",qpairs=1,framecnt=4096"
+	default:
+		return nil, "", errors.New("unknown DPDK vdev driver " + driver + " (allowed: af_xdp, af_packet)")
+	}
+	args := []string{"jr", "--no-huge", "--no-pci", "-m", "512",
+		"-l", strconv.Itoa(cpu), "--file-prefix", filePrefix, "--log-level", "*:warning",
+		"--vdev", vdev}
+	return args, "net_" + driver + "0", nil
+}

@@ -1,0 +1,44 @@
+//go:build !dpdk || !cgo
+
+package dpdk
+
+import (
+	"net"
+
+	"github.com/joyride-bench/joyride/nic"
+)
+
+// Available reports whether this binary was built with DPDK.
+func Available() bool { return false }
+
+// Init fails: this binary has no DPDK.
+func Init(args []string) error { return ErrUnavailable }
+
+// Cleanup does nothing without DPDK.
+func Cleanup() error { return nil }
+
+// TSCHz is 0 without DPDK.
+func TSCHz() uint64 { return 0 }
+
+// PortNames is empty without DPDK.
+func PortNames() []string { return nil }
+
+// Port is never opened without DPDK.
+type Port struct{}
+
+// OpenPort fails: this binary has no DPDK.
+func OpenPort(name string, cfg PortConfig) (*Port, error) { return nil, ErrUnavailable }
+
+func (p *Port) Name() string                                 { return "" }
+func (p *Port) RxBurst(b *nic.Batch) int                     { return 0 }
+func (p *Port) Alloc(b *nic.Batch, n int) int                { return 0 }
+func (p *Port) TxBurst(b *nic.Batch) int                     { return 0 }
+func (p *Port) Free(b *nic.Batch)                            {}
+func (p *Port) MAC() net.HardwareAddr                        { return nil }
+func (p *Port) MTU() int                                     { return 0 }
+func (p *Port) Features() nic.Features                       { return nic.Features{} }
+func (p *Port) Stats() (nic.Stats, error)                    { return nic.Stats{}, ErrUnavailable }
+func (p *Port) Close() error                                 { return nil }
+func (p *Port) Link() (speedMbps uint32, up bool, err error) { return 0, false, ErrUnavailable }
+
+var _ nic.Port = (*Port)(nil)
