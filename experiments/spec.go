@@ -1,0 +1,842 @@
+package experiments
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/joyride-bench/joyride/stacks"
+)
+
+// Experiment is one experiment file, parsed, defaulted and validated.
+type Experiment struct {
+	// Name identifies the experiment (results go to results/<name>/); it is
+	// required, matches [a-z0-9-]+, and equals the file's base name without
+	// ".yaml" when loaded from a file.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people; optional.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Testbed is where the experiment runs; "local" (the default) is the only
+	// testbed accepted for now.
+	Testbed string `yaml:"testbed" json:"testbed"`
+	// Stacks are the stacks under test, at least one, names unique.
+	Stacks []StackSpec `yaml:"stacks" json:"stacks"`
+	// App is the application served on each stack; "echo" (the default) is the
+	// only application for now.
+	App string `yaml:"app" json:"app"`
+	// Workload is the offered load, the same for every stack.
+	Workload Workload `yaml:"workload" json:"workload"`
+	// Repetitions is how many times every (stack, rate) point runs; 1..100,
+	// default 1.
+	Repetitions int `yaml:"repetitions" json:"repetitions"`
+	// Seed seeds the request schedules and the order of the points; default 1.
+	Seed int64 `yaml:"seed" json:"seed"`
+	// Order is how points are ordered: "interleaved" (the default) or
+	// "sequential"; see Points.
+	Order string `yaml:"order" json:"order"`
+	// SLO is the service-level objective drawn on the plots.
+	SLO SLO `yaml:"slo" json:"slo"`
+	// Machine is how the machine is held still while measuring.
+	Machine Machine `yaml:"machine" json:"machine"`
+	// Plots are the figures to draw; default latency-vs-load and cdf. An
+	// explicit empty list draws none.
+	Plots []PlotSpec `yaml:"plots" json:"plots"`
+	// File is the path the experiment was loaded from (the name given to Parse).
+	File string `yaml:"-" json:"file,omitempty"`
+}
+
+// StackSpec is one stack under test: a registered name and its typed options.
+//
+// In the file a stack is a mapping {name: null, options: {driver: af_xdp}} or,
+// without options, just its name.
+type StackSpec struct {
+	// Name is the registered stack name (see stacks.Names).
+	Name string `yaml:"name" json:"name"`
+	// Options is the stack's own options struct (a pointer, as returned by
+	// stacks.DecodeOptions), holding the defaults for keys the file leaves out;
+	// never nil after Load or Parse.
+	Options any `yaml:"options,omitempty" json:"options,omitempty"`
+	// Line is the line of the stack's entry in the file (0 if not from a file).
+	Line int `yaml:"-" json:"-"`
+}
+
+// Workload is the load offered to every stack: an open-loop arrival process at
+// each of a list of rates.
+type Workload struct {
+	// Protocol is the transport: "udp" (the default) or "tcp".
+	Protocol string `yaml:"protocol" json:"protocol"`
+	// Size is the request payload in bytes, default 64: 18..1472 for udp (the
+	// generator's header needs 18 bytes; 1472 fills one 1500-byte frame),
+	// 18..65536 for tcp.
+	Size int `yaml:"size" json:"size"`
+	// Schedule is the arrival process: "poisson" (the default) or "constant".
+	Schedule string `yaml:"schedule" json:"schedule"`
+	// Rates are the offered loads in requests/s: required, each in (0, 5e6],
+	// strictly increasing.
+	Rates []float64 `yaml:"rates" json:"rates"`
+	// Duration is the measured time of each point, 100ms..600s, default 2s.
+	Duration Duration `yaml:"duration" json:"duration"`
+	// Warmup runs before Duration and is discarded, 0..60s, default 500ms.
+	Warmup Duration `yaml:"warmup" json:"warmup"`
+	// LateThreshold: a request sent this much after its scheduled time counts
+	// as late; > 0, default 50us.
+	LateThreshold Duration `yaml:"late_threshold" json:"late_threshold"`
+}
+
+// SLO is a service-level objective.
+type SLO struct {
+	// P99 is the target 99th-percentile latency; 0 means none.
+	P99 Duration `yaml:"p99" json:"p99"`
+}
+
+// Machine is how the machine is prepared for measuring.
+type Machine struct {
+	// PMQoS is "on" (the default: hold a PM QoS request of 0 on
+	// /dev/cpu_dma_latency so idle vCPUs do not halt) or "off".
+	PMQoS string `yaml:"pm_qos" json:"pm_qos"`
+}
+
+// PlotSpec is one figure to draw.
+type PlotSpec struct {
+	// Kind is "latency-vs-load" (percentiles against offered rate, one line
+	// per stack) or "cdf" (the latency distribution at one rate).
+	Kind string `yaml:"kind" json:"kind"`
+	// Rate is, for a cdf, which offered rate to draw; it must be one of
+	// Workload.Rates. 0 in the file means the lowest rate, and Load replaces it
+	// with that rate. Not allowed for other kinds.
+	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+}
+
+// Duration is a time.Duration written in YAML as a string with a unit, such as
+// "2s", "500ms" or "50us". Plain numbers are refused: a bare 2 could be seconds
+// or nanoseconds.
+type Duration struct{ time.Duration }
+
+// MarshalText writes the duration as time.Duration.String does ("2s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// UnmarshalText parses a duration with a unit ("500ms").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("expected a duration with a unit such as \"2s\", \"500ms\" or \"50us\", got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// UnmarshalYAML accepts only string scalars, so that a plain number is an error.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		return fmt.Errorf("line %d: expected a duration with a unit such as \"2s\", \"500ms\" or \"50us\", got %s", n.Line, describe(n))
+	}
+	return d.UnmarshalText([]byte(n.Value))
+}
+
+// Problem is one thing wrong in an experiment file.
+type Problem struct {
+	// Line is the 1-based line in the file (0 when the problem has no line).
+	Line int
+	// Path is the key concerned, as a path: "workload.rates[2]",
+	// "stacks[1].name"; empty for the top level.
+	Path string
+	// Msg says what is wrong and what is allowed.
+	Msg string
+}
+
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Msg
+	}
+	return p.Path + ": " + p.Msg
+}
+
+// SpecError lists every problem found in an experiment file.
+type SpecError struct {
+	// File is the file name the problems refer to.
+	File string
+	// Problems are sorted by line.
+	Problems []Problem
+}
+
+// Error prints one problem per line, as "file:line: path: message".
+func (e *SpecError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d", p.Line)
+		}
+		b.WriteString(": ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Allowed values, in the order error messages list them.
+var (
+	topKeys      = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
+	stackKeys    = []string{"name", "options"}
+	workloadKeys = []string{"protocol", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
+	sloKeys      = []string{"p99"}
+	machineKeys  = []string{"pm_qos"}
+	plotKeys     = []string{"kind", "rate"}
+
+	testbeds  = []string{"local"}
+	apps      = []string{"echo"}
+	protocols = []string{"udp", "tcp"}
+	schedules = []string{"poisson", "constant"}
+	orders    = []string{"interleaved", "sequential"}
+	pmQoS     = []string{"on", "off"}
+	plotKinds = []string{"latency-vs-load", "cdf"}
+)
+
+// Limits on values.
+const (
+	MaxRate        = 5e6 // requests/s
+	MaxRepetitions = 100
+	MinSize        = 18 // the generator's header
+	MaxUDPSize     = 1472
+	MaxTCPSize     = 65536
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9-]+$`)
+
+// Load reads an experiment file, parses it strictly, fills in the defaults and
+// validates it. Problems in the file are returned together as a *SpecError.
+func Load(path string) (*Experiment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data, true)
+}
+
+// Parse is Load from bytes; file names the source in error messages and is
+// stored in Experiment.File, but the name is not checked against it.
+func Parse(file string, data []byte) (*Experiment, error) {
+	return parse(file, data, false)
+}
+
+// parser collects problems while walking the YAML tree.
+type parser struct {
+	probs    []Problem
+	nameNode *yaml.Node // the value of "name", for the file-name check
+}
+
+func (p *parser) add(n *yaml.Node, path, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	p.probs = append(p.probs, Problem{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// addErr folds an error that may start with "line N: " (as yaml and stacks
+// errors do) into a problem; without a line it uses n's.
+func (p *parser) addErr(n *yaml.Node, path string, err error) {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		// Each entry of a yaml.TypeError carries its own line; keep the
+		// context that wrapped it ("options of stack "null"").
+		prefix := strings.TrimSuffix(err.Error(), te.Error())
+		for _, e := range te.Errors {
+			p.addLine(n, path, prefix, e)
+		}
+		return
+	}
+	p.addLine(n, path, "", err.Error())
+}
+
+// addLine adds prefix+msg as a problem, taking the line from a "line N: " at
+// the start of msg, else from n.
+func (p *parser) addLine(n *yaml.Node, path, prefix, msg string) {
+	msg = strings.TrimSpace(msg)
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		p.probs = append(p.probs, Problem{Line: line, Path: path, Msg: prefix + m[2]})
+		return
+	}
+	p.add(n, path, "%s%s", prefix, strings.TrimPrefix(msg, "yaml: "))
+}
+
+func parse(file string, data []byte, checkName bool) (*Experiment, error) {
+	p := &parser{}
+	e := p.document(data)
+	if e != nil {
+		e.File = file
+		if checkName && e.Name != "" {
+			base := filepath.Base(file)
+			if ext := filepath.Ext(base); ext == ".yaml" || ext == ".yml" {
+				base = strings.TrimSuffix(base, ext)
+			}
+			if e.Name != base {
+				p.add(p.nameNode, "name", "%q must equal the file's base name %q", e.Name, base)
+			}
+		}
+	}
+	if len(p.probs) > 0 {
+		sort.SliceStable(p.probs, func(i, j int) bool { return p.probs[i].Line < p.probs[j].Line })
+		return nil, &SpecError{File: file, Problems: p.probs}
+	}
+	return e, nil
+}
+
+// document parses the single YAML document in data.
+func (p *parser) document(data []byte) *Experiment {
+	const empty = "empty file: an experiment needs at least name, stacks and workload.rates"
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err == io.EOF {
+			p.add(nil, "", empty)
+		} else {
+			p.addLine(nil, "", "invalid YAML: ", err.Error())
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err != io.EOF {
+		p.add(&extra, "", "a second YAML document: an experiment file holds exactly one")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			p.add(nil, "", empty)
+			return nil
+		}
+		root = root.Content[0]
+	}
+	return p.experiment(resolve(root))
+}
+
+func (p *parser) experiment(root *yaml.Node) *Experiment {
+	e := &Experiment{
+		Testbed:     "local",
+		App:         "echo",
+		Repetitions: 1,
+		Seed:        1,
+		Order:       "interleaved",
+		Machine:     Machine{PMQoS: "on"},
+		Workload: Workload{
+			Protocol:      "udp",
+			Size:          64,
+			Schedule:      "poisson",
+			Duration:      Duration{2 * time.Second},
+			Warmup:        Duration{500 * time.Millisecond},
+			LateThreshold: Duration{50 * time.Microsecond},
+		},
+	}
+	m, ok := p.mapping(root, "", topKeys)
+	if !ok {
+		return e
+	}
+	if n := m["name"]; n != nil {
+		p.nameNode = n
+		if s, ok := p.str(n, "name"); ok {
+			switch {
+			case s == "":
+				p.add(n, "name", "required: the experiment's name, [a-z0-9-]+")
+			case !nameRE.MatchString(s):
+				p.add(n, "name", "%q must match [a-z0-9-]+ (lowercase letters, digits and dashes)", s)
+			default:
+				e.Name = s
+			}
+		}
+	} else {
+		p.add(root, "", "missing key \"name\" (the experiment's name, [a-z0-9-]+)")
+	}
+	if n := m["description"]; n != nil {
+		e.Description, _ = p.str(n, "description")
+	}
+	p.enum(m["testbed"], "testbed", testbeds, &e.Testbed)
+	p.enum(m["app"], "app", apps, &e.App)
+	p.enum(m["order"], "order", orders, &e.Order)
+
+	if n := m["stacks"]; n != nil {
+		e.Stacks = p.stacks(n)
+	} else {
+		p.add(root, "", "missing key \"stacks\" (a list of stacks; registered: %s)", strings.Join(stacks.Names(), ", "))
+	}
+	if n := m["workload"]; n != nil {
+		p.workload(n, &e.Workload)
+	} else {
+		p.add(root, "", "missing key \"workload\" (a mapping with at least rates: [requests/s, ...])")
+	}
+	if n := m["repetitions"]; n != nil {
+		if v, ok := p.integer(n, "repetitions"); ok {
+			if v < 1 || v > MaxRepetitions {
+				p.add(n, "repetitions", "%s is out of range (1..%d)", n.Value, MaxRepetitions)
+			} else {
+				e.Repetitions = int(v)
+			}
+		}
+	}
+	if n := m["seed"]; n != nil {
+		if v, ok := p.integer(n, "seed"); ok {
+			e.Seed = v
+		}
+	}
+	if n := m["slo"]; n != nil {
+		if sm, ok := p.mapping(n, "slo", sloKeys); ok {
+			p.duration(sm["p99"], "slo.p99", 0, time.Hour, "0 (none)..1h", &e.SLO.P99)
+		}
+	}
+	if n := m["machine"]; n != nil {
+		if mm, ok := p.mapping(n, "machine", machineKeys); ok {
+			p.enum(mm["pm_qos"], "machine.pm_qos", pmQoS, &e.Machine.PMQoS)
+		}
+	}
+	if n := m["plots"]; n != nil {
+		e.Plots = p.plots(n, e.Workload.Rates)
+	} else {
+		e.Plots = []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: lowest(e.Workload.Rates)}}
+	}
+	return e
+}
+
+func lowest(rates []float64) float64 {
+	if len(rates) == 0 {
+		return 0
+	}
+	return rates[0]
+}
+
+func (p *parser) stacks(n *yaml.Node) []StackSpec {
+	const path = "stacks"
+	seq, ok := p.sequence(n, path)
+	if !ok {
+		return nil
+	}
+	if len(seq) == 0 {
+		p.add(n, path, "empty: list at least one stack (registered: %s)", strings.Join(stacks.Names(), ", "))
+		return nil
+	}
+	var out []StackSpec
+	first := map[string]int{} // name -> line of first use
+	for i, item := range seq {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		var nameNode, optNode *yaml.Node
+		if item.Kind == yaml.ScalarNode {
+			nameNode = item // shorthand: "- kernel"
+		} else {
+			m, ok := p.mapping(item, ipath, stackKeys)
+			if !ok {
+				continue
+			}
+			nameNode, optNode = m["name"], m["options"]
+			if nameNode == nil {
+				p.add(item, ipath, "missing key \"name\" (registered: %s)", strings.Join(stacks.Names(), ", "))
+				continue
+			}
+		}
+		// The literal text, not the YAML value: a stack is called "null",
+		// which YAML would read as nothing.
+		name, ok := p.str(nameNode, ipath+".name")
+		if !ok {
+			continue
+		}
+		name = nameNode.Value
+		if name == "" {
+			p.add(nameNode, ipath+".name", "required (registered: %s)", strings.Join(stacks.Names(), ", "))
+			continue
+		}
+		if _, err := stacks.Lookup(name); err != nil {
+			p.addErr(nameNode, ipath+".name", err)
+			continue
+		}
+		if l, dup := first[name]; dup {
+			p.add(nameNode, ipath+".name", "stack %q is already listed at line %d (names must be unique)", name, l)
+			continue
+		}
+		first[name] = nameNode.Line
+		if optNode != nil && optNode.Kind == yaml.ScalarNode && optNode.ShortTag() == "!!null" {
+			optNode = nil // "options:" with nothing after it
+		}
+		opts, err := stacks.DecodeOptions(name, optNode)
+		if err != nil {
+			p.addErr(optNode, ipath+".options", err)
+			continue
+		}
+		out = append(out, StackSpec{Name: name, Options: opts, Line: item.Line})
+	}
+	return out
+}
+
+func (p *parser) workload(n *yaml.Node, w *Workload) {
+	m, ok := p.mapping(n, "workload", workloadKeys)
+	if !ok {
+		return
+	}
+	p.enum(m["protocol"], "workload.protocol", protocols, &w.Protocol)
+	p.enum(m["schedule"], "workload.schedule", schedules, &w.Schedule)
+	if sn := m["size"]; sn != nil {
+		if v, ok := p.integer(sn, "workload.size"); ok {
+			switch {
+			case w.Protocol == "tcp" && (v < MinSize || v > MaxTCPSize):
+				p.add(sn, "workload.size", "%s is out of range for tcp (%d..%d bytes; the generator's header needs %d)", sn.Value, MinSize, MaxTCPSize, MinSize)
+			case w.Protocol != "tcp" && (v < MinSize || v > MaxUDPSize):
+				p.add(sn, "workload.size", "%s is out of range for udp (%d..%d bytes: the generator's header needs %d, and one 1500-byte frame holds %d)", sn.Value, MinSize, MaxUDPSize, MinSize, MaxUDPSize)
+			default:
+				w.Size = int(v)
+			}
+		}
+	}
+	if rn := m["rates"]; rn != nil {
+		w.Rates = p.rates(rn)
+	} else {
+		p.add(n, "workload", "missing key \"rates\" (offered requests/s, a strictly increasing list such as [10000, 50000])")
+	}
+	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
+	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
+	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
+}
+
+func (p *parser) rates(n *yaml.Node) []float64 {
+	const path = "workload.rates"
+	seq, ok := p.sequence(n, path)
+	if !ok {
+		return nil
+	}
+	if len(seq) == 0 {
+		p.add(n, path, "empty: list at least one offered rate (requests/s)")
+		return nil
+	}
+	var out []float64
+	good := true
+	prev, prevText := math.Inf(-1), ""
+	for i, item := range seq {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		v, ok := p.number(item, ipath)
+		if !ok {
+			good = false
+			continue
+		}
+		switch {
+		case math.IsNaN(v) || v <= 0:
+			p.add(item, ipath, "%s is not a positive rate (requests/s > 0)", item.Value)
+			good = false
+		case v > MaxRate:
+			p.add(item, ipath, "%s is above the maximum rate (requests/s <= %g)", item.Value, MaxRate)
+			good = false
+		case v <= prev:
+			p.add(item, ipath, "%s is not above the previous rate %s (rates must be strictly increasing)", item.Value, prevText)
+			good = false
+		}
+		if !math.IsNaN(v) {
+			prev, prevText = v, item.Value
+		}
+		out = append(out, v)
+	}
+	if !good {
+		return nil
+	}
+	return out
+}
+
+func (p *parser) plots(n *yaml.Node, rates []float64) []PlotSpec {
+	const path = "plots"
+	seq, ok := p.sequence(n, path)
+	if !ok {
+		return nil
+	}
+	out := []PlotSpec{}
+	for i, item := range seq {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		m, ok := p.mapping(item, ipath, plotKeys)
+		if !ok {
+			continue
+		}
+		var ps PlotSpec
+		kn := m["kind"]
+		if kn == nil {
+			p.add(item, ipath, "missing key \"kind\" (allowed: %s)", strings.Join(plotKinds, ", "))
+			continue
+		}
+		if !p.enum(kn, ipath+".kind", plotKinds, &ps.Kind) {
+			continue
+		}
+		if rn := m["rate"]; rn != nil {
+			v, ok := p.number(rn, ipath+".rate")
+			if !ok {
+				continue
+			}
+			switch {
+			case ps.Kind != "cdf":
+				p.add(rn, ipath+".rate", "only a cdf plot takes a rate (this plot is %q)", ps.Kind)
+				continue
+			case v == 0:
+			case rates != nil && !slices.Contains(rates, v):
+				p.add(rn, ipath+".rate", "%s is not one of workload.rates (allowed: %s, or 0 for the lowest)", rn.Value, formatRates(rates))
+				continue
+			}
+			ps.Rate = v
+		}
+		if ps.Kind == "cdf" && ps.Rate == 0 {
+			ps.Rate = lowest(rates)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func formatRates(rates []float64) string {
+	s := make([]string, len(rates))
+	for i, r := range rates {
+		s[i] = strconv.FormatFloat(r, 'f', -1, 64)
+	}
+	return strings.Join(s, ", ")
+}
+
+// resolve follows aliases (*anchor) to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// mapping checks that n is a mapping whose keys are all allowed and distinct,
+// and returns its values by key.
+func (p *parser) mapping(n *yaml.Node, path string, allowed []string) (map[string]*yaml.Node, bool) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.add(n, path, "expected a mapping (keys: %s), got %s", strings.Join(allowed, ", "), describe(n))
+		return nil, false
+	}
+	m := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		if !slices.Contains(allowed, k.Value) {
+			p.add(k, path, "unknown key %q (allowed: %s)", k.Value, strings.Join(allowed, ", "))
+			continue
+		}
+		if prev, dup := m[k.Value]; dup {
+			p.add(k, path, "duplicate key %q (first given at line %d)", k.Value, prev.Line)
+			continue
+		}
+		m[k.Value] = v
+	}
+	return m, true
+}
+
+func (p *parser) sequence(n *yaml.Node, path string) ([]*yaml.Node, bool) {
+	if n.Kind != yaml.SequenceNode {
+		p.add(n, path, "expected a list, got %s", describe(n))
+		return nil, false
+	}
+	seq := make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		seq[i] = resolve(c)
+	}
+	return seq, true
+}
+
+// str reads a scalar as a string; null reads as "".
+func (p *parser) str(n *yaml.Node, path string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.add(n, path, "expected a string, got %s", describe(n))
+		return "", false
+	}
+	if n.ShortTag() == "!!null" {
+		return "", true
+	}
+	return n.Value, true
+}
+
+// enum sets *dst to n's value if it is one of allowed; nil n keeps the default.
+func (p *parser) enum(n *yaml.Node, path string, allowed []string, dst *string) bool {
+	if n == nil {
+		return true
+	}
+	list := strings.Join(allowed, ", ")
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+		p.add(n, path, "expected one of %s, got %s", list, describe(n))
+		return false
+	}
+	if !slices.Contains(allowed, n.Value) {
+		p.add(n, path, "%q is not allowed (allowed: %s)", n.Value, list)
+		return false
+	}
+	*dst = n.Value
+	return true
+}
+
+func (p *parser) integer(n *yaml.Node, path string) (int64, bool) {
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
+		p.add(n, path, "expected an integer, got %s", describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) number(n *yaml.Node, path string) (float64, bool) {
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
+		p.add(n, path, "expected a number, got %s", describe(n))
+		return 0, false
+	}
+	return v, true
+}
+
+// duration sets *dst from n when n is a duration within [lo, hi]; nil n keeps
+// the default.
+func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration, allowed string, dst *Duration) {
+	if n == nil {
+		return
+	}
+	var d Duration
+	if err := d.UnmarshalYAML(n); err != nil {
+		p.addErr(n, path, err)
+		return
+	}
+	if d.Duration < lo || d.Duration > hi {
+		p.add(n, path, "%s is out of range (%s)", n.Value, allowed)
+		return
+	}
+	*dst = d
+}
+
+// describe names a node's value for "got ..." in messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return "nothing"
+		case "!!str":
+			return strconv.Quote(n.Value)
+		default:
+			return n.Value
+		}
+	}
+	return "an unexpected YAML node"
+}
+
+// Point is one measurement: one stack at one offered rate, in one repetition.
+type Point struct {
+	// Index is the point's position in the run order, from 0.
+	Index int
+	// Stack is the stack under test.
+	Stack StackSpec
+	// Rate is the offered load in requests/s.
+	Rate float64
+	// Rep is the repetition, from 0.
+	Rep int
+	// Seed seeds this point's request schedule; it depends only on the
+	// experiment's seed and the point's (stack index, rate index, Rep), so a
+	// point's schedule is the same whatever the order of the run.
+	Seed int64
+}
+
+// Points lists every point of the experiment, stacks × rates × repetitions, in
+// the order they run.
+//
+// With order "interleaved" (the default) each repetition runs all its (stack,
+// rate) pairs before the next repetition starts. Within a repetition, a
+// generator from math/rand/v2 seeded by Seed+rep shuffles each stack's rates,
+// then the points are dealt in rounds: each round takes the next rate of every
+// stack, the stacks in a shuffled order, the first stack of a round never being
+// the last of the round before. Consecutive points therefore always change stack
+// (when there are two or more), and every stack meets every part of the run.
+// The reason is the machine: a shared or virtual machine drifts (other tenants,
+// frequency, thermal state, background work), and running stack by stack would
+// hand all of one stack's points one period of that drift, which then reads as a
+// difference between stacks. Interleaved in a random order, the drift falls on
+// every stack alike and shows up as variance, which repetitions measure, rather
+// than as bias.
+//
+// With order "sequential" the points run stack by stack (in file order), each
+// stack's rates ascending, and each (stack, rate) all its repetitions in a row:
+// easier to watch, but exposed to drift; use it for debugging.
+//
+// Each point's Seed is derived from (Seed, stack index, rate index, rep) and is
+// distinct from every other point's, so the schedules are reproducible and do
+// not depend on the order.
+func (e *Experiment) Points() []Point {
+	nStacks, nRates, reps := len(e.Stacks), len(e.Workload.Rates), max(e.Repetitions, 1)
+	if nStacks == 0 || nRates == 0 {
+		return nil
+	}
+	pts := make([]Point, 0, nStacks*nRates*reps)
+	add := func(s, r, rep int) {
+		pts = append(pts, Point{
+			Index: len(pts),
+			Stack: e.Stacks[s],
+			Rate:  e.Workload.Rates[r],
+			Rep:   rep,
+			Seed:  pointSeed(e.Seed, s, r, rep),
+		})
+	}
+	if e.Order == "sequential" {
+		for s := range nStacks {
+			for r := range nRates {
+				for rep := range reps {
+					add(s, r, rep)
+				}
+			}
+		}
+		return pts
+	}
+	last := -1 // stack of the previous point
+	for rep := range reps {
+		rng := rand.New(rand.NewPCG(uint64(e.Seed+int64(rep)), orderStream))
+		perm := make([][]int, nStacks) // perm[s][k]: rate index of stack s in round k
+		for s := range perm {
+			perm[s] = rng.Perm(nRates)
+		}
+		for k := range nRates {
+			round := rng.Perm(nStacks)
+			if nStacks > 1 && round[0] == last {
+				j := 1 + rng.IntN(nStacks-1)
+				round[0], round[j] = round[j], round[0]
+			}
+			for _, s := range round {
+				add(s, perm[s][k], rep)
+			}
+			last = round[nStacks-1]
+		}
+	}
+	return pts
+}
+
+// orderStream is the second PCG seed word of the point order ("joyride\n").
+const orderStream = 0x6a6f79726964650a
+
+// pointSeed derives a point's schedule seed. The packed id is distinct for
+// distinct (stack < 2^20, rate < 2^28, rep < 2^16); adding it to a mixed seed and
+// mixing again (a bijection) keeps the results distinct.
+func pointSeed(seed int64, stack, rate, rep int) int64 {
+	id := uint64(stack)<<44 | uint64(rate)<<16 | uint64(rep)
+	return int64(mix64(mix64(uint64(seed)+0x9e3779b97f4a7c15) + id))
+}
+
+// mix64 is the SplitMix64 finalizer, a bijection on uint64.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}

@@ -1,0 +1,513 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/joyride-bench/joyride/stacks"
+)
+
+// Fake stacks for the tests, registered only when the real ones are not linked
+// in (the runner's blank imports register "kernel" and "null" themselves).
+
+type fakeKernelOptions struct {
+	BusyPoll bool `yaml:"busy_poll"`
+}
+
+type fakeNullOptions struct {
+	Driver string `yaml:"driver"`
+}
+
+func (o *fakeNullOptions) Validate() error {
+	if o.Driver != "af_xdp" && o.Driver != "af_packet" {
+		return fmt.Errorf("driver %q is not allowed (allowed: af_xdp, af_packet)", o.Driver)
+	}
+	return nil
+}
+
+func init() {
+	fakes := []stacks.Factory{
+		{Name: "kernel", Summary: "fake kernel stack (test)", NewOptions: func() any { return &fakeKernelOptions{} }},
+		{Name: "null", Summary: "fake null reflector (test)", NewOptions: func() any { return &fakeNullOptions{Driver: "af_xdp"} }},
+	}
+	for _, f := range fakes {
+		if _, err := stacks.Lookup(f.Name); err != nil {
+			f.Open = func(any, stacks.Env) (stacks.Stack, error) { return nil, errors.New("fake stack") }
+			stacks.Register(f)
+		}
+	}
+}
+
+func specError(t *testing.T, err error) *SpecError {
+	t.Helper()
+	var se *SpecError
+	if !errors.As(err, &se) {
+		t.Fatalf("got error %v (%T), want a *SpecError", err, err)
+	}
+	return se
+}
+
+// hasProblem reports whether se holds a problem at line with path whose
+// message contains msg.
+func hasProblem(se *SpecError, line int, path, msg string) bool {
+	for _, p := range se.Problems {
+		if p.Line == line && p.Path == path && strings.Contains(p.Msg, msg) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLoadRPCLatency(t *testing.T) {
+	e, err := Load("rpc-latency.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Name != "rpc-latency" || e.File != "rpc-latency.yaml" || e.Testbed != "local" || e.App != "echo" {
+		t.Errorf("name/file/testbed/app = %q %q %q %q", e.Name, e.File, e.Testbed, e.App)
+	}
+	if len(e.Stacks) != 2 || e.Stacks[0].Name != "kernel" || e.Stacks[1].Name != "null" {
+		t.Fatalf("stacks = %+v", e.Stacks)
+	}
+	for _, s := range e.Stacks {
+		if s.Options == nil || s.Line == 0 {
+			t.Errorf("stack %s: options %v, line %d", s.Name, s.Options, s.Line)
+		}
+	}
+	if o, ok := e.Stacks[1].Options.(*fakeNullOptions); ok && o.Driver != "af_xdp" {
+		t.Errorf("null driver = %q", o.Driver)
+	}
+	w := e.Workload
+	wantRates := []float64{10000, 50000, 100000, 200000, 300000, 400000, 500000, 600000}
+	if w.Protocol != "udp" || w.Size != 64 || w.Schedule != "poisson" || !slices.Equal(w.Rates, wantRates) {
+		t.Errorf("workload = %+v", w)
+	}
+	if w.Duration.Duration != 2*time.Second || w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond {
+		t.Errorf("durations = %v %v %v", w.Duration, w.Warmup, w.LateThreshold)
+	}
+	if e.Repetitions != 3 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
+		t.Errorf("reps %d seed %d order %q slo %v pm_qos %q", e.Repetitions, e.Seed, e.Order, e.SLO.P99, e.Machine.PMQoS)
+	}
+	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}}
+	if !slices.Equal(e.Plots, wantPlots) {
+		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
+	}
+	if n := len(e.Points()); n != 2*8*3 {
+		t.Errorf("%d points, want 48", n)
+	}
+}
+
+func TestLoadSmoke(t *testing.T) {
+	e, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range e.Stacks {
+		names = append(names, s.Name)
+	}
+	// Every registered stack is in the smoke test.
+	if !slices.Equal(names, stacks.Names()) {
+		t.Errorf("smoke stacks = %v, registered %v", names, stacks.Names())
+	}
+	w := e.Workload
+	if !slices.Equal(w.Rates, []float64{5000, 20000}) || w.Duration.Duration != time.Second || w.Warmup.Duration != 200*time.Millisecond || e.Repetitions != 1 {
+		t.Errorf("smoke = %+v", e)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		line int
+		path string
+		msg  string
+	}{
+		{"unknown-key.yaml", 3, "", `unknown key "stackz" (allowed: name, description, testbed, stacks, app, workload, repetitions, seed, order, slo, machine, plots)`},
+		{"wrong-type.yaml", 6, "workload.size", `expected an integer, got "abc"`},
+		{"wrong-type.yaml", 7, "workload.duration", `expected a duration with a unit such as "2s", "500ms" or "50us", got 2`},
+		{"negative-rate.yaml", 7, "workload.rates[2]", `-5 is not a positive rate (requests/s > 0)`},
+		{"unknown-stack.yaml", 4, "stacks[1].name", `unknown stack "foo" (registered: `},
+		{"unknown-option.yaml", 6, "stacks[1].options", `unknown option "drvier" for stack "null" (allowed: `},
+		{"many-problems.yaml", 1, "name", `"not-the-file-name" must equal the file's base name "many-problems"`},
+		{"many-problems.yaml", 2, "testbed", `"cloudlab" is not allowed (allowed: local)`},
+		{"many-problems.yaml", 5, "stacks[1].name", `stack "kernel" is already listed at line 4`},
+		{"many-problems.yaml", 7, "workload.size", `2000 is out of range for udp (18..1472 bytes`},
+		{"many-problems.yaml", 9, "workload.warmup", `90s is out of range (0s..60s)`},
+		{"many-problems.yaml", 10, "workload.late_threshold", `0s is out of range (> 0`},
+		{"many-problems.yaml", 11, "repetitions", `0 is out of range (1..100)`},
+		{"many-problems.yaml", 12, "order", `"random" is not allowed (allowed: interleaved, sequential)`},
+		{"many-problems.yaml", 15, "plots[0].rate", `7 is not one of workload.rates (allowed: 1000, 2000, or 0 for the lowest)`},
+		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf)`},
+	} {
+		path := filepath.Join("testdata", tc.file)
+		_, err := Load(path)
+		if err == nil {
+			t.Errorf("%s: loaded, want an error", tc.file)
+			continue
+		}
+		se := specError(t, err)
+		if se.File != path {
+			t.Errorf("%s: SpecError.File = %q", tc.file, se.File)
+		}
+		if !hasProblem(se, tc.line, tc.path, tc.msg) {
+			t.Errorf("%s: no problem at line %d, %s: %s; got:\n%v", tc.file, tc.line, tc.path, tc.msg, err)
+		}
+		// Each problem is a line of Error(), naming file and line.
+		want := fmt.Sprintf("%s:%d: ", path, tc.line)
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Error() lacks %q:\n%v", tc.file, want, err)
+		}
+	}
+}
+
+// The single-problem files have exactly one problem; many-problems has all of them.
+func TestBadFilesProblemCounts(t *testing.T) {
+	for file, want := range map[string]int{
+		"unknown-key.yaml": 1, "wrong-type.yaml": 2, "negative-rate.yaml": 1,
+		"unknown-stack.yaml": 1, "unknown-option.yaml": 1, "many-problems.yaml": 10,
+	} {
+		_, err := Load(filepath.Join("testdata", file))
+		if se := specError(t, err); len(se.Problems) != want {
+			t.Errorf("%s: %d problems, want %d:\n%v", file, len(se.Problems), want, err)
+		}
+	}
+}
+
+func TestSpecErrorFormat(t *testing.T) {
+	_, err := Parse("experiments/bad.yaml", []byte(`name: bad
+stacks: [kernel]
+stackz: 1
+workload:
+  rates: [1000, 2000, -5]
+`))
+	want := `experiments/bad.yaml:3: unknown key "stackz" (allowed: name, description, testbed, stacks, app, workload, repetitions, seed, order, slo, machine, plots)
+experiments/bad.yaml:5: workload.rates[2]: -5 is not a positive rate (requests/s > 0)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", err, want)
+	}
+}
+
+const minimal = "name: min\nstacks: [kernel]\nworkload:\n  rates: [1000]\n"
+
+func TestDefaults(t *testing.T) {
+	e, err := Parse("min.yaml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.Workload
+	if e.Testbed != "local" || e.App != "echo" || e.Repetitions != 1 || e.Seed != 1 || e.Order != "interleaved" ||
+		e.Machine.PMQoS != "on" || e.SLO.P99.Duration != 0 || e.File != "min.yaml" {
+		t.Errorf("defaults: %+v", e)
+	}
+	if w.Protocol != "udp" || w.Size != 64 || w.Schedule != "poisson" || w.Duration.Duration != 2*time.Second ||
+		w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond {
+		t.Errorf("workload defaults: %+v", w)
+	}
+	if want := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 1000}}; !slices.Equal(e.Plots, want) {
+		t.Errorf("plots = %+v, want %+v", e.Plots, want)
+	}
+	if _, ok := e.Stacks[0].Options.(*fakeKernelOptions); !ok && e.Stacks[0].Options == nil {
+		t.Errorf("kernel options nil")
+	}
+}
+
+func TestParseAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		check      func(*Experiment) bool
+	}{
+		{"null stack name unquoted", "name: x\nstacks:\n  - null\n  - name: kernel\nworkload: {rates: [1]}\n",
+			func(e *Experiment) bool { return e.Stacks[0].Name == "null" && e.Stacks[1].Name == "kernel" }},
+		{"empty options", "name: x\nstacks:\n  - name: null\n    options:\nworkload: {rates: [1]}\n",
+			func(e *Experiment) bool { return e.Stacks[0].Options != nil }},
+		{"float rates", "name: x\nstacks: [kernel]\nworkload: {rates: [1.5, 2e3, 5e6]}\n",
+			func(e *Experiment) bool { return slices.Equal(e.Workload.Rates, []float64{1.5, 2000, 5e6}) }},
+		{"tcp size", "name: x\nstacks: [kernel]\nworkload: {protocol: tcp, size: 4096, rates: [1]}\n",
+			func(e *Experiment) bool { return e.Workload.Size == 4096 }},
+		{"no plots", "name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: []\n",
+			func(e *Experiment) bool { return e.Plots != nil && len(e.Plots) == 0 }},
+		{"cdf rate 0 is lowest", "name: x\nstacks: [kernel]\nworkload: {rates: [3, 4]}\nplots: [{kind: cdf, rate: 0}]\n",
+			func(e *Experiment) bool { return e.Plots[0].Rate == 3 }},
+		{"zero warmup and seed", "name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: 0s}\nseed: 0\n",
+			func(e *Experiment) bool { return e.Workload.Warmup.Duration == 0 && e.Seed == 0 }},
+		{"alias", "name: x\nstacks: [kernel]\nworkload: {rates: &r [1, 2]}\nplots: [{kind: cdf, rate: 2}]\n",
+			func(e *Experiment) bool { return e.Plots[0].Rate == 2 }},
+		{"pm_qos off and sequential", "name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: off}\norder: sequential\n",
+			func(e *Experiment) bool { return e.Machine.PMQoS == "off" && e.Order == "sequential" }},
+	} {
+		e, err := Parse(tc.name, []byte(tc.yaml))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !tc.check(e) {
+			t.Errorf("%s: unexpected result %+v", tc.name, e)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want string // a line of Error()
+	}{
+		{"", `x.yaml: empty file`},
+		{"# only a comment\n", `x.yaml: empty file`},
+		{"name: [\n", `x.yaml:1: invalid YAML: did not find expected node content`},
+		{"- a\n", `x.yaml:1: expected a mapping (keys: name, description`},
+		{minimal + "---\nname: y\n", `x.yaml:5: a second YAML document`},
+		{"stacks: [kernel]\nworkload: {rates: [1]}\n", `x.yaml:1: missing key "name"`},
+		{"name: x\nworkload: {rates: [1]}\n", `x.yaml:1: missing key "stacks" (a list of stacks; registered: `},
+		{"name: x\nstacks: [kernel]\n", `x.yaml:1: missing key "workload"`},
+		{"name: x\nstacks: [kernel]\nworkload: {size: 64}\n", `x.yaml:3: workload: missing key "rates"`},
+		{"name: Rpc_Latency\nstacks: [kernel]\nworkload: {rates: [1]}\n", `x.yaml:1: name: "Rpc_Latency" must match [a-z0-9-]+`},
+		{"name: x\nname: y\nstacks: [kernel]\nworkload: {rates: [1]}\n", `x.yaml:2: duplicate key "name" (first given at line 1)`},
+		{"name: x\nstacks: []\nworkload: {rates: [1]}\n", `x.yaml:2: stacks: empty: list at least one stack`},
+		{"name: x\nstacks: kernel\nworkload: {rates: [1]}\n", `x.yaml:2: stacks: expected a list, got "kernel"`},
+		{"name: x\nstacks:\n  - {name: kernel, opts: {}}\nworkload: {rates: [1]}\n", `x.yaml:3: stacks[0]: unknown key "opts" (allowed: name, options)`},
+		{"name: x\nstacks:\n  - options: {}\nworkload: {rates: [1]}\n", `x.yaml:3: stacks[0]: missing key "name"`},
+		{"name: x\nstacks:\n  - name: null\n    options: af_xdp\nworkload: {rates: [1]}\n", `x.yaml:4: stacks[0].options: options of stack "null" must be a mapping`},
+		{"name: x\nstacks:\n  - name: null\n    options:\n      driver: dpdk\nworkload: {rates: [1]}\n", `x.yaml:5: stacks[0].options: options of stack "null": driver "dpdk" is not allowed`},
+		{"name: x\nstacks:\n  - name: kernel\n    options:\n      busy_poll: maybe\nworkload: {rates: [1]}\n", `x.yaml:5: stacks[0].options: options of stack "kernel": cannot unmarshal`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: 1000}\n", `x.yaml:3: workload.rates: expected a list, got 1000`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: []}\n", `x.yaml:3: workload.rates: empty`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [\"1000\"]}\n", `x.yaml:3: workload.rates[0]: expected a number, got "1000"`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [0]}\n", `x.yaml:3: workload.rates[0]: 0 is not a positive rate`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [.nan]}\n", `x.yaml:3: workload.rates[0]: .nan is not a positive rate`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [6e6]}\n", `x.yaml:3: workload.rates[0]: 6e6 is above the maximum rate (requests/s <= 5e+06)`},
+		{"name: x\nstacks: [kernel]\nworkload:\n  rates:\n    - 2000\n    - 1000\n", `x.yaml:6: workload.rates[1]: 1000 is not above the previous rate 2000 (rates must be strictly increasing)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1, 1]}\n", `x.yaml:3: workload.rates[1]: 1 is not above the previous rate 1`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], protocol: quic}\n", `x.yaml:3: workload.protocol: "quic" is not allowed (allowed: udp, tcp)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], schedule: bursty}\n", `x.yaml:3: workload.schedule: "bursty" is not allowed (allowed: poisson, constant)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], size: 10}\n", `x.yaml:3: workload.size: 10 is out of range for udp (18..1472 bytes`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], size: 1.5}\n", `x.yaml:3: workload.size: expected an integer, got 1.5`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, size, schedule, rates, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: three\n", `x.yaml:4: repetitions: expected an integer, got "three"`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nseed: 1.5\n", `x.yaml:4: seed: expected an integer, got 1.5`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p99: 500}\n", `x.yaml:4: slo.p99: expected a duration with a unit`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p50: 1ms}\n", `x.yaml:4: slo: unknown key "p50" (allowed: p99)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: maybe}\n", `x.yaml:4: machine.pm_qos: "maybe" is not allowed (allowed: on, off)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {governor: performance}\n", `x.yaml:4: machine: unknown key "governor" (allowed: pm_qos)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf plot takes a rate`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate)`},
+	} {
+		_, err := Parse("x.yaml", []byte(tc.yaml))
+		if err == nil {
+			t.Errorf("%q: parsed, want error %q", tc.yaml, tc.want)
+			continue
+		}
+		specError(t, err)
+		found := false
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.HasPrefix(line, tc.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%q:\ngot  %v\nwant a line starting %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestLoadChecksFileName(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "other.yaml")
+	if err := os.WriteFile(path, []byte(minimal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if se := specError(t, err); !hasProblem(se, 1, "name", `"min" must equal the file's base name "other"`) {
+		t.Errorf("got %v", err)
+	}
+	// Parse does not check the name.
+	if _, err := Parse(path, []byte(minimal)); err != nil {
+		t.Errorf("Parse: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestDurationYAML(t *testing.T) {
+	var v struct {
+		D Duration `yaml:"d"`
+	}
+	if err := yaml.Unmarshal([]byte("d: 250us\n"), &v); err != nil || v.D.Duration != 250*time.Microsecond {
+		t.Errorf("250us: %v %v", v.D, err)
+	}
+	if err := yaml.Unmarshal([]byte("d: 2\n"), &v); err == nil {
+		t.Errorf("plain number accepted")
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil || string(out) != "d: 250µs\n" {
+		t.Errorf("marshal = %q, %v", out, err)
+	}
+}
+
+func pointsOf(t *testing.T, nStacks, nRates, reps int, order string, seed int64) (*Experiment, []Point) {
+	t.Helper()
+	e := &Experiment{Repetitions: reps, Order: order, Seed: seed}
+	for i := range nStacks {
+		e.Stacks = append(e.Stacks, StackSpec{Name: fmt.Sprintf("s%d", i)})
+	}
+	for i := range nRates {
+		e.Workload.Rates = append(e.Workload.Rates, float64(1000*(i+1)))
+	}
+	return e, e.Points()
+}
+
+type cell struct {
+	stack string
+	rate  float64
+	rep   int
+}
+
+func TestPointsComplete(t *testing.T) {
+	for _, order := range []string{"interleaved", "sequential"} {
+		for _, shape := range [][3]int{{1, 1, 1}, {1, 5, 2}, {2, 8, 3}, {3, 4, 2}, {4, 1, 3}} {
+			_, pts := pointsOf(t, shape[0], shape[1], shape[2], order, 7)
+			if len(pts) != shape[0]*shape[1]*shape[2] {
+				t.Fatalf("%s %v: %d points", order, shape, len(pts))
+			}
+			seen := map[cell]bool{}
+			seeds := map[int64]bool{}
+			for i, p := range pts {
+				if p.Index != i {
+					t.Errorf("%s %v: point %d has Index %d", order, shape, i, p.Index)
+				}
+				c := cell{p.Stack.Name, p.Rate, p.Rep}
+				if seen[c] {
+					t.Errorf("%s %v: %v twice", order, shape, c)
+				}
+				seen[c] = true
+				if seeds[p.Seed] {
+					t.Errorf("%s %v: seed %d twice", order, shape, p.Seed)
+				}
+				seeds[p.Seed] = true
+			}
+		}
+	}
+}
+
+func TestPointsInterleaved(t *testing.T) {
+	e, pts := pointsOf(t, 3, 8, 4, "interleaved", 1)
+	// Consecutive points always change stack, across repetitions too.
+	for i := 1; i < len(pts); i++ {
+		if pts[i].Stack.Name == pts[i-1].Stack.Name {
+			t.Errorf("points %d and %d are both on %s", i-1, i, pts[i].Stack.Name)
+		}
+	}
+	// Each repetition is complete before the next starts.
+	for i, p := range pts {
+		if p.Rep != i/(3*8) {
+			t.Errorf("point %d in rep %d", i, p.Rep)
+		}
+	}
+	// The rates are not in ascending order, and differ between repetitions.
+	rates := func(rep int, stack string) []float64 {
+		var r []float64
+		for _, p := range pts {
+			if p.Rep == rep && p.Stack.Name == stack {
+				r = append(r, p.Rate)
+			}
+		}
+		return r
+	}
+	if slices.IsSorted(rates(0, "s0")) && slices.IsSorted(rates(0, "s1")) && slices.IsSorted(rates(0, "s2")) {
+		t.Errorf("interleaved order left the rates ascending")
+	}
+	if slices.Equal(rates(0, "s0"), rates(1, "s0")) && slices.Equal(rates(1, "s0"), rates(2, "s0")) {
+		t.Errorf("every repetition has the same order")
+	}
+	// The same seed gives the same order; another seed another order.
+	if !slices.EqualFunc(pts, e.Points(), func(a, b Point) bool {
+		return a.Stack.Name == b.Stack.Name && a.Rate == b.Rate && a.Rep == b.Rep && a.Seed == b.Seed
+	}) {
+		t.Errorf("Points is not deterministic")
+	}
+	_, other := pointsOf(t, 3, 8, 4, "interleaved", 2)
+	if slices.EqualFunc(pts, other, func(a, b Point) bool { return a.Stack.Name == b.Stack.Name && a.Rate == b.Rate }) {
+		t.Errorf("seeds 1 and 2 give the same order")
+	}
+}
+
+func TestPointsSequential(t *testing.T) {
+	_, pts := pointsOf(t, 2, 3, 2, "sequential", 1)
+	var got []string
+	for _, p := range pts {
+		got = append(got, fmt.Sprintf("%s/%g/%d", p.Stack.Name, p.Rate, p.Rep))
+	}
+	want := []string{
+		"s0/1000/0", "s0/1000/1", "s0/2000/0", "s0/2000/1", "s0/3000/0", "s0/3000/1",
+		"s1/1000/0", "s1/1000/1", "s1/2000/0", "s1/2000/1", "s1/3000/0", "s1/3000/1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("sequential order\ngot  %v\nwant %v", got, want)
+	}
+}
+
+// A point's seed does not depend on the order, only on what the point is.
+func TestPointSeedsIndependentOfOrder(t *testing.T) {
+	_, a := pointsOf(t, 2, 4, 2, "interleaved", 5)
+	_, b := pointsOf(t, 2, 4, 2, "sequential", 5)
+	seedOf := map[cell]int64{}
+	for _, p := range a {
+		seedOf[cell{p.Stack.Name, p.Rate, p.Rep}] = p.Seed
+	}
+	for _, p := range b {
+		if seedOf[cell{p.Stack.Name, p.Rate, p.Rep}] != p.Seed {
+			t.Errorf("%s %g %d: seed differs between orders", p.Stack.Name, p.Rate, p.Rep)
+		}
+	}
+	_, c := pointsOf(t, 2, 4, 2, "sequential", 6)
+	if c[0].Seed == b[0].Seed {
+		t.Errorf("experiment seed does not change point seeds")
+	}
+}
+
+func ExampleExperiment_Points() {
+	e, err := Parse("example.yaml", []byte(`
+name: example
+stacks: [kernel, null]
+workload:
+  rates: [1000, 2000, 3000]
+repetitions: 2
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, p := range e.Points() {
+		fmt.Printf("%d: rep %d %-6s %g/s\n", p.Index, p.Rep, p.Stack.Name, p.Rate)
+	}
+	// Output:
+	// 0: rep 0 kernel 1000/s
+	// 1: rep 0 null   3000/s
+	// 2: rep 0 kernel 3000/s
+	// 3: rep 0 null   2000/s
+	// 4: rep 0 kernel 2000/s
+	// 5: rep 0 null   1000/s
+	// 6: rep 1 kernel 3000/s
+	// 7: rep 1 null   2000/s
+	// 8: rep 1 kernel 2000/s
+	// 9: rep 1 null   3000/s
+	// 10: rep 1 kernel 1000/s
+	// 11: rep 1 null   1000/s
+}
