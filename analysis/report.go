@@ -1,0 +1,301 @@
+package analysis
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Report is what WriteReport renders into report.md.
+type Report struct {
+	// Title is the top heading, usually the experiment name.
+	Title string
+	// Description is an optional paragraph under the title (what was measured).
+	Description string
+	// Meta is shown as a key/value table, ordered by key: commit, host, kernel,
+	// PM QoS, point order, seed, ...
+	Meta map[string]string
+	// Points are all the points of the run, valid or not.
+	Points []Point
+	// SLOp99us is the p99 latency objective in µs; 0 for none.
+	SLOp99us float64
+	// Notes are appended as a list (validity checks, warnings, anomalies).
+	Notes []string
+}
+
+// NullStack is the name of the stack that gives the latency floor.
+const NullStack = "null"
+
+// capacityFraction is how much of the offered rate must be achieved for a point
+// to count as "keeping up".
+const capacityFraction = 0.99
+
+// WriteReport renders r as Markdown to path, atomically.
+func WriteReport(path string, r Report) error {
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, renderReport(r))
+		return err
+	})
+}
+
+// renderReport returns report.md's text.
+func renderReport(r Report) string {
+	var b strings.Builder
+	pf := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	title := r.Title
+	if title == "" {
+		title = "Benchmark report"
+	}
+	pf("# %s\n\n", mdText(title))
+	if r.Description != "" {
+		pf("%s\n\n", strings.TrimSpace(r.Description))
+	}
+	pf("**How to read this.** Each row is one offered rate on one stack: the open-loop " +
+		"generator asked for *offered* requests/s and got answers at *achieved* requests/s. " +
+		"Latencies are in microseconds, counted from each request's scheduled send time " +
+		"(so queueing in the generator counts), read from the HdrHistogram logs in `hist/`. " +
+		"With several repetitions a latency is the mean over the valid repetitions followed " +
+		"by their [min–max]; *lost* and *late* (sent after their scheduled time) are totals " +
+		"over all repetitions; *valid* is valid repetitions / repetitions. Invalid repetitions " +
+		"(listed at the end with their reason) are left out of every mean.\n\n")
+
+	if len(r.Meta) > 0 {
+		pf("## Run\n\n| key | value |\n|---|---|\n")
+		keys := make([]string, 0, len(r.Meta))
+		for k := range r.Meta {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			pf("| %s | %s |\n", mdCell(k), mdCell(r.Meta[k]))
+		}
+		pf("\n")
+	}
+
+	aggs := AggregateByStackRate(r.Points)
+	pf("## Results\n\n")
+	if len(aggs) == 0 {
+		pf("No points.\n\n")
+	}
+	for _, g := range groupAggregates(aggs) {
+		first := g[0]
+		pf("### %s\n\n", mdText(groupName(first)))
+		pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p99 (µs) | p99.9 (µs) | lost | late | valid |\n")
+		pf("|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
+		for _, a := range g {
+			achieved, p50, p99, p999 := "—", "—", "—", "—"
+			if a.NValid > 0 {
+				achieved = fmt.Sprintf("%s (%.1f%%)", fmtRate(a.AchievedRPS), pct(a.AchievedRPS, a.OfferedRPS))
+				p50 = fmtSpread(a.P50us, a.P50Min, a.P50Max, a.NValid)
+				p99 = fmtSpread(a.P99us, a.P99Min, a.P99Max, a.NValid)
+				p999 = fmtSpread(a.P999us, a.P999Min, a.P999Max, a.NValid)
+			}
+			valid := fmt.Sprintf("%d/%d", a.NValid, a.N)
+			if !a.AllValid {
+				valid = "**" + valid + "**"
+			}
+			pf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p99, p999,
+				fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
+		}
+		pf("\n")
+		keep, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) })
+		pf("- Highest rate with achieved ≥ %.0f%% of offered: %s\n", capacityFraction*100, rateOrNone(keep, ok))
+		if r.SLOp99us > 0 {
+			slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.P99us <= r.SLOp99us })
+			pf("- Highest rate meeting p99 ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+		}
+		pf("\n")
+	}
+
+	writeNullSection(&b, aggs)
+
+	var invalid []Point
+	for _, p := range r.Points {
+		if !p.Valid {
+			invalid = append(invalid, p)
+		}
+	}
+	if len(invalid) > 0 {
+		slices.SortStableFunc(invalid, func(a, b Point) int {
+			return cmp.Or(cmp.Compare(a.Stack, b.Stack), cmp.Compare(a.Protocol, b.Protocol),
+				cmp.Compare(a.App, b.App), cmp.Compare(a.OfferedRPS, b.OfferedRPS), cmp.Compare(a.Rep, b.Rep))
+		})
+		pf("## Invalid points\n\n| stack | protocol | app | offered (req/s) | rep | reason |\n|---|---|---|---:|---:|---|\n")
+		for _, p := range invalid {
+			reason := p.Reason
+			if reason == "" {
+				reason = "(no reason given)"
+			}
+			pf("| %s | %s | %s | %s | %d | %s |\n", mdCell(p.Stack), mdCell(p.Protocol), mdCell(p.App),
+				fmtRate(p.OfferedRPS), p.Rep, mdCell(reason))
+		}
+		pf("\n")
+	}
+
+	if len(r.Notes) > 0 {
+		pf("## Notes\n\n")
+		for _, n := range r.Notes {
+			pf("- %s\n", strings.ReplaceAll(strings.TrimSpace(n), "\n", " "))
+		}
+		pf("\n")
+	}
+	return b.String()
+}
+
+// writeNullSection writes the "latency above the null stack" table: for each
+// rate of each other stack with valid repetitions, its p50 and p99 minus the null
+// stack's at the same rate (same protocol when the null stack ran it, else any).
+func writeNullSection(b *strings.Builder, aggs []Aggregate) {
+	var nulls []Aggregate
+	for _, a := range aggs {
+		if a.Stack == NullStack && a.NValid > 0 {
+			nulls = append(nulls, a)
+		}
+	}
+	if len(nulls) == 0 {
+		return
+	}
+	findNull := func(a Aggregate) (Aggregate, bool) {
+		var any *Aggregate
+		for i, n := range nulls {
+			if n.OfferedRPS != a.OfferedRPS {
+				continue
+			}
+			if n.Protocol == a.Protocol {
+				return n, true
+			}
+			if any == nil {
+				any = &nulls[i]
+			}
+		}
+		if any != nil {
+			return *any, true
+		}
+		return Aggregate{}, false
+	}
+	fmt.Fprintf(b, "## Latency above the null stack\n\n"+
+		"The null stack reflects frames straight off the NIC: its latency is the floor set by "+
+		"the generator, the NIC and the wire. Below, each stack's mean p50 and p99 minus the null "+
+		"stack's at the same offered rate: the latency the stack itself adds.\n\n")
+	fmt.Fprintf(b, "| stack | offered (req/s) | p50 (µs) | null p50 (µs) | p50 above null (µs) | p99 above null (µs) |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|\n")
+	rows := 0
+	for _, a := range aggs {
+		if a.Stack == NullStack || a.NValid == 0 {
+			continue
+		}
+		n, ok := findNull(a)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdCell(groupName(a)), fmtRate(a.OfferedRPS),
+			fmtUs(a.P50us), fmtUs(n.P50us), fmtSigned(a.P50us-n.P50us), fmtSigned(a.P99us-n.P99us))
+		rows++
+	}
+	if rows == 0 {
+		fmt.Fprintf(b, "| (no other stack ran at the null stack's rates) | | | | | |\n")
+	}
+	fmt.Fprintf(b, "\n")
+}
+
+// groupAggregates splits sorted aggregates into runs of the same stack,
+// protocol and app.
+func groupAggregates(aggs []Aggregate) [][]Aggregate {
+	var out [][]Aggregate
+	for i, a := range aggs {
+		if i == 0 || !sameGroup(a, aggs[i-1]) {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], a)
+	}
+	return out
+}
+
+func sameGroup(a, b Aggregate) bool {
+	return a.Stack == b.Stack && a.Protocol == b.Protocol && a.App == b.App
+}
+
+// groupName is "stack (protocol/app)", leaving out empty parts.
+func groupName(a Aggregate) string {
+	var parts []string
+	for _, s := range []string{a.Protocol, a.App} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	if len(parts) == 0 {
+		return a.Stack
+	}
+	return a.Stack + " (" + strings.Join(parts, "/") + ")"
+}
+
+// keepsUp reports whether the valid repetitions achieved enough of the offered rate.
+func keepsUp(a Aggregate) bool {
+	return a.NValid > 0 && a.AchievedRPS >= capacityFraction*a.OfferedRPS
+}
+
+// highestRate returns the highest offered rate in g satisfying ok.
+func highestRate(g []Aggregate, ok func(Aggregate) bool) (float64, bool) {
+	best, found := 0.0, false
+	for _, a := range g {
+		if ok(a) && (!found || a.OfferedRPS > best) {
+			best, found = a.OfferedRPS, true
+		}
+	}
+	return best, found
+}
+
+func rateOrNone(v float64, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	return fmtRate(v) + " req/s"
+}
+
+func pct(v, of float64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * v / of
+}
+
+// fmtRate formats a rate in requests/s: whole numbers without decimals.
+func fmtRate(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func fmtUs(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func fmtSigned(v float64) string { return fmt.Sprintf("%+.2f", v) }
+
+// fmtSpread is "mean [min–max]", or just the value for a single repetition.
+func fmtSpread(mean, lo, hi float64, n int) string {
+	if n <= 1 {
+		return fmtUs(mean)
+	}
+	return fmt.Sprintf("%s [%s–%s]", fmtUs(mean), fmtUs(lo), fmtUs(hi))
+}
+
+// fmtCount is "n (x%)" of sent, or just n when nothing was sent or n is 0.
+func fmtCount(n, sent uint64) string {
+	if n == 0 || sent == 0 {
+		return fmt.Sprintf("%d", n)
+	}
+	return fmt.Sprintf("%d (%.3g%%)", n, 100*float64(n)/float64(sent))
+}
+
+// mdText makes s safe on one Markdown line.
+func mdText(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// mdCell makes s safe in a Markdown table cell.
+func mdCell(s string) string {
+	return strings.ReplaceAll(mdText(s), "|", `\|`)
+}

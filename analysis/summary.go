@@ -1,0 +1,199 @@
+package analysis
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+// Point is one row of summary.csv: one (stack, protocol, offered rate,
+// repetition) measurement.
+type Point struct {
+	// Stack is the registered stack name ("kernel", "null", "afxdp", "joyride").
+	Stack string
+	// Protocol is the transport ("udp", "tcp").
+	Protocol string
+	// App is the application protocol ("echo", "synthetic", "memcached", ...).
+	App string
+	// OfferedRPS is the rate the open-loop schedule asked for, requests/s.
+	OfferedRPS float64
+	// AchievedRPS is the rate of answered requests over the measurement, requests/s.
+	AchievedRPS float64
+	// Sent, Received and Lost count requests over the measurement (warm-up
+	// excluded); Late counts those sent after their scheduled time.
+	Sent, Received, Lost, Late uint64
+	// Latency distribution in microseconds, from the point's .hlog (FillLatency).
+	P50us, P90us, P99us, P999us, MaxUs, MinUs, MeanUs float64
+	// Rep is the repetition number.
+	Rep int
+	// Valid is false when the point cannot be trusted (DESIGN.md §8), for
+	// instance when the generator itself saturated.
+	Valid bool
+	// Reason says why a point is not valid ("" when valid).
+	Reason string
+	// Hlog is the path of the point's .hlog relative to the run directory.
+	Hlog string
+}
+
+// summaryHeader is the column order WriteSummaryCSV writes.
+var summaryHeader = []string{
+	"stack", "protocol", "app", "offered_rps", "achieved_rps",
+	"sent", "received", "lost", "late",
+	"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "min_us", "mean_us",
+	"rep", "valid", "reason", "hlog",
+}
+
+// requiredColumns are the columns DESIGN.md §6 promises; the others may be
+// missing from a summary.csv and read as their zero value.
+var requiredColumns = []string{
+	"stack", "protocol", "app", "offered_rps", "achieved_rps",
+	"sent", "received", "lost", "late",
+	"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "rep", "valid",
+}
+
+// f2 formats rates and latencies with two decimals.
+func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+// pointFields returns the fields of p in summaryHeader order.
+func pointFields(p Point) []string {
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	return []string{
+		p.Stack, p.Protocol, p.App, f2(p.OfferedRPS), f2(p.AchievedRPS),
+		u(p.Sent), u(p.Received), u(p.Lost), u(p.Late),
+		f2(p.P50us), f2(p.P90us), f2(p.P99us), f2(p.P999us), f2(p.MaxUs), f2(p.MinUs), f2(p.MeanUs),
+		strconv.Itoa(p.Rep), strconv.FormatBool(p.Valid), p.Reason, p.Hlog,
+	}
+}
+
+// WriteSummaryCSV writes pts to path as summary.csv (header first, one row per
+// point, rates and latencies with two decimals), atomically.
+func WriteSummaryCSV(path string, pts []Point) error {
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write(summaryHeader); err != nil {
+			return err
+		}
+		for _, p := range pts {
+			if err := cw.Write(pointFields(p)); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+// ReadSummaryCSV reads a summary.csv written by WriteSummaryCSV or by hand. The
+// columns may come in any order; the columns of DESIGN.md §6 are required, the
+// others (min_us, mean_us, reason, hlog) optional, unknown ones ignored. Errors
+// name the file, line and column.
+func ReadSummaryCSV(path string) ([]Point, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read summary: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	header, err := r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: empty, no header", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	col := make(map[string]int, len(header))
+	for i, name := range header {
+		if _, dup := col[name]; dup {
+			return nil, fmt.Errorf("%s:1: column %q appears twice", path, name)
+		}
+		col[name] = i
+	}
+	for _, name := range requiredColumns {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("%s:1: missing column %q", path, name)
+		}
+	}
+	var pts []Point
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return pts, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err) // csv.ParseError carries the line
+		}
+		p, err := parsePoint(rec, col)
+		if err != nil {
+			line, _ := r.FieldPos(0)
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		pts = append(pts, p)
+	}
+}
+
+// parsePoint decodes one record whose columns are located by col.
+func parsePoint(rec []string, col map[string]int) (Point, error) {
+	var p Point
+	var err error
+	field := func(name string) (string, bool) {
+		i, ok := col[name]
+		if !ok {
+			return "", false
+		}
+		return rec[i], true
+	}
+	str := func(name string, dst *string) {
+		if v, ok := field(name); ok {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *float64) {
+		if v, ok := field(name); ok && err == nil {
+			if *dst, err = strconv.ParseFloat(v, 64); err != nil {
+				err = fmt.Errorf("column %s: %q is not a number", name, v)
+			}
+		}
+	}
+	count := func(name string, dst *uint64) {
+		if v, ok := field(name); ok && err == nil {
+			if *dst, err = strconv.ParseUint(v, 10, 64); err != nil {
+				err = fmt.Errorf("column %s: %q is not a count", name, v)
+			}
+		}
+	}
+	str("stack", &p.Stack)
+	str("protocol", &p.Protocol)
+	str("app", &p.App)
+	str("reason", &p.Reason)
+	str("hlog", &p.Hlog)
+	num("offered_rps", &p.OfferedRPS)
+	num("achieved_rps", &p.AchievedRPS)
+	count("sent", &p.Sent)
+	count("received", &p.Received)
+	count("lost", &p.Lost)
+	count("late", &p.Late)
+	num("p50_us", &p.P50us)
+	num("p90_us", &p.P90us)
+	num("p99_us", &p.P99us)
+	num("p999_us", &p.P999us)
+	num("max_us", &p.MaxUs)
+	num("min_us", &p.MinUs)
+	num("mean_us", &p.MeanUs)
+	if err != nil {
+		return p, err
+	}
+	if v, ok := field("rep"); ok {
+		if p.Rep, err = strconv.Atoi(v); err != nil {
+			return p, fmt.Errorf("column rep: %q is not an integer", v)
+		}
+	}
+	if v, ok := field("valid"); ok {
+		if p.Valid, err = strconv.ParseBool(v); err != nil {
+			return p, fmt.Errorf("column valid: %q is not true or false", v)
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,175 @@
+package plots
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	_ "image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/joyride-bench/joyride/analysis"
+)
+
+// checkFigure checks that base.png decodes as an image of the expected size and
+// base.svg is a non-empty SVG document.
+func checkFigure(t *testing.T, base string) {
+	t.Helper()
+	data, err := os.ReadFile(base + ".png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, format, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("%s.png: %v", base, err)
+	}
+	if format != "png" || img.Bounds().Dx() != 1200 || img.Bounds().Dy() != 750 {
+		t.Errorf("%s.png: %s %v, want png 1200x750", base, format, img.Bounds())
+	}
+	svg, err := os.ReadFile(base + ".svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svg, []byte("<svg")) || !bytes.HasSuffix(bytes.TrimSpace(svg), []byte("</svg>")) {
+		t.Errorf("%s.svg is not a complete SVG document (%d bytes)", base, len(svg))
+	}
+}
+
+// sweep returns points for a stack whose latency grows towards a knee at kneeRPS.
+func sweep(stack string, base float64, kneeRPS float64) []analysis.Point {
+	var pts []analysis.Point
+	for _, rate := range []float64{10000, 50000, 100000, 200000, 300000, 400000} {
+		for rep := range 3 {
+			load := rate / kneeRPS
+			p50 := base / (1.05 - min(load, 1)) * (1 + 0.03*float64(rep))
+			pts = append(pts, analysis.Point{Stack: stack, Protocol: "udp", App: "echo",
+				OfferedRPS: rate, AchievedRPS: rate * 0.999, P50us: p50, P99us: 3 * p50 * (1 + 0.1*float64(rep)),
+				Rep: rep, Valid: true})
+		}
+	}
+	return pts
+}
+
+func TestLatencyVsLoad(t *testing.T) {
+	var pts []analysis.Point
+	pts = append(pts, sweep("null", 8, 1e6)...)
+	pts = append(pts, sweep("kernel", 30, 420000)...)
+	pts = append(pts, sweep("joyride", 15, 900000)...)
+	pts = append(pts, sweep("mtcp", 20, 600000)...)
+	// Must be skipped, not plotted and not a panic on the log axis.
+	pts = append(pts,
+		analysis.Point{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 500000, P50us: 1e6, P99us: 1e7, Valid: false, Reason: "generator saturated"},
+		analysis.Point{Stack: "afxdp", Protocol: "udp", App: "echo", OfferedRPS: 10000, P50us: 0, P99us: -1, Valid: true})
+	base := filepath.Join(t.TempDir(), "new", "dir", "latency-vs-load")
+	if err := LatencyVsLoad(pts, "UDP echo: latency vs offered load", base, 200); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, base)
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, base+".png", filepath.Join(keep, "latency-vs-load.png"))
+	}
+}
+
+func TestLatencyVsLoadNothingToDraw(t *testing.T) {
+	dir := t.TempDir()
+	for name, pts := range map[string][]analysis.Point{
+		"none":    nil,
+		"invalid": {{Stack: "kernel", OfferedRPS: 1000, P50us: 10, P99us: 20, Valid: false}},
+		"zeros":   {{Stack: "kernel", OfferedRPS: 1000, Valid: true}},
+	} {
+		base := filepath.Join(dir, name)
+		if err := LatencyVsLoad(pts, name, base, 0); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		checkFigure(t, base)
+		if err := LatencyVsLoad(pts, name, base+"-slo", 100); err != nil {
+			t.Fatalf("%s with SLO: %v", name, err)
+		}
+		checkFigure(t, base+"-slo")
+	}
+}
+
+func TestLatencyCDF(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	mk := func(medianUs float64, tail float64) *hdrhistogram.Histogram {
+		h := analysis.NewHistogram()
+		for range 200000 {
+			v := medianUs * (0.8 + 0.4*rng.Float64())
+			if rng.Float64() < 0.02 {
+				v *= 1 + tail*rng.ExpFloat64()
+			}
+			h.RecordValue(int64(v * 1000))
+		}
+		return h
+	}
+	uniform := analysis.NewHistogram()
+	for v := int64(1); v <= 10000; v++ {
+		uniform.RecordValue(v * 1000)
+	}
+	zeros := analysis.NewHistogram()
+	zeros.RecordValues(0, 10)
+	series := []CDFSeries{
+		{Label: "null 100k", Stack: "null", Hist: mk(8, 2)},
+		{Label: "kernel 100k", Stack: "kernel", Hist: mk(30, 5)},
+		{Label: "kernel 300k", Stack: "kernel", Hist: mk(60, 20)},
+		{Label: "uniform 1..10000 µs", Hist: uniform},
+		{Label: "only zeros", Hist: zeros},
+		{Label: "empty", Hist: analysis.NewHistogram()},
+		{Label: "nil"},
+	}
+	base := filepath.Join(t.TempDir(), "cdf")
+	if err := LatencyCDF(series, "UDP echo: latency distribution", base); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, base)
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, base+".png", filepath.Join(keep, "cdf.png"))
+	}
+	if err := LatencyCDF(nil, "nothing", base+"-empty"); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, base+"-empty")
+
+	pts := cdfPoints(uniform)
+	if pts[0].Y != 0 || pts[len(pts)-1].Y != 1 || len(pts) > 2000 {
+		t.Errorf("uniform CDF: first %v, last %v, %d points", pts[0], pts[len(pts)-1], len(pts))
+	}
+	for i := 1; i < len(pts); i++ {
+		if pts[i].X <= pts[i-1].X || pts[i].Y < pts[i-1].Y {
+			t.Fatalf("CDF not increasing at %d: %v then %v", i, pts[i-1], pts[i])
+		}
+	}
+}
+
+func TestStackStyle(t *testing.T) {
+	seen := map[string]bool{}
+	for _, s := range []string{"kernel", "null", "afxdp", "joyride"} {
+		c, g := StackStyle(s)
+		if c == nil || g.Shape == nil || g.Radius <= 0 || g.Color != c {
+			t.Errorf("%s: %v %+v", s, c, g)
+		}
+		key := fmt.Sprint(c.RGBA())
+		if seen[key] {
+			t.Errorf("%s shares its colour with another fixed stack", s)
+		}
+		seen[key] = true
+	}
+	c1, g1 := StackStyle("mtcp")
+	c2, g2 := StackStyle("mtcp")
+	if c1 != c2 || g1 != g2 {
+		t.Error("StackStyle is not stable for an unknown stack")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

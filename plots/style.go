@@ -1,0 +1,59 @@
+package plots
+
+import (
+	"hash/fnv"
+	"image/color"
+
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Colours of the Okabe–Ito palette, readable by colour-blind readers.
+var (
+	okBlack     = color.RGBA{0x00, 0x00, 0x00, 0xff}
+	okOrange    = color.RGBA{0xe6, 0x9f, 0x00, 0xff}
+	okSkyBlue   = color.RGBA{0x56, 0xb4, 0xe9, 0xff}
+	okGreen     = color.RGBA{0x00, 0x9e, 0x73, 0xff}
+	okBlue      = color.RGBA{0x00, 0x72, 0xb2, 0xff}
+	okVermilion = color.RGBA{0xd5, 0x5e, 0x00, 0xff}
+	okPurple    = color.RGBA{0xcc, 0x79, 0xa7, 0xff}
+	grey        = color.RGBA{0x77, 0x77, 0x77, 0xff}
+)
+
+// glyphRadius is the marker size used in every figure.
+var glyphRadius = vg.Points(3)
+
+// fixedStyles are the stacks every figure of the project shows.
+var fixedStyles = map[string]struct {
+	color color.Color
+	shape draw.GlyphDrawer
+}{
+	"kernel":  {okBlue, draw.CircleGlyph{}},
+	"null":    {grey, draw.CrossGlyph{}},
+	"afxdp":   {okGreen, draw.PyramidGlyph{}},
+	"joyride": {okVermilion, draw.BoxGlyph{}},
+}
+
+// palette and shapes serve the other stacks, chosen by a hash of the name so
+// that a stack gets the same style in every figure and every run.
+var (
+	palette = []color.Color{okOrange, okSkyBlue, okPurple, okBlack,
+		color.RGBA{0x8c, 0x56, 0x4b, 0xff}, color.RGBA{0x6a, 0x3d, 0x9a, 0xff}}
+	shapes = []draw.GlyphDrawer{draw.RingGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.PlusGlyph{}}
+)
+
+// StackStyle returns the colour and marker of a stack. kernel, null, afxdp and
+// joyride have fixed styles; any other name gets one from a palette by a hash of
+// the name, so the same name always looks the same (two unknown names may share
+// a colour, but then most likely not a marker).
+func StackStyle(stack string) (color.Color, draw.GlyphStyle) {
+	if s, ok := fixedStyles[stack]; ok {
+		return s.color, draw.GlyphStyle{Color: s.color, Radius: glyphRadius, Shape: s.shape}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(stack))
+	sum := h.Sum32()
+	c := palette[sum%uint32(len(palette))]
+	shape := shapes[(sum/uint32(len(palette)))%uint32(len(shapes))]
+	return c, draw.GlyphStyle{Color: c, Radius: glyphRadius, Shape: shape}
+}
