@@ -151,6 +151,7 @@ import (
 	"unsafe"
 
 	"github.com/joyride-bench/joyride/nic"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -169,6 +170,9 @@ func Init(args []string) error {
 	if inited {
 		return fmt.Errorf("dpdk: EAL already initialised in this process")
 	}
+	// AF_XDP UMEMs and BPF maps are locked memory; the default 8 MiB limit makes
+	// libxdp fall back from its dispatcher and large pools fail.
+	unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY})
 	argv := make([]*C.char, len(args))
 	for i, a := range args {
 		argv[i] = C.CString(a)

@@ -1,0 +1,74 @@
+// Package app holds the RPC applications the harness serves on any stack. They
+// are written against the standard library's net interfaces only, so the same code
+// runs on the Linux kernel, on Joyride and on a library OS: a difference in what
+// the generator measures is the stack's, not the application's.
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// ServeUDPEcho answers every datagram on pc with the same bytes to its sender,
+// until ctx is done (then pc is closed).
+func ServeUDPEcho(ctx context.Context, pc net.PacketConn) error {
+	stop := context.AfterFunc(ctx, func() { pc.Close() })
+	defer stop()
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if _, err := pc.WriteTo(buf[:n], from); err != nil && ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// ServeTCPEcho echoes every byte each accepted connection sends, until ctx is
+// done (then the listener and every connection are closed).
+func ServeTCPEcho(ctx context.Context, ln net.Listener) error {
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetNoDelay(true)
+			}
+			if _, err := io.Copy(c, c); err != nil && !errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}()
+	}
+}

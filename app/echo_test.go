@@ -1,0 +1,69 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// The echo servers are tested on loopback with the kernel's sockets: the same
+// code serves every stack.
+func TestUDPEcho(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeUDPEcho(ctx, pc) }()
+	c, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 10; i++ {
+		msg := bytes.Repeat([]byte{byte(i)}, 64+i)
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 2048)
+		n, err := c.Read(got)
+		if err != nil || !bytes.Equal(got[:n], msg) {
+			t.Fatalf("echo %d: %v, got %d bytes", i, err, n)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("server returned %v after cancel", err)
+	}
+}
+
+func TestTCPEcho(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeTCPEcho(ctx, ln) }()
+	c, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("joyride"), 10000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes: %v", len(msg), err)
+	}
+	cancel() // also closes the open connection
+	if err := <-done; err != nil {
+		t.Fatalf("server returned %v after cancel", err)
+	}
+	c.Close()
+}

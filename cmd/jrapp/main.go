@@ -1,0 +1,94 @@
+// Command jrapp is the RPC application: it opens a stack by name and serves an
+// echo (UDP or TCP) on it, or, for a stack without sockets (null), runs the
+// stack's reflector. The runner starts it inside the server's network namespace,
+// waits for the line "READY" on its standard output, and stops it with SIGTERM;
+// on exit it prints "STATS {json}" with the stack's counters.
+//
+// Exit status: 0 after a clean stop, 1 when the stack or the server fails, 2 for
+// bad flags.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/joyride-bench/joyride/app"
+	"github.com/joyride-bench/joyride/stacks"
+	_ "github.com/joyride-bench/joyride/stacks/all"
+)
+
+func main() {
+	stackName := flag.String("stack", "kernel", "stack to serve on (one of the registered stacks)")
+	options := flag.String("options", "", "stack options as YAML or JSON, e.g. '{driver: af_xdp}'")
+	iface := flag.String("iface", "", "network interface the stack serves on")
+	addr := flag.String("addr", "198.18.0.2/24", "the server's address and prefix on iface")
+	port := flag.Int("port", 9000, "UDP/TCP port the echo listens on")
+	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
+	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
+	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
+	flag.Parse()
+
+	fail := func(code int, format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "jrapp: "+format+"\n", a...)
+		os.Exit(code)
+	}
+	prefixAddr, err := netip.ParsePrefix(*addr)
+	if err != nil {
+		fail(2, "-addr: %v", err)
+	}
+	if *protocol != "udp" && *protocol != "tcp" {
+		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
+	}
+	if *port <= 0 || *port > 65535 {
+		fail(2, "-port %d outside 1..65535", *port)
+	}
+	opts, err := stacks.DecodeOptionsBytes(*stackName, []byte(*options))
+	if err != nil {
+		fail(2, "%v", err)
+	}
+	st, err := stacks.Open(*stackName, opts, stacks.Env{Iface: *iface, Addr: prefixAddr, CPUs: []int{*cpu}, FilePrefix: *prefix})
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	serveErr := serve(ctx, st, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String())
+	stats, _ := json.Marshal(st.Stats())
+	fmt.Printf("STATS %s\n", stats)
+	if err := st.Close(); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if serveErr != nil {
+		fail(1, "%s stack: %v", *stackName, serveErr)
+	}
+}
+
+func serve(ctx context.Context, st stacks.Stack, protocol, listen string) error {
+	if r, ok := st.(stacks.Reflector); ok {
+		fmt.Println("READY")
+		return r.Reflect(ctx)
+	}
+	switch protocol {
+	case "udp":
+		pc, err := st.ListenPacket("udp4", listen)
+		if err != nil {
+			return err
+		}
+		fmt.Println("READY")
+		return app.ServeUDPEcho(ctx, pc)
+	default:
+		ln, err := st.Listen("tcp4", listen)
+		if err != nil {
+			return err
+		}
+		fmt.Println("READY")
+		return app.ServeTCPEcho(ctx, ln)
+	}
+}

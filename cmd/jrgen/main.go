@@ -1,0 +1,106 @@
+// Command jrgen is the DPDK load generator: one point of open-loop UDP load from
+// a DPDK port over a Linux interface (af_xdp or af_packet vdev), bounded in time.
+// The runner starts it in the client's network namespace, pinned to its core. It
+// resolves the server's MAC by ARP, offers the load, writes the latency interval
+// log (HdrHistogram .hlog, nanoseconds) to -hlog, and prints the counters as one
+// JSON object (loadgen.Result) on standard output.
+//
+// Exit status: 0 when the point ran (whatever it measured), 1 when it could not
+// run, 2 for bad flags.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/loadgen"
+	"github.com/joyride-bench/joyride/nic/arp"
+	"github.com/joyride-bench/joyride/nic/dpdk"
+)
+
+func main() {
+	driver := flag.String("driver", "af_xdp", "DPDK vdev over -iface: af_xdp or af_packet")
+	iface := flag.String("iface", "", "the client's network interface")
+	cpu := flag.Int("cpu", 1, "EAL main lcore (the process is pinned by its parent)")
+	prefix := flag.String("file-prefix", fmt.Sprintf("jrgen%d", os.Getpid()), "DPDK runtime file prefix")
+	src := flag.String("src", "198.18.0.1", "the generator's IPv4 address")
+	dst := flag.String("dst", "198.18.0.2", "the server's IPv4 address")
+	port := flag.Int("port", 9000, "the server's UDP port")
+	rate := flag.Float64("rate", 10000, "offered load, requests/s")
+	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
+	warmup := flag.Duration("warmup", 500*time.Millisecond, "span before it, sent but not recorded")
+	size := flag.Int("size", 64, "UDP payload bytes (at least 18)")
+	schedule := flag.String("schedule", "poisson", "arrival process: poisson or constant")
+	seed := flag.Uint64("seed", 1, "seed of the schedule")
+	late := flag.Duration("late", 50*time.Microsecond, "a request sent this long after its time counts as late")
+	hlog := flag.String("hlog", "", "write the latency interval log here")
+	flag.Parse()
+
+	fail := func(code int, format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "jrgen: "+format+"\n", a...)
+		os.Exit(code)
+	}
+	srcIP, err := netip.ParseAddr(*src)
+	if err != nil || !srcIP.Is4() {
+		fail(2, "-src %q is not an IPv4 address", *src)
+	}
+	dstIP, err := netip.ParseAddr(*dst)
+	if err != nil || !dstIP.Is4() {
+		fail(2, "-dst %q is not an IPv4 address", *dst)
+	}
+	if !benchmarkNet.Contains(dstIP) && !dstIP.IsLoopback() {
+		fail(2, "-dst %v is outside 198.18.0.0/15, the range reserved for benchmarking: refusing to send load there", dstIP)
+	}
+	if *port <= 0 || *port > 65535 {
+		fail(2, "-port %d outside 1..65535", *port)
+	}
+	if *iface == "" {
+		fail(2, "-iface is required")
+	}
+	args, name, err := dpdk.VdevArgs(*driver, *iface, *cpu, *prefix)
+	if err != nil {
+		fail(2, "%v", err)
+	}
+	if err := dpdk.Init(args); err != nil {
+		fail(1, "%v", err)
+	}
+	defer dpdk.Cleanup()
+	p, err := dpdk.OpenPort(name, dpdk.PortConfig{})
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	resp := arp.New(p.MAC(), srcIP)
+	mac, err := arp.Resolve(p, resp, dstIP, 5*time.Second)
+	if err != nil {
+		p.Close()
+		fail(1, "%v", err)
+	}
+	cfg := loadgen.Config{
+		Flow: loadgen.Flow{SrcMAC: p.MAC(), DstMAC: mac, SrcIP: srcIP, DstIP: dstIP,
+			SrcPort: 40000, DstPort: uint16(*port)},
+		Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
+		Seed: *seed, LateThreshold: *late,
+	}
+	res, err := loadgen.Run(p, resp, cfg)
+	p.Close()
+	if err != nil {
+		fail(1, "%v", err)
+	}
+	if *hlog != "" {
+		if err := analysis.WriteFileAtomic(*hlog, func(w io.Writer) error {
+			return analysis.WriteHlog(w, res.Start, res.Intervals)
+		}); err != nil {
+			fail(1, "write %s: %v", *hlog, err)
+		}
+	}
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+}
+
+var benchmarkNet = netip.MustParsePrefix("198.18.0.0/15")

@@ -1,0 +1,598 @@
+package experiments
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/loadgen"
+	"github.com/joyride-bench/joyride/plots"
+	"github.com/joyride-bench/joyride/testbed/local"
+	"github.com/joyride-bench/joyride/testbed/pmqos"
+)
+
+// Placement is which core each role runs on. On the 2-core local testbed the
+// generator and the stack under test each get a core of their own, so neither
+// time-slices with the other (a busy-polling pair sharing a vCPU measures the
+// scheduler, not the network).
+type Placement struct {
+	Generator int `json:"generator"`
+	Server    int `json:"server"`
+}
+
+// DefaultPlacement is the local testbed's placement.
+var DefaultPlacement = Placement{Generator: 1, Server: 0}
+
+// RunOptions are the runner's settings that are not part of the experiment.
+type RunOptions struct {
+	// BinDir holds jrgen and jrapp.
+	BinDir string
+	// ResultsDir is the root of all results (default "results").
+	ResultsDir string
+	// Order overrides the experiment's point order when not empty.
+	Order string
+	// Placement of the roles (default DefaultPlacement).
+	Placement *Placement
+	// GenDriver is the generator's DPDK vdev (default af_xdp).
+	GenDriver string
+	// Progress receives the live progress line (nil: none).
+	Progress io.Writer
+	// Log receives one line per finished point (nil: none).
+	Log io.Writer
+}
+
+// Meta is meta.json: everything needed to know what a run measured and where.
+type Meta struct {
+	Experiment *Experiment       `json:"experiment"`
+	RunID      string            `json:"run_id"`
+	State      string            `json:"state"` // running, complete, interrupted, failed
+	Error      string            `json:"error,omitempty"`
+	Start      time.Time         `json:"start"`
+	End        time.Time         `json:"end,omitempty"`
+	Commit     string            `json:"commit"`
+	Host       map[string]string `json:"host"`
+	Tools      map[string]string `json:"tools"`
+	Testbed    *local.Testbed    `json:"testbed,omitempty"`
+	Placement  Placement         `json:"placement"`
+	PMQoS      PMQoSState        `json:"pm_qos"`
+	Order      string            `json:"order"`
+	Seed       int64             `json:"seed"`
+	Points     []PointMeta       `json:"points"`
+	GenDriver  string            `json:"generator_driver"`
+	Extra      map[string]any    `json:"extra,omitempty"`
+}
+
+// PMQoSState records the PM QoS request of the run.
+type PMQoSState struct {
+	Requested string `json:"requested"` // "on" or "off"
+	Held      bool   `json:"held"`
+	ValueUs   int32  `json:"value_us"`
+	Error     string `json:"error,omitempty"`
+}
+
+// PointMeta is one point as run: its place in the order, what ran, where, and
+// how it ended.
+type PointMeta struct {
+	Index     int             `json:"index"`
+	Stack     string          `json:"stack"`
+	Rate      float64         `json:"rate"`
+	Rep       int             `json:"rep"`
+	Seed      int64           `json:"seed"`
+	Placement Placement       `json:"placement"`
+	Start     time.Time       `json:"start,omitempty"`
+	Seconds   float64         `json:"seconds,omitempty"`
+	Status    string          `json:"status"` // pending, ok, failed
+	Reason    string          `json:"reason,omitempty"`
+	Generator *loadgen.Result `json:"generator,omitempty"`
+	ServerLog string          `json:"server_log,omitempty"`
+}
+
+// ServerPort is the UDP/TCP port the application listens on.
+const ServerPort = 9000
+
+// Run executes every point of e on a fresh local testbed and writes the results
+// layout (docs/RESULTS.md) under ResultsDir/<name>/<run-id>/. It returns the run
+// directory, which holds whatever was measured even when err is not nil.
+func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
+	if o.ResultsDir == "" {
+		o.ResultsDir = "results"
+	}
+	if o.Placement == nil {
+		p := DefaultPlacement
+		o.Placement = &p
+	}
+	if o.GenDriver == "" {
+		o.GenDriver = "af_xdp"
+	}
+	if o.Order != "" {
+		if o.Order != "interleaved" && o.Order != "sequential" {
+			return "", fmt.Errorf("order %q: allowed interleaved, sequential", o.Order)
+		}
+		e.Order = o.Order
+	}
+	for _, b := range []string{"jrgen", "jrapp"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return "", fmt.Errorf("binary %s not found in %s (run make build): %w", b, o.BinDir, err)
+		}
+	}
+	runID := time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2)
+	dir := filepath.Join(o.ResultsDir, e.Name, runID)
+	for _, d := range []string{"hist", "plots", "logs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	r := &runner{e: e, o: o, dir: dir}
+	r.meta = Meta{Experiment: e, RunID: runID, State: "running", Start: time.Now().UTC(),
+		Commit: gitCommit(), Host: hostInfo(), Tools: toolVersions(), Placement: *o.Placement,
+		Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
+	pts := e.Points()
+	for _, p := range pts {
+		r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
+			Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
+	}
+	updateLatest(o.ResultsDir, e.Name, runID)
+	err := r.run(ctx, pts)
+	r.meta.End = time.Now().UTC()
+	switch {
+	case err == nil:
+		r.meta.State = "complete"
+	case ctx.Err() != nil:
+		r.meta.State = "interrupted"
+		r.meta.Error = err.Error()
+	default:
+		r.meta.State = "failed"
+		r.meta.Error = err.Error()
+	}
+	if ferr := r.finish(); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	return dir, err
+}
+
+type runner struct {
+	e      *Experiment
+	o      RunOptions
+	dir    string
+	meta   Meta
+	points []analysis.Point
+	tb     *local.Testbed
+}
+
+func (r *runner) run(ctx context.Context, pts []Point) error {
+	// Hold the machine still before anything is measured.
+	r.meta.PMQoS.Requested = r.e.Machine.PMQoS
+	if r.e.Machine.PMQoS != "off" {
+		q, err := pmqos.Hold(0)
+		if err != nil {
+			r.meta.PMQoS.Error = err.Error()
+			return fmt.Errorf("hold PM QoS (set machine: {pm_qos: off} to run without): %w", err)
+		}
+		defer q.Release()
+		r.meta.PMQoS.Held, r.meta.PMQoS.ValueUs = true, q.Value
+	}
+	if err := local.EnsureBPFFS(); err != nil {
+		return err
+	}
+	tb, err := local.Up(ctx, local.Options{})
+	if err != nil {
+		return fmt.Errorf("testbed: %w", err)
+	}
+	r.tb = tb
+	r.meta.Testbed = tb
+	defer tb.Down()
+	if err := r.writeMeta(); err != nil {
+		return err
+	}
+
+	progress := newProgress(r.o.Progress, len(pts))
+	defer progress.done()
+	for i, p := range pts {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		progress.update(i, p)
+		pm := &r.meta.Points[i]
+		pm.Start = time.Now().UTC()
+		pt, gen, serverLog, perr := r.runPoint(ctx, p)
+		pm.Seconds = time.Since(pm.Start).Seconds()
+		pm.Generator, pm.ServerLog = gen, serverLog
+		if perr != nil {
+			pm.Status, pm.Reason = "failed", perr.Error()
+			pt.Valid, pt.Reason = false, perr.Error()
+		} else {
+			pm.Status = "ok"
+			if !pt.Valid {
+				pm.Reason = pt.Reason
+			}
+		}
+		r.points = append(r.points, pt)
+		if r.o.Log != nil {
+			progress.clear()
+			fmt.Fprintf(r.o.Log, "point %d/%d %-7s %8.0f rps rep %d: %s\n", i+1, len(pts), p.Stack.Name, p.Rate, p.Rep, describePoint(pt, perr))
+		}
+		// Nothing measured is lost if a later point or the run dies.
+		if err := analysis.WriteSummaryCSV(filepath.Join(r.dir, "summary.csv"), r.points); err != nil {
+			return err
+		}
+		if err := r.writeMeta(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func describePoint(p analysis.Point, err error) string {
+	if err != nil {
+		return "FAILED: " + err.Error()
+	}
+	s := fmt.Sprintf("achieved %.0f rps, p50 %.1f µs, p99 %.1f µs, lost %d, late %d", p.AchievedRPS, p.P50us, p.P99us, p.Lost, p.Late)
+	if !p.Valid {
+		s += " (invalid: " + p.Reason + ")"
+	}
+	return s
+}
+
+// hlogName is the interval log of one point, relative to the run directory.
+func hlogName(p Point, protocol string) string {
+	return filepath.Join("hist", fmt.Sprintf("%s_%s_%.0f_rep%d.hlog", p.Stack.Name, protocol, p.Rate, p.Rep))
+}
+
+// runPoint starts the stack and its application in the server namespace, runs
+// the generator in the client namespace, and stops the server. The returned
+// point is filled as far as the run got.
+func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadgen.Result, string, error) {
+	w := r.e.Workload
+	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
+		Hlog: hlogName(p, w.Protocol)}
+	if w.Protocol != "udp" {
+		return pt, nil, "", fmt.Errorf("protocol %s: the generator speaks udp only so far", w.Protocol)
+	}
+	opts, err := json.Marshal(p.Stack.Options)
+	if err != nil {
+		return pt, nil, "", err
+	}
+	pl := *r.o.Placement
+	srv, err := startServer(ctx, r.tb, r.o.BinDir, pl.Server,
+		"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
+		"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort), "-protocol", w.Protocol,
+		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID)
+	if err != nil {
+		return pt, nil, "", err
+	}
+	defer srv.stop()
+
+	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
+	gctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	gen := r.tb.CommandWithBPFFS(gctx, r.tb.Client, "taskset", "-c", strconv.Itoa(pl.Generator),
+		filepath.Join(r.o.BinDir, "jrgen"), "-driver", r.o.GenDriver, "-iface", r.tb.Client.Iface,
+		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-"+r.tb.ID,
+		"-src", r.tb.Client.Addr.Addr().String(), "-dst", r.tb.Server.Addr.Addr().String(),
+		"-port", strconv.Itoa(ServerPort), "-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
+		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
+		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
+		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, pt.Hlog))
+	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
+	gen.WaitDelay = 5 * time.Second
+	var stderr tail
+	gen.Stderr = &stderr
+	out, gerr := gen.Output()
+	serverLog := srv.stop()
+	logPath := filepath.Join(r.dir, "logs", fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name))
+	os.WriteFile(logPath, []byte("== generator stderr\n"+stderr.String()+"\n== server\n"+serverLog), 0o644)
+	if gerr != nil {
+		if gctx.Err() == context.DeadlineExceeded {
+			return pt, nil, serverLog, fmt.Errorf("generator exceeded its time bound of %v (log: %s)", bound, logPath)
+		}
+		return pt, nil, serverLog, fmt.Errorf("generator: %v: %s", gerr, lastLine(stderr.String()))
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		return pt, nil, serverLog, fmt.Errorf("generator output: %v", err)
+	}
+	pt.AchievedRPS, pt.Sent, pt.Received, pt.Lost, pt.Late = res.AchievedRPS, res.Sent, res.Received, res.Lost, res.Late
+	// Percentiles come from the interval log on disk, as any later analysis will.
+	h, err := analysis.ReadHlog(filepath.Join(r.dir, pt.Hlog))
+	if err != nil {
+		return pt, &res, serverLog, err
+	}
+	analysis.FillLatency(&pt, analysis.Summarize(h))
+	pt.Valid, pt.Reason = judge(&res)
+	return pt, &res, serverLog, nil
+}
+
+// judge decides whether a point measured the stack or the generator: a point
+// where the generator could not keep its own schedule is not the stack's result.
+func judge(res *loadgen.Result) (bool, string) {
+	var why []string
+	if res.Scheduled > 0 && float64(res.NotSent) > 0.001*float64(res.Scheduled) {
+		why = append(why, fmt.Sprintf("generator could not send %d of %d requests", res.NotSent, res.Scheduled))
+	}
+	if res.Sent > 0 && float64(res.Late) > 0.01*float64(res.Sent) {
+		why = append(why, fmt.Sprintf("generator sent %.1f%% of requests late", 100*float64(res.Late)/float64(res.Sent)))
+	}
+	if res.Received == 0 {
+		why = append(why, "no reply received")
+	}
+	if len(why) == 0 {
+		return true, ""
+	}
+	return false, strings.Join(why, "; ")
+}
+
+// server is the stack's application process in the server namespace.
+type server struct {
+	cmd    *exec.Cmd
+	log    tail
+	once   sync.Once
+	result string
+	exited chan struct{}
+}
+
+// startServer starts jrapp and waits until it says READY.
+func startServer(ctx context.Context, tb *local.Testbed, binDir string, cpu int, args ...string) (*server, error) {
+	s := &server{exited: make(chan struct{})}
+	s.cmd = tb.CommandWithBPFFS(context.Background(), tb.Server, "taskset",
+		append([]string{"-c", strconv.Itoa(cpu), filepath.Join(binDir, "jrapp")}, args...)...)
+	s.cmd.Stderr = &s.log
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start jrapp: %w", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "READY" && !signalled {
+				close(ready)
+				signalled = true
+				continue
+			}
+			s.log.Write([]byte(line + "\n"))
+		}
+		s.cmd.Wait()
+		close(s.exited)
+	}()
+	select {
+	case <-ready:
+		return s, nil
+	case <-s.exited:
+		return nil, fmt.Errorf("server exited before it was ready: %s", lastLine(s.log.String()))
+	case <-time.After(30 * time.Second):
+		s.stop()
+		return nil, fmt.Errorf("server not ready within 30 s: %s", lastLine(s.log.String()))
+	case <-ctx.Done():
+		s.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop ends the server with SIGTERM (SIGKILL after 5 s) and returns its log.
+func (s *server) stop() string {
+	s.once.Do(func() {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+			s.log.Write([]byte("(killed after 5 s without exiting on SIGTERM)\n"))
+		}
+		s.result = s.log.String()
+	})
+	return s.result
+}
+
+// finish writes meta.json, the summary, the plots and the report from whatever
+// points were measured.
+func (r *runner) finish() error {
+	var errs []error
+	errs = append(errs, r.writeMeta())
+	if err := analysis.WriteSummaryCSV(filepath.Join(r.dir, "summary.csv"), r.points); err != nil {
+		errs = append(errs, err)
+	}
+	slo := float64(r.e.SLO.P99.Duration) / 1e3
+	title := r.e.Name + ": " + r.e.Workload.Protocol + " " + r.e.App + ", " + strconv.Itoa(r.e.Workload.Size) + " B"
+	for _, ps := range r.e.Plots {
+		switch ps.Kind {
+		case "latency-vs-load":
+			errs = append(errs, plots.LatencyVsLoad(r.points, title, filepath.Join(r.dir, "plots", "latency-vs-load"), slo))
+		case "cdf":
+			series := r.cdfSeries(ps.Rate)
+			if len(series) > 0 {
+				name := fmt.Sprintf("cdf-%.0f", ps.Rate)
+				errs = append(errs, plots.LatencyCDF(series, fmt.Sprintf("%s at %.0f requests/s", title, ps.Rate), filepath.Join(r.dir, "plots", name)))
+			}
+		}
+	}
+	errs = append(errs, analysis.WriteReport(filepath.Join(r.dir, "report.md"), r.report()))
+	return errors.Join(errs...)
+}
+
+// cdfSeries pools, per stack, the histograms of every valid repetition at rate.
+func (r *runner) cdfSeries(rate float64) []plots.CDFSeries {
+	pooled := map[string]*hdrhistogram.Histogram{}
+	var order []string
+	for _, p := range r.points {
+		if p.OfferedRPS != rate || !p.Valid {
+			continue
+		}
+		h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
+		if err != nil {
+			continue
+		}
+		if pooled[p.Stack] == nil {
+			pooled[p.Stack] = analysis.NewHistogram()
+			order = append(order, p.Stack)
+		}
+		pooled[p.Stack].Merge(h)
+	}
+	sort.Strings(order)
+	var out []plots.CDFSeries
+	for _, s := range order {
+		out = append(out, plots.CDFSeries{Label: s, Stack: s, Hist: pooled[s]})
+	}
+	return out
+}
+
+func (r *runner) report() analysis.Report {
+	m := r.meta
+	meta := map[string]string{
+		"run":       m.RunID,
+		"state":     m.State,
+		"commit":    m.Commit,
+		"host":      m.Host["hostname"],
+		"kernel":    m.Host["kernel"],
+		"cpu":       m.Host["cpu"],
+		"pm_qos":    fmt.Sprintf("requested %s, held %t (value %d µs)", m.PMQoS.Requested, m.PMQoS.Held, m.PMQoS.ValueUs),
+		"placement": fmt.Sprintf("generator on cpu %d, server on cpu %d", m.Placement.Generator, m.Placement.Server),
+		"order":     fmt.Sprintf("%s, seed %d", m.Order, m.Seed),
+		"workload": fmt.Sprintf("%s %s, %d B, %s arrivals, %v per point after %v warm-up, late after %v",
+			r.e.Workload.Protocol, r.e.App, r.e.Workload.Size, r.e.Workload.Schedule, r.e.Workload.Duration,
+			r.e.Workload.Warmup, r.e.Workload.LateThreshold),
+		"generator": "DPDK " + m.GenDriver + " vdev (jrgen)",
+	}
+	if m.Testbed != nil {
+		meta["testbed"] = fmt.Sprintf("local veth %s (%s) <-> %s (%s)", m.Testbed.Client.Iface, m.Testbed.Client.Addr, m.Testbed.Server.Iface, m.Testbed.Server.Addr)
+	}
+	var notes []string
+	if m.Error != "" {
+		notes = append(notes, "The run ended early: "+m.Error)
+	}
+	return analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
+		Points: r.points, SLOp99us: float64(r.e.SLO.P99.Duration) / 1e3, Notes: notes}
+}
+
+func (r *runner) writeMeta() error {
+	return analysis.WriteFileAtomic(filepath.Join(r.dir, "meta.json"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(&r.meta)
+	})
+}
+
+// updateLatest points results/<name>/latest at the run, atomically.
+func updateLatest(root, name, runID string) {
+	link := filepath.Join(root, name, "latest")
+	tmp := link + ".tmp"
+	os.Remove(tmp)
+	if os.Symlink(runID, tmp) == nil {
+		os.Rename(tmp, link)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += "-dirty"
+	}
+	return c
+}
+
+func hostInfo() map[string]string {
+	h := map[string]string{"cores": strconv.Itoa(runtime.NumCPU())}
+	h["hostname"], _ = os.Hostname()
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		h["kernel"] = utsString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				h["cpu"] = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/devices/system/cpu/cpuidle/current_driver"); err == nil {
+		h["cpuidle_driver"] = strings.TrimSpace(string(b))
+	}
+	return h
+}
+
+func utsString(b []int8) string {
+	s := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func toolVersions() map[string]string {
+	t := map[string]string{"go": runtime.Version()}
+	if out, err := exec.Command("pkg-config", "--modversion", "libdpdk").Output(); err == nil {
+		t["dpdk"] = strings.TrimSpace(string(out))
+	}
+	return t
+}
+
+// tail keeps the last 64 KiB written to it (a process's log).
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 64<<10 {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-64<<10:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" && !strings.HasPrefix(l, "libbpf:") && !strings.HasPrefix(l, "TELEMETRY:") {
+			return l
+		}
+	}
+	return "(no output)"
+}

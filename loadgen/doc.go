@@ -1,0 +1,16 @@
+// Package loadgen is the DPDK load generator's engine: it offers open-loop RPC
+// load from a nic.Port and measures every request's latency.
+//
+// Open loop means requests leave at times drawn before the run (DrawSchedule),
+// whatever the server does; a closed-loop client waits for replies and so slows
+// down exactly when the server is slow, hiding the latency it should measure
+// ("coordinated omission"). Each request carries its index; its latency is the
+// reply's arrival time minus its *scheduled* send time, so a generator that falls
+// behind its schedule shows up as latency and as a "late" count, never hidden.
+//
+// The engine runs in one goroutine locked to its OS thread (pinned by the caller
+// to a core of its own): it sends what is due, polls replies, and records
+// latencies into an HdrHistogram per one-second interval. Time comes from the TSC,
+// frames from templates built once with gopacket, so the packet path allocates
+// nothing and makes one call into the port per burst.
+package loadgen

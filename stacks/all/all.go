@@ -1,0 +1,8 @@
+// Package all registers every stack: import it for its side effect wherever a
+// stack is chosen by name (the runner, jrapp).
+package all
+
+import (
+	_ "github.com/joyride-bench/joyride/stacks/kernel" // Linux sockets
+	_ "github.com/joyride-bench/joyride/stacks/null"   // DPDK reflector
+)
