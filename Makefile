@@ -1,0 +1,61 @@
+# Joyride bench. The two commands a user needs:
+#   make experiment EXP=rpc-latency   run experiments/rpc-latency.yaml on the local testbed
+#   make test                         the whole test suite (root: namespaces, DPDK, XDP)
+# Both install what they need (deps) and build (build) first.
+
+SHELL := /bin/bash
+GO ?= go
+EXP ?= smoke
+BIN := bin
+# The real DPDK layer builds only with this tag; without it nic/dpdk reports
+# ErrUnavailable instead of failing to link (see nic/dpdk/doc.go).
+TAGS := dpdk
+# Test packages run one at a time: the integration tests pin roles to the
+# machine's two cores and would measure each other otherwise.
+TESTFLAGS ?= -count=1 -p 1 -timeout 20m
+
+# Debian packages the project needs: DPDK 22.11 and its vdev PMDs, libxdp/libbpf
+# for af_xdp, iproute2 for namespaces, util-linux for taskset, gcc for cgo.
+DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
+	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git
+
+.PHONY: all deps build test experiment clean check-root check-go
+
+all: build
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go is not installed (need the version in go.mod; see README)"; exit 1; }
+
+# deps installs only what is missing, so it is cheap to run every time.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: run as root to install$$missing"; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps check-go
+	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/...
+
+check-root:
+	@[ "$$(id -u)" = 0 ] || { echo "this target needs root (network namespaces, DPDK, PM QoS)"; exit 1; }
+
+test: build check-root
+	$(GO) vet -tags $(TAGS) ./...
+	# nic/dpdk without DPDK: every entry point must give the clear error.
+	$(GO) test -count=1 ./nic/dpdk
+	JRBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) $(TESTFLAGS) ./...
+
+experiment: build check-root
+	$(BIN)/jrbench run $(EXP)
+
+# Benchmarks of the packet paths (ns/packet, allocs): see docs/PERFORMANCE.md.
+bench: build check-root
+	$(GO) test -tags $(TAGS) -count=1 -p 1 -run '^$$' -bench . -benchtime 200000x ./nic/dpdk ./loadgen ./stacks/null
+
+clean:
+	-[ -x $(BIN)/jrbench ] && $(BIN)/jrbench testbed down --all
+	rm -rf $(BIN)

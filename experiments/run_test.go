@@ -1,0 +1,187 @@
+//go:build dpdk && cgo
+
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/joyride-bench/joyride/analysis"
+	_ "github.com/joyride-bench/joyride/stacks/all"
+	"github.com/joyride-bench/joyride/testbed/local"
+)
+
+// These integration tests run the real thing: a fresh netns testbed, the stack
+// under test with jrapp in the server namespace, the DPDK generator in the
+// client's, and the whole results layout. They need root and the binaries
+// (make test builds them and sets JRBENCH_BIN).
+func binDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("JRBENCH_BIN")
+	if dir == "" {
+		dir, _ = filepath.Abs("../bin")
+	}
+	for _, b := range []string{"jrgen", "jrapp"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("%s missing in %s: run make build (or make test) first", b, dir)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("integration tests need root")
+	}
+	return dir
+}
+
+func readMeta(t *testing.T, dir string) Meta {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("meta.json: %v", err)
+	}
+	return m
+}
+
+func assertTestbedGone(t *testing.T, m Meta) {
+	t.Helper()
+	if m.Testbed == nil {
+		t.Fatal("meta.json records no testbed")
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, ns := range []string{m.Testbed.Client.Netns, m.Testbed.Server.Netns} {
+		if strings.Contains(string(out), ns) {
+			t.Errorf("namespace %s left behind", ns)
+		}
+	}
+	tbs, _ := local.List()
+	for _, tb := range tbs {
+		if tb.ID == m.Testbed.ID {
+			t.Errorf("testbed %s still listed (%s)", tb.ID, tb.Status)
+		}
+	}
+}
+
+func TestSmokeRunsEveryStackEndToEnd(t *testing.T) {
+	bin := binDir(t)
+	e, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := t.TempDir()
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: results})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	pts, err := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != len(e.Points()) {
+		t.Fatalf("summary has %d points, the experiment %d", len(pts), len(e.Points()))
+	}
+	p50 := map[string]map[float64]float64{}
+	for _, p := range pts {
+		if !p.Valid {
+			t.Errorf("%s at %.0f: invalid: %s", p.Stack, p.OfferedRPS, p.Reason)
+		}
+		// At these low rates every request must be answered.
+		if p.Sent == 0 || p.Received != p.Sent || p.Lost != 0 {
+			t.Errorf("%s at %.0f: sent %d received %d lost %d", p.Stack, p.OfferedRPS, p.Sent, p.Received, p.Lost)
+		}
+		if p.AchievedRPS < 0.95*p.OfferedRPS || p.AchievedRPS > 1.05*p.OfferedRPS {
+			t.Errorf("%s: achieved %.0f of %.0f offered (outside 5%%)", p.Stack, p.AchievedRPS, p.OfferedRPS)
+		}
+		// The summary's percentiles are the .hlog's, read back from disk.
+		h, err := analysis.ReadHlog(filepath.Join(dir, p.Hlog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := analysis.Summarize(h)
+		if uint64(l.Count) != p.Received || l.P50us != p.P50us || l.P99us != p.P99us {
+			t.Errorf("%s: hlog holds %d values p50 %.2f p99 %.2f; summary says %d, %.2f, %.2f",
+				p.Hlog, l.Count, l.P50us, l.P99us, p.Received, p.P50us, p.P99us)
+		}
+		if p50[p.Stack] == nil {
+			p50[p.Stack] = map[float64]float64{}
+		}
+		p50[p.Stack][p.OfferedRPS] = p.P50us
+	}
+	for rate, k := range p50["kernel"] {
+		if n, ok := p50["null"][rate]; !ok || n >= k {
+			t.Errorf("at %.0f rps the null stack's p50 (%.2f µs) is not below the kernel's (%.2f µs)", rate, n, k)
+		}
+	}
+	for _, f := range []string{"report.md", "plots/latency-vs-load.png", "plots/latency-vs-load.svg", "plots/cdf-5000.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+	if target, err := os.Readlink(filepath.Join(results, "smoke", "latest")); err != nil || target != filepath.Base(dir) {
+		t.Errorf("latest -> %q (%v), want %s", target, err, filepath.Base(dir))
+	}
+	m := readMeta(t, dir)
+	if m.State != "complete" || !m.PMQoS.Held || m.Order != "interleaved" || len(m.Points) != len(pts) {
+		t.Errorf("meta: state %s, pm_qos held %v, order %s, %d points", m.State, m.PMQoS.Held, m.Order, len(m.Points))
+	}
+	for i := 1; i < len(m.Points); i++ {
+		if m.Points[i].Stack == m.Points[i-1].Stack {
+			t.Errorf("points %d and %d both ran %s: not interleaved", i-1, i, m.Points[i].Stack)
+		}
+	}
+	assertTestbedGone(t, m)
+}
+
+// cancelAfter is a log writer that cancels the run once n points have finished.
+type cancelAfter struct {
+	mu     sync.Mutex
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if strings.HasPrefix(string(p), "point ") {
+		c.n--
+		if c.n == 0 {
+			c.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+// An interrupted run keeps what it measured and removes what it created.
+func TestInterruptedRunKeepsItsPointsAndCleansUp(t *testing.T) {
+	bin := binDir(t)
+	e, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := Run(ctx, e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Log: &cancelAfter{n: 1, cancel: cancel}})
+	if err == nil {
+		t.Fatal("a cancelled run reported success")
+	}
+	pts, rerr := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if rerr != nil || len(pts) != 1 || !pts[0].Valid {
+		t.Fatalf("after cancel: %d points kept (%v), want the 1 finished and valid", len(pts), rerr)
+	}
+	m := readMeta(t, dir)
+	if m.State != "interrupted" || m.Points[0].Status != "ok" || m.Points[1].Status != "pending" {
+		t.Errorf("meta: state %s, point statuses %s/%s", m.State, m.Points[0].Status, m.Points[1].Status)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "report.md")); err != nil {
+		t.Errorf("no report for the partial run: %v", err)
+	}
+	assertTestbedGone(t, m)
+}
