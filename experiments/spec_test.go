@@ -13,38 +13,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/joyride-bench/joyride/stacks"
+	"github.com/joyride-bench/joyride/stacks/kernel"
+	"github.com/joyride-bench/joyride/stacks/null"
 )
-
-// Fake stacks for the tests, registered only when the real ones are not linked
-// in (the runner's blank imports register "kernel" and "null" themselves).
-
-type fakeKernelOptions struct {
-	BusyPoll bool `yaml:"busy_poll"`
-}
-
-type fakeNullOptions struct {
-	Driver string `yaml:"driver"`
-}
-
-func (o *fakeNullOptions) Validate() error {
-	if o.Driver != "af_xdp" && o.Driver != "af_packet" {
-		return fmt.Errorf("driver %q is not allowed (allowed: af_xdp, af_packet)", o.Driver)
-	}
-	return nil
-}
-
-func init() {
-	fakes := []stacks.Factory{
-		{Name: "kernel", Summary: "fake kernel stack (test)", NewOptions: func() any { return &fakeKernelOptions{} }},
-		{Name: "null", Summary: "fake null reflector (test)", NewOptions: func() any { return &fakeNullOptions{Driver: "af_xdp"} }},
-	}
-	for _, f := range fakes {
-		if _, err := stacks.Lookup(f.Name); err != nil {
-			f.Open = func(any, stacks.Env) (stacks.Stack, error) { return nil, errors.New("fake stack") }
-			stacks.Register(f)
-		}
-	}
-}
 
 func specError(t *testing.T, err error) *SpecError {
 	t.Helper()
@@ -82,8 +53,8 @@ func TestLoadRPCLatency(t *testing.T) {
 			t.Errorf("stack %s: options %v, line %d", s.Name, s.Options, s.Line)
 		}
 	}
-	if o, ok := e.Stacks[1].Options.(*fakeNullOptions); ok && o.Driver != "af_xdp" {
-		t.Errorf("null driver = %q", o.Driver)
+	if o, ok := e.Stacks[1].Options.(*null.Options); !ok || o.Driver != "af_xdp" {
+		t.Errorf("null options = %#v", e.Stacks[1].Options)
 	}
 	w := e.Workload
 	wantRates := []float64{10000, 50000, 100000, 200000, 300000, 400000, 500000, 600000}
@@ -215,8 +186,8 @@ func TestDefaults(t *testing.T) {
 	if want := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 1000}}; !slices.Equal(e.Plots, want) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, want)
 	}
-	if _, ok := e.Stacks[0].Options.(*fakeKernelOptions); !ok && e.Stacks[0].Options == nil {
-		t.Errorf("kernel options nil")
+	if _, ok := e.Stacks[0].Options.(*kernel.Options); !ok {
+		t.Errorf("kernel options = %#v", e.Stacks[0].Options)
 	}
 }
 
@@ -277,7 +248,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks:\n  - options: {}\nworkload: {rates: [1]}\n", `x.yaml:3: stacks[0]: missing key "name"`},
 		{"name: x\nstacks:\n  - name: null\n    options: af_xdp\nworkload: {rates: [1]}\n", `x.yaml:4: stacks[0].options: options of stack "null" must be a mapping`},
 		{"name: x\nstacks:\n  - name: null\n    options:\n      driver: dpdk\nworkload: {rates: [1]}\n", `x.yaml:5: stacks[0].options: options of stack "null": driver "dpdk" is not allowed`},
-		{"name: x\nstacks:\n  - name: kernel\n    options:\n      busy_poll: maybe\nworkload: {rates: [1]}\n", `x.yaml:5: stacks[0].options: options of stack "kernel": cannot unmarshal`},
+		{"name: x\nstacks:\n  - name: kernel\n    options:\n      busy_poll_us: maybe\nworkload: {rates: [1]}\n", `x.yaml:5: stacks[0].options: options of stack "kernel": cannot unmarshal`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: 1000}\n", `x.yaml:3: workload.rates: expected a list, got 1000`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: []}\n", `x.yaml:3: workload.rates: empty`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [\"1000\"]}\n", `x.yaml:3: workload.rates[0]: expected a number, got "1000"`},

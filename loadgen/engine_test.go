@@ -64,7 +64,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	genPort.Close()
+	// memif tears the pair down from its interrupt thread: give it time
+	// between the two ends, or the thread races EAL cleanup (seen: SIGSEGV).
+	time.Sleep(100 * time.Millisecond)
 	srvPort.Close()
+	time.Sleep(100 * time.Millisecond)
 	dpdk.Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -48,7 +48,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	client.Close()
+	// memif tears the pair down from its interrupt thread: give it time
+	// between the two ends, or the thread races EAL cleanup (seen: SIGSEGV).
+	time.Sleep(100 * time.Millisecond)
 	server.Close()
+	time.Sleep(100 * time.Millisecond)
 	Cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -24,7 +24,7 @@ type Options struct {
 // Validate checks the options.
 func (o *Options) Validate() error {
 	if o.BusyPollUs < 0 || o.BusyPollUs > 10000 {
-		return fmt.Errorf("busy_poll_us %d outside 0..10000", o.BusyPollUs)
+		return fmt.Errorf("busy_poll_us %d is out of range (0..10000)", o.BusyPollUs)
 	}
 	return nil
 }

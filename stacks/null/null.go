@@ -37,10 +37,10 @@ func (o *Options) Validate() error {
 	switch o.Driver {
 	case "af_xdp", "af_packet":
 	default:
-		return fmt.Errorf("driver %q is not one of af_xdp, af_packet", o.Driver)
+		return fmt.Errorf("driver %q is not allowed (allowed: af_xdp, af_packet)", o.Driver)
 	}
 	if o.Burst < 1 || o.Burst > nic.MaxBurst {
-		return fmt.Errorf("burst %d outside 1..%d", o.Burst, nic.MaxBurst)
+		return fmt.Errorf("burst %d is out of range (1..%d)", o.Burst, nic.MaxBurst)
 	}
 	return nil
 }
