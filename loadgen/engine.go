@@ -173,13 +173,7 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 			for next+k < n && k < cfg.Burst && sched[next+k] <= now {
 				k++
 			}
-			got := port.Alloc(tx, k)
-			for j := 0; j < got; j++ {
-				id := next + j
-				tx.Frames[j] = tmpl.Write(tx.Frames[j], uint64(id), uint64(offsets[id]))
-			}
-			tx.N = got
-			sent := port.TxBurst(tx)
+			sent := sendBurst(port, tx, tmpl, offsets, next, k)
 			for j := 0; j < k; j++ {
 				id := next + j
 				measured := interval[id] != 0
@@ -261,4 +255,16 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 		res.Port = st
 	}
 	return res, nil
+}
+
+// sendBurst writes requests first..first+k-1 into fresh buffers and transmits
+// them; it returns how many left (the rest were never on the wire).
+func sendBurst(port nic.Port, tx *nic.Batch, tmpl *UDPTemplate, offsets []time.Duration, first, k int) int {
+	got := port.Alloc(tx, k)
+	for j := 0; j < got; j++ {
+		id := first + j
+		tx.Frames[j] = tmpl.Write(tx.Frames[j], uint64(id), uint64(offsets[id]))
+	}
+	tx.N = got
+	return port.TxBurst(tx)
 }

@@ -70,7 +70,12 @@ func main() {
 	if err := dpdk.Init(args); err != nil {
 		fail(1, "%v", err)
 	}
-	defer dpdk.Cleanup()
+	// From here on, failing must also release EAL's runtime files.
+	plainFail := fail
+	fail = func(code int, format string, a ...any) {
+		dpdk.Cleanup()
+		plainFail(code, format, a...)
+	}
 	p, err := dpdk.OpenPort(name, dpdk.PortConfig{})
 	if err != nil {
 		fail(1, "%v", err)
@@ -101,6 +106,7 @@ func main() {
 	}
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
+	dpdk.Cleanup()
 }
 
 var benchmarkNet = netip.MustParsePrefix("198.18.0.0/15")
