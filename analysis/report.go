@@ -24,6 +24,19 @@ type Report struct {
 	SLOp99us float64
 	// Notes are appended as a list (validity checks, warnings, anomalies).
 	Notes []string
+	// Sections are extra Markdown sections shown before the results (for
+	// example the run's calibration).
+	Sections []Section
+	// NoiseP50us and NoiseP99us are the run's noise floor (an A/A test's
+	// difference); a difference between stacks smaller than it is flagged
+	// "within noise". 0 means unknown: nothing is flagged.
+	NoiseP50us, NoiseP99us float64
+}
+
+// Section is a titled block of Markdown.
+type Section struct {
+	Title    string
+	Markdown string
 }
 
 // NullStack is the name of the stack that gives the latency floor.
@@ -76,6 +89,9 @@ func renderReport(r Report) string {
 	}
 
 	aggs := AggregateByStackRate(r.Points)
+	for _, sec := range r.Sections {
+		pf("## %s\n\n%s\n", mdText(sec.Title), strings.TrimRight(sec.Markdown, "\n")+"\n")
+	}
 	pf("## Results\n\n")
 	if len(aggs) == 0 {
 		pf("No points.\n\n")
@@ -110,7 +126,7 @@ func renderReport(r Report) string {
 		pf("\n")
 	}
 
-	writeNullSection(&b, aggs)
+	writeNullSection(&b, aggs, r.NoiseP50us, r.NoiseP99us)
 
 	var invalid []Point
 	for _, p := range r.Points {
@@ -148,7 +164,7 @@ func renderReport(r Report) string {
 // writeNullSection writes the "latency above the null stack" table: for each
 // rate of each other stack with valid repetitions, its p50 and p99 minus the null
 // stack's at the same rate (same protocol when the null stack ran it, else any).
-func writeNullSection(b *strings.Builder, aggs []Aggregate) {
+func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 float64) {
 	var nulls []Aggregate
 	for _, a := range aggs {
 		if a.Stack == NullStack && a.NValid > 0 {
@@ -179,7 +195,18 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate) {
 	fmt.Fprintf(b, "## Latency above the null stack\n\n"+
 		"The null stack reflects frames straight off the NIC: its latency is the floor set by "+
 		"the generator, the NIC and the wire. Below, each stack's mean p50 and p99 minus the null "+
-		"stack's at the same offered rate: the latency the stack itself adds.\n\n")
+		"stack's at the same offered rate: the latency the stack itself adds.")
+	if noiseP50 > 0 || noiseP99 > 0 {
+		fmt.Fprintf(b, " A difference smaller than the run's noise floor (A/A test: p50 ±%.2f µs, "+
+			"p99 ±%.2f µs) is marked *within noise*: it cannot be told apart from no difference.", noiseP50, noiseP99)
+	}
+	fmt.Fprintf(b, "\n\n")
+	noise := func(d, floor float64) string {
+		if floor > 0 && math.Abs(d) < floor {
+			return " (within noise)"
+		}
+		return ""
+	}
 	fmt.Fprintf(b, "| stack | offered (req/s) | p50 (µs) | null p50 (µs) | p50 above null (µs) | p99 above null (µs) |\n")
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|\n")
 	rows := 0
@@ -191,8 +218,9 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate) {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", mdCell(groupName(a)), fmtRate(a.OfferedRPS),
-			fmtUs(a.P50us), fmtUs(n.P50us), fmtSigned(a.P50us-n.P50us), fmtSigned(a.P99us-n.P99us))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s%s | %s%s |\n", mdCell(groupName(a)), fmtRate(a.OfferedRPS),
+			fmtUs(a.P50us), fmtUs(n.P50us), fmtSigned(a.P50us-n.P50us), noise(a.P50us-n.P50us, noiseP50),
+			fmtSigned(a.P99us-n.P99us), noise(a.P99us-n.P99us, noiseP99))
 		rows++
 	}
 	if rows == 0 {

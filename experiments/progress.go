@@ -3,39 +3,53 @@ package experiments
 import (
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
-// progress is the runner's live line: point i/N, stack, rate, elapsed and ETA,
-// drawn by schollz/progressbar (which handles terminal width and redraws).
+// progress is the runner's live line: point i/N, stack, rate, elapsed and ETA.
+// On a terminal it is a bar redrawn in place (schollz/progressbar handles width
+// and redraws); elsewhere (CI logs, files) it is one plain line per point.
 type progress struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
+	bar   *progressbar.ProgressBar
+	w     io.Writer
+	n     int
+	start time.Time
 }
 
 func newProgress(w io.Writer, n int) *progress {
-	if w == nil {
-		return &progress{}
+	p := &progress{w: w, n: n, start: time.Now()}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.bar = progressbar.NewOptions(n,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetWidth(20),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+			progressbar.OptionFullWidth(),
+			progressbar.OptionSetRenderBlankState(true),
+		)
 	}
-	bar := progressbar.NewOptions(n,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetWidth(20),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionSetRenderBlankState(true),
-	)
-	return &progress{bar: bar, w: w}
+	return p
 }
 
 func (p *progress) update(i int, pt Point) {
-	if p.bar == nil {
-		return
+	desc := fmt.Sprintf("point %d/%d %s %.0f rps rep %d", i+1, p.n, pt.Stack.Name, pt.Rate, pt.Rep)
+	switch {
+	case p.bar != nil:
+		p.bar.Describe(desc)
+		p.bar.Set(i)
+	case p.w != nil:
+		elapsed := time.Since(p.start).Round(time.Second)
+		eta := "?"
+		if i > 0 {
+			eta = (elapsed / time.Duration(i) * time.Duration(p.n-i)).Round(time.Second).String()
+		}
+		fmt.Fprintf(p.w, "%s (elapsed %v, ETA %s)\n", desc, elapsed, eta)
 	}
-	p.bar.Describe(fmt.Sprintf("point %d/%d %s %.0f rps rep %d", i+1, p.bar.GetMax(), pt.Stack.Name, pt.Rate, pt.Rep))
-	p.bar.Set(i)
 }
 
 func (p *progress) clear() {

@@ -56,6 +56,9 @@ type RunOptions struct {
 	Progress io.Writer
 	// Log receives one line per finished point (nil: none).
 	Log io.Writer
+	// SkipCalibration leaves out the calibration probes at the start (for
+	// debugging; a run without them has no noise floor).
+	SkipCalibration bool
 }
 
 // Meta is meta.json: everything needed to know what a run measured and where.
@@ -76,7 +79,8 @@ type Meta struct {
 	Seed       int64             `json:"seed"`
 	Points     []PointMeta       `json:"points"`
 	GenDriver  string            `json:"generator_driver"`
-	Extra      map[string]any    `json:"extra,omitempty"`
+	// Calibration is the testbed measured at the start of the run.
+	Calibration *Calibration `json:"calibration,omitempty"`
 }
 
 // PMQoSState records the PM QoS request of the run.
@@ -179,13 +183,22 @@ type runner struct {
 func (r *runner) run(ctx context.Context, pts []Point) error {
 	// Hold the machine still before anything is measured.
 	r.meta.PMQoS.Requested = r.e.Machine.PMQoS
+	var setQoS func(on bool) error
 	if r.e.Machine.PMQoS != "off" {
-		q, err := pmqos.Hold(0)
-		if err != nil {
+		var q *pmqos.Request
+		setQoS = func(on bool) error {
+			if !on {
+				return q.Release()
+			}
+			var err error
+			q, err = pmqos.Hold(0)
+			return err
+		}
+		if err := setQoS(true); err != nil {
 			r.meta.PMQoS.Error = err.Error()
 			return fmt.Errorf("hold PM QoS (set machine: {pm_qos: off} to run without): %w", err)
 		}
-		defer q.Release()
+		defer func() { q.Release() }()
 		r.meta.PMQoS.Held, r.meta.PMQoS.ValueUs = true, q.Value
 	}
 	if err := local.EnsureBPFFS(); err != nil {
@@ -200,6 +213,18 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 	defer tb.Down()
 	if err := r.writeMeta(); err != nil {
 		return err
+	}
+	if !r.o.SkipCalibration {
+		if r.o.Log != nil {
+			fmt.Fprintln(r.o.Log, "calibrating the testbed (wire limit, null and kernel round trips, A/A noise, vCPU stalls)")
+		}
+		r.meta.Calibration = r.calibrate(ctx, setQoS)
+		if err := r.writeMeta(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 
 	progress := newProgress(r.o.Progress, len(pts))
@@ -258,18 +283,43 @@ func hlogName(p Point, protocol string) string {
 	return filepath.Join("hist", fmt.Sprintf("%s_%s_%.0f_rep%d.hlog", p.Stack.Name, protocol, p.Rate, p.Rep))
 }
 
-// runPoint starts the stack and its application in the server namespace, runs
+// probe is one measurement the runner makes: an experiment point or a
+// calibration probe.
+type probe struct {
+	Stack    StackSpec
+	Rate     float64
+	Rep      int
+	Seed     int64
+	Workload Workload
+	Hlog     string // relative to the run directory
+	Log      string // name of the log file under logs/
+}
+
+func (r *runner) pointProbe(p Point) probe {
+	return probe{Stack: p.Stack, Rate: p.Rate, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
+		Hlog: hlogName(p, r.e.Workload.Protocol), Log: fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name)}
+}
+
+// runPoint runs one point of the experiment.
+func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadgen.Result, string, error) {
+	return r.measure(ctx, r.pointProbe(p))
+}
+
+// measure starts the stack and its application in the server namespace, runs
 // the generator in the client namespace, and stops the server. The returned
 // point is filled as far as the run got.
-func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadgen.Result, string, error) {
-	w := r.e.Workload
+func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen.Result, string, error) {
+	w := p.Workload
 	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
-		Hlog: hlogName(p, w.Protocol)}
+		Hlog: p.Hlog}
 	if w.Protocol != "udp" {
 		return pt, nil, "", fmt.Errorf("protocol %s: the generator speaks udp only so far", w.Protocol)
 	}
 	opts, err := json.Marshal(p.Stack.Options)
 	if err != nil {
+		return pt, nil, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(r.dir, p.Hlog)), 0o755); err != nil {
 		return pt, nil, "", err
 	}
 	pl := *r.o.Placement
@@ -283,29 +333,16 @@ func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadge
 	defer srv.stop()
 
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
-	gctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	gen := r.tb.CommandWithBPFFS(gctx, r.tb.Client, "taskset", "-c", strconv.Itoa(pl.Generator),
-		filepath.Join(r.o.BinDir, "jrgen"), "-driver", r.o.GenDriver, "-iface", r.tb.Client.Iface,
-		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-"+r.tb.ID,
-		"-src", r.tb.Client.Addr.Addr().String(), "-dst", r.tb.Server.Addr.Addr().String(),
-		"-port", strconv.Itoa(ServerPort), "-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
+	out, genLog, gerr := r.generator(ctx, bound,
+		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
-		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, pt.Hlog))
-	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
-	gen.WaitDelay = 5 * time.Second
-	var stderr tail
-	gen.Stderr = &stderr
-	out, gerr := gen.Output()
+		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog))
 	serverLog := srv.stop()
-	logPath := filepath.Join(r.dir, "logs", fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name))
-	os.WriteFile(logPath, []byte("== generator stderr\n"+stderr.String()+"\n== server\n"+serverLog), 0o644)
+	logPath := filepath.Join(r.dir, "logs", p.Log)
+	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)
 	if gerr != nil {
-		if gctx.Err() == context.DeadlineExceeded {
-			return pt, nil, serverLog, fmt.Errorf("generator exceeded its time bound of %v (log: %s)", bound, logPath)
-		}
-		return pt, nil, serverLog, fmt.Errorf("generator: %v: %s", gerr, lastLine(stderr.String()))
+		return pt, nil, serverLog, fmt.Errorf("%w (log: %s)", gerr, logPath)
 	}
 	var res loadgen.Result
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -313,13 +350,40 @@ func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadge
 	}
 	pt.AchievedRPS, pt.Sent, pt.Received, pt.Lost, pt.Late = res.AchievedRPS, res.Sent, res.Received, res.Lost, res.Late
 	// Percentiles come from the interval log on disk, as any later analysis will.
-	h, err := analysis.ReadHlog(filepath.Join(r.dir, pt.Hlog))
+	h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
 	if err != nil {
 		return pt, &res, serverLog, err
 	}
 	analysis.FillLatency(&pt, analysis.Summarize(h))
 	pt.Valid, pt.Reason = judge(&res)
 	return pt, &res, serverLog, nil
+}
+
+// generator runs jrgen in the client namespace, pinned to the generator's core,
+// with the common flags plus args, bounded by bound. It returns its standard
+// output (the JSON result) and the tail of its standard error.
+func (r *runner) generator(ctx context.Context, bound time.Duration, args ...string) ([]byte, string, error) {
+	pl := *r.o.Placement
+	gctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	base := []string{"-c", strconv.Itoa(pl.Generator),
+		filepath.Join(r.o.BinDir, "jrgen"), "-driver", r.o.GenDriver, "-iface", r.tb.Client.Iface,
+		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-" + r.tb.ID,
+		"-src", r.tb.Client.Addr.Addr().String(), "-dst", r.tb.Server.Addr.Addr().String(),
+		"-port", strconv.Itoa(ServerPort)}
+	gen := r.tb.CommandWithBPFFS(gctx, r.tb.Client, "taskset", append(base, args...)...)
+	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
+	gen.WaitDelay = 5 * time.Second
+	var stderr tail
+	gen.Stderr = &stderr
+	out, err := gen.Output()
+	if err != nil {
+		if gctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return out, stderr.String(), fmt.Errorf("generator exceeded its time bound of %v", bound)
+		}
+		return out, stderr.String(), fmt.Errorf("generator: %v: %s", err, lastLine(stderr.String()))
+	}
+	return out, stderr.String(), nil
 }
 
 // judge decides whether a point measured the stack or the generator: a point
@@ -419,6 +483,9 @@ func (r *runner) finish() error {
 	}
 	slo := float64(r.e.SLO.P99.Duration) / 1e3
 	title := r.e.Name + ": " + r.e.Workload.Protocol + " " + r.e.App + ", " + strconv.Itoa(r.e.Workload.Size) + " B"
+	if len(r.points) == 0 {
+		r.e.Plots = nil // nothing to draw
+	}
 	for _, ps := range r.e.Plots {
 		switch ps.Kind {
 		case "latency-vs-load":
@@ -485,8 +552,30 @@ func (r *runner) report() analysis.Report {
 	if m.Error != "" {
 		notes = append(notes, "The run ended early: "+m.Error)
 	}
-	return analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
+	rep := analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
 		Points: r.points, SLOp99us: float64(r.e.SLO.P99.Duration) / 1e3, Notes: notes}
+	if c := m.Calibration; c != nil {
+		rep.Sections = append(rep.Sections, analysis.Section{Title: "Calibration", Markdown: c.markdown(generatorPeak(r.points))})
+		if c.AA != nil {
+			rep.NoiseP50us, rep.NoiseP99us = c.AA.NoiseP50us, c.AA.NoiseP99us
+		}
+	} else {
+		notes = append(notes, "No calibration was run: no noise floor, no wire limit.")
+		rep.Notes = notes
+	}
+	return rep
+}
+
+// generatorPeak is the highest achieved rate of any valid point that achieved
+// at least 99% of its offered rate: what the generator demonstrably sustains.
+func generatorPeak(pts []analysis.Point) float64 {
+	peak := 0.0
+	for _, p := range pts {
+		if p.Valid && p.AchievedRPS >= 0.99*p.OfferedRPS && p.AchievedRPS > peak {
+			peak = p.AchievedRPS
+		}
+	}
+	return peak
 }
 
 func (r *runner) writeMeta() error {

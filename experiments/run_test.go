@@ -16,6 +16,7 @@ import (
 	"github.com/joyride-bench/joyride/analysis"
 	_ "github.com/joyride-bench/joyride/stacks/all"
 	"github.com/joyride-bench/joyride/testbed/local"
+	"github.com/joyride-bench/joyride/testbed/pmqos"
 )
 
 // These integration tests run the real thing: a fresh netns testbed, the stack
@@ -78,9 +79,26 @@ func TestSmokeRunsEveryStackEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := t.TempDir()
-	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: results})
+	qosBefore, err := pmqos.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qos := &qosWatch{}
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: results, Log: qos})
 	if err != nil {
 		t.Fatalf("run: %v", err)
+	}
+	// The PM QoS request was held during every point and released after.
+	if len(qos.seen) == 0 {
+		t.Fatal("no point was logged")
+	}
+	for i, v := range qos.seen {
+		if v != 0 {
+			t.Errorf("point %d ran with a CPU latency bound of %d µs, want 0 (PM QoS held)", i, v)
+		}
+	}
+	if after, _ := pmqos.Current(); after != qosBefore {
+		t.Errorf("PM QoS bound after the run: %d µs, before it %d µs: the request was not released", after, qosBefore)
 	}
 	pts, err := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
 	if err != nil {
@@ -142,7 +160,41 @@ func TestSmokeRunsEveryStackEndToEnd(t *testing.T) {
 			t.Errorf("points %d and %d both ran %s: not interleaved", i-1, i, m.Points[i].Stack)
 		}
 	}
+	c := m.Calibration
+	if c == nil || c.Wire == nil || c.Wire.DeliveredPPS <= 0 || c.Null == nil || c.Kernel == nil || c.KernelNoQoS == nil || c.AA == nil || len(c.Stalls) == 0 {
+		t.Errorf("calibration incomplete: %+v", c)
+	} else {
+		if c.Null.P50us <= 0 || c.Null.P50us >= c.Kernel.P50us {
+			t.Errorf("calibration: null p50 %.2f µs not below kernel p50 %.2f µs", c.Null.P50us, c.Kernel.P50us)
+		}
+		if len(c.Errors) > 0 {
+			t.Errorf("calibration errors: %v", c.Errors)
+		}
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "report.md"))
+	for _, want := range []string{"## Calibration", "noise floor", "wire limit"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
 	assertTestbedGone(t, m)
+}
+
+// qosWatch is a run log that reads the kernel's PM QoS bound whenever a point
+// finishes (the generator has just run; the server is being stopped).
+type qosWatch struct {
+	mu   sync.Mutex
+	seen []int32
+}
+
+func (q *qosWatch) Write(p []byte) (int, error) {
+	if strings.HasPrefix(string(p), "point ") {
+		v, _ := pmqos.Current()
+		q.mu.Lock()
+		q.seen = append(q.seen, v)
+		q.mu.Unlock()
+	}
+	return len(p), nil
 }
 
 // cancelAfter is a log writer that cancels the run once n points have finished.
@@ -173,7 +225,7 @@ func TestInterruptedRunKeepsItsPointsAndCleansUp(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir, err := Run(ctx, e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Log: &cancelAfter{n: 1, cancel: cancel}})
+	dir, err := Run(ctx, e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Log: &cancelAfter{n: 1, cancel: cancel}, SkipCalibration: true})
 	if err == nil {
 		t.Fatal("a cancelled run reported success")
 	}

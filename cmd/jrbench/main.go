@@ -3,6 +3,7 @@
 //
 //	jrbench run experiments/rpc-latency.yaml
 //	jrbench validate experiments/*.yaml
+//	jrbench calibrate
 //	jrbench testbed up|down|status
 //
 // Exit status: 0 on success, 1 when a run fails, 2 for a bad experiment file or
@@ -27,7 +28,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newTestbedCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newCalibrateCmd(), newTestbedCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "jrbench:", err)
 		var ue usageError

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/joyride-bench/joyride/testbed/pmqos"
 )
 
 // jrbench is tested as the user runs it: the built binary, its stderr and its
@@ -69,4 +75,89 @@ func TestUnknownExperimentName(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no-such-experiment.yaml") {
 		t.Fatalf("exit %v, output %s", err, out)
 	}
+}
+
+// Ctrl-C during a run: jrbench stops within seconds, releases the PM QoS
+// request, removes its testbed, and leaves a results directory with what it had.
+func TestInterruptReleasesEverything(t *testing.T) {
+	bin := jrbench(t)
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root")
+	}
+	before, err := pmqos.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := t.TempDir()
+	cmd := exec.Command(bin, "run", "--no-calibrate", "--results", results, "smoke")
+	cmd.Dir = "../.."
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the first point is under way (its progress line is out).
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "point 1/") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no point started within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if held, _ := pmqos.Current(); held != 0 {
+		t.Errorf("while a point runs the CPU latency bound is %d µs, want 0", held)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("jrbench still running 15 s after SIGINT:\n%s", stderr.String())
+	}
+	if after, _ := pmqos.Current(); after != before {
+		t.Errorf("after SIGINT the CPU latency bound is %d µs (before the run: %d)", after, before)
+	}
+	metas, _ := filepath.Glob(filepath.Join(results, "smoke", "2*", "meta.json")) // run ids, not "latest"
+	if len(metas) != 1 {
+		t.Fatalf("%d meta.json files after the interrupted run:\n%s", len(metas), stderr.String())
+	}
+	b, _ := os.ReadFile(metas[0])
+	var meta struct {
+		State   string `json:"state"`
+		Testbed struct {
+			ID     string                 `json:"id"`
+			Client struct{ Netns string } `json:"client"`
+		} `json:"testbed"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.State != "interrupted" {
+		t.Errorf("meta.json state %q, want interrupted", meta.State)
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if meta.Testbed.Client.Netns == "" || strings.Contains(string(out), meta.Testbed.Client.Netns) {
+		t.Errorf("testbed namespace %q left behind (or not recorded):\n%s", meta.Testbed.Client.Netns, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

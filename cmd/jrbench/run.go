@@ -70,12 +70,8 @@ func newRunCmd() *cobra.Command {
 			if os.Geteuid() != 0 {
 				return usageError{errors.New("run needs root (network namespaces, DPDK, PM QoS)")}
 			}
-			if o.BinDir == "" {
-				self, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				o.BinDir = filepath.Dir(self)
+			if err := defaultBinDir(&o); err != nil {
+				return err
 			}
 			o.Progress, o.Log = os.Stderr, os.Stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -92,5 +88,61 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.BinDir, "bin", "", "directory holding jrgen and jrapp (default: next to jrbench)")
 	cmd.Flags().StringVar(&o.Order, "order", "", "override the point order: interleaved or sequential")
 	cmd.Flags().StringVar(&o.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
+	cmd.Flags().BoolVar(&o.SkipCalibration, "no-calibrate", false, "skip the calibration probes at the start (no noise floor in the report)")
+	addPlacementFlags(cmd, &o)
 	return cmd
+}
+
+// addPlacementFlags lets the user move the roles to other cores.
+func addPlacementFlags(cmd *cobra.Command, o *experiments.RunOptions) {
+	p := experiments.DefaultPlacement
+	o.Placement = &p
+	cmd.Flags().IntVar(&p.Generator, "generator-cpu", p.Generator, "core the load generator is pinned to")
+	cmd.Flags().IntVar(&p.Server, "server-cpu", p.Server, "core the stack under test and its application are pinned to")
+}
+
+func newCalibrateCmd() *cobra.Command {
+	var o experiments.RunOptions
+	cmd := &cobra.Command{
+		Use:   "calibrate",
+		Short: "Measure the local testbed: wire limit, null and kernel round trips (with and without PM QoS), A/A noise, vCPU stalls",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return usageError{errors.New("calibrate needs root (network namespaces, DPDK, PM QoS)")}
+			}
+			if err := defaultBinDir(&o); err != nil {
+				return err
+			}
+			o.Log = os.Stderr
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			dir, err := experiments.Run(ctx, experiments.CalibrationExperiment(), o)
+			if dir != "" {
+				if b, rerr := os.ReadFile(filepath.Join(dir, "report.md")); rerr == nil {
+					os.Stdout.Write(b)
+				}
+				fmt.Fprintf(os.Stderr, "results: %s\n", dir)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&o.ResultsDir, "results", "results", "root directory of results")
+	cmd.Flags().StringVar(&o.BinDir, "bin", "", "directory holding jrgen and jrapp (default: next to jrbench)")
+	cmd.Flags().StringVar(&o.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
+	addPlacementFlags(cmd, &o)
+	return cmd
+}
+
+// defaultBinDir points BinDir next to the running jrbench when unset.
+func defaultBinDir(o *experiments.RunOptions) error {
+	if o.BinDir != "" {
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.BinDir = filepath.Dir(self)
+	return nil
 }

@@ -3,7 +3,8 @@
 // The runner starts it in the client's network namespace, pinned to its core. It
 // resolves the server's MAC by ARP, offers the load, writes the latency interval
 // log (HdrHistogram .hlog, nanoseconds) to -hlog, and prints the counters as one
-// JSON object (loadgen.Result) on standard output.
+// JSON object (loadgen.Result) on standard output. With -blast it measures the
+// wire's packet-rate limit instead (loadgen.BlastResult).
 //
 // Exit status: 0 when the point ran (whatever it measured), 1 when it could not
 // run, 2 for bad flags.
@@ -40,6 +41,7 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of the schedule")
 	late := flag.Duration("late", 50*time.Microsecond, "a request sent this long after its time counts as late")
 	hlog := flag.String("hlog", "", "write the latency interval log here")
+	blast := flag.String("blast", "", "instead of load, send frames to the server as fast as the port takes them for -duration and print a loadgen.BlastResult: 'raw' (60-byte frames no stack answers: the wire's limit) or 'udp' (-size requests: against a reflector, the round-trip limit)")
 	flag.Parse()
 
 	fail := func(code int, format string, a ...any) {
@@ -85,6 +87,31 @@ func main() {
 	if err != nil {
 		p.Close()
 		fail(1, "%v", err)
+	}
+	if *blast != "" {
+		if *duration > time.Minute {
+			fail(2, "-duration %v: a blast lasts at most 1m", *duration)
+		}
+		var frame []byte
+		switch *blast {
+		case "raw":
+			frame = loadgen.BlastFrame(p.MAC(), mac)
+		case "udp":
+			tmpl, err := loadgen.NewUDPTemplate(loadgen.Flow{SrcMAC: p.MAC(), DstMAC: mac, SrcIP: srcIP, DstIP: dstIP,
+				SrcPort: 40000, DstPort: uint16(*port)}, *size)
+			if err != nil {
+				fail(2, "%v", err)
+			}
+			frame = tmpl.Write(make([]byte, tmpl.Len()), 0, 0)
+		default:
+			fail(2, "-blast %q: allowed raw, udp", *blast)
+		}
+		res := loadgen.Blast(p, frame, *duration, 32)
+		p.Close()
+		out, _ := json.Marshal(res)
+		fmt.Println(string(out))
+		dpdk.Cleanup()
+		return
 	}
 	cfg := loadgen.Config{
 		Flow: loadgen.Flow{SrcMAC: p.MAC(), DstMAC: mac, SrcIP: srcIP, DstIP: dstIP,
