@@ -183,7 +183,7 @@ func (r *runner) blastReflected(ctx context.Context, d time.Duration) (*WireLimi
 		return nil, err
 	}
 	pl := *r.o.Placement
-	srv, err := startServer(ctx, r.tb, r.o.BinDir, pl.Server, "-stack", "null", "-options", string(opts),
+	srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server, "-stack", "null", "-options", string(opts),
 		"-iface", r.tb.Server.Iface, "-addr", r.tb.Server.Addr.String(), "-cpu", strconv.Itoa(pl.Server),
 		"-file-prefix", "jrapp-"+r.tb.ID)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/plots"
+	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
 )
@@ -211,6 +212,7 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 	r.tb = tb
 	r.meta.Testbed = tb
 	defer tb.Down()
+	defer os.RemoveAll(filepath.Join("/run/jrbench", tb.ID)) // the run's sockets
 	if err := r.writeMeta(); err != nil {
 		return err
 	}
@@ -323,10 +325,22 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		return pt, nil, "", err
 	}
 	pl := *r.o.Placement
-	srv, err := startServer(ctx, r.tb, r.o.BinDir, pl.Server,
+	runDir := r.runDir()
+	env := stacks.Env{Iface: r.tb.Server.Iface, Addr: r.tb.Server.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
+	if f, err := stacks.Lookup(p.Stack.Name); err == nil && f.Daemon != nil {
+		d := f.Daemon(p.Stack.Options, env)
+		dmn, err := startProcess(ctx, r.tb, r.o.BinDir, d.Binary, pl.Server, d.Args...)
+		if err != nil {
+			return pt, nil, "", fmt.Errorf("%s: %w", d.Binary, err)
+		}
+		// Stopped after the application (defers run last first).
+		logPath := filepath.Join(r.dir, "logs", strings.TrimSuffix(p.Log, ".log")+"_"+d.Binary+".log")
+		defer func() { os.WriteFile(logPath, []byte(dmn.stop()), 0o644) }()
+	}
+	srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
 		"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
 		"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort), "-protocol", w.Protocol,
-		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID)
+		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID, "-run-dir", runDir)
 	if err != nil {
 		return pt, nil, "", err
 	}
@@ -405,7 +419,15 @@ func judge(res *loadgen.Result) (bool, string) {
 	return false, strings.Join(why, "; ")
 }
 
-// server is the stack's application process in the server namespace.
+// runDir is the directory private to this run's testbed (control sockets).
+func (r *runner) runDir() string {
+	d := filepath.Join("/run/jrbench", r.tb.ID)
+	os.MkdirAll(d, 0o755)
+	return d
+}
+
+// server is a process of the server side (the application, or a stack's
+// daemon) in the server namespace.
 type server struct {
 	cmd    *exec.Cmd
 	log    tail
@@ -414,18 +436,19 @@ type server struct {
 	exited chan struct{}
 }
 
-// startServer starts jrapp and waits until it says READY.
-func startServer(ctx context.Context, tb *local.Testbed, binDir string, cpu int, args ...string) (*server, error) {
+// startProcess starts binary (from binDir) in the server namespace, pinned to
+// cpu, and waits until it says READY.
+func startProcess(ctx context.Context, tb *local.Testbed, binDir, binary string, cpu int, args ...string) (*server, error) {
 	s := &server{exited: make(chan struct{})}
 	s.cmd = tb.CommandWithBPFFS(context.Background(), tb.Server, "taskset",
-		append([]string{"-c", strconv.Itoa(cpu), filepath.Join(binDir, "jrapp")}, args...)...)
+		append([]string{"-c", strconv.Itoa(cpu), filepath.Join(binDir, binary)}, args...)...)
 	s.cmd.Stderr = &s.log
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start jrapp: %w", err)
+		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	ready := make(chan struct{})
 	go func() {

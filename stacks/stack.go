@@ -71,6 +71,20 @@ type Env struct {
 	CPUs []int
 	// FilePrefix keeps this process's DPDK runtime files apart from others'.
 	FilePrefix string
+	// RunDir is a directory private to this run (control sockets, state);
+	// empty means the stack's system-wide default.
+	RunDir string
+}
+
+// Daemon is a service process a stack needs beside the application (Joyride's
+// joyrided). The runner starts it in the server's namespace, pinned like the
+// application, waits for the line "READY" on its standard output, starts the
+// application, and stops the daemon after the application.
+type Daemon struct {
+	// Binary is the program's name; it is looked up next to jrapp.
+	Binary string
+	// Args are its arguments.
+	Args []string
 }
 
 // Factory makes one kind of stack.
@@ -84,6 +98,8 @@ type Factory struct {
 	NewOptions func() any
 	// Open starts the stack with options from NewOptions (decoded) in env.
 	Open func(opts any, env Env) (Stack, error)
+	// Daemon, when not nil, says which service process must run before Open.
+	Daemon func(opts any, env Env) *Daemon
 }
 
 var (

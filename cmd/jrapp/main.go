@@ -32,6 +32,7 @@ func main() {
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
 	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
+	runDir := flag.String("run-dir", "", "directory private to this run (control sockets of service stacks)")
 	flag.Parse()
 
 	fail := func(code int, format string, a ...any) {
@@ -52,7 +53,7 @@ func main() {
 	if err != nil {
 		fail(2, "%v", err)
 	}
-	st, err := stacks.Open(*stackName, opts, stacks.Env{Iface: *iface, Addr: prefixAddr, CPUs: []int{*cpu}, FilePrefix: *prefix})
+	st, err := stacks.Open(*stackName, opts, stacks.Env{Iface: *iface, Addr: prefixAddr, CPUs: []int{*cpu}, FilePrefix: *prefix, RunDir: *runDir})
 	if err != nil {
 		fail(1, "%v", err)
 	}
