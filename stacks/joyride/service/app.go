@@ -1,0 +1,440 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/joyride-bench/joyride/stacks/joyride/channel"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// app is one attached application.
+type app struct {
+	svc    *Service
+	id     uint32
+	name   string
+	cred   *unix.Ucred
+	conn   *net.UnixConn
+	region *channel.Region
+	end    *channel.End
+
+	mu       sync.Mutex // guards socks, nextSock, detached; held by the engine while it serves a socket
+	socks    map[uint32]*sock
+	nextSock uint32
+	detached bool
+
+	notify  bool // engine only: deliver() sent something this round
+	corrupt bool // engine only: the region was found corrupt; never touched again
+}
+
+// acceptLoop accepts applications on the control socket.
+func (s *Service) acceptLoop() {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			s.log.Error("control socket accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go s.serveControl(c)
+	}
+}
+
+// serveControl runs one application's control connection: register first, then
+// requests until the connection closes, which detaches the application (also
+// when it was killed: the kernel closes its socket).
+func (s *Service) serveControl(c *net.UnixConn) {
+	cred, err := peerCred(c)
+	if err != nil {
+		s.log.Warn("control: cannot identify peer", "err", err)
+		c.Close()
+		return
+	}
+	buf := make([]byte, 64<<10)
+	var a *app
+	defer func() {
+		if a != nil {
+			a.detach("control connection closed")
+		} else {
+			c.Close()
+		}
+	}()
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		var req proto.Request
+		if err := json.Unmarshal(buf[:n], &req); err != nil {
+			s.reply(c, proto.Errorf(syscall.EINVAL, "bad request: %v", err), nil)
+			continue
+		}
+		if a == nil {
+			if req.Op != "register" {
+				s.reply(c, proto.Errorf(syscall.EPERM, "register first (got %q)", req.Op), nil)
+				continue
+			}
+			a, err = s.register(c, cred, req)
+			if err != nil {
+				s.reply(c, proto.Errorf(syscall.EINVAL, "%v", err), nil)
+				return
+			}
+			continue
+		}
+		s.reply(c, s.handle(a, req), nil)
+	}
+}
+
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	return cred, cerr
+}
+
+func (s *Service) reply(c *net.UnixConn, r proto.Reply, fds []int) error {
+	b, _ := json.Marshal(r)
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	_, _, err := c.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+// register creates the application's region and hands it over.
+func (s *Service) register(c *net.UnixConn, cred *unix.Ucred, req proto.Request) (*app, error) {
+	if req.Version != proto.Version {
+		return nil, fmt.Errorf("protocol version %d, the service speaks %d", req.Version, proto.Version)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("service stopping")
+	}
+	s.nextApp++
+	id := s.nextApp
+	s.mu.Unlock()
+	region, err := channel.Create(fmt.Sprintf("joyride-app-%d", id), s.cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	name := filepath.Base(req.Name)
+	a := &app{svc: s, id: id, name: name, cred: cred, conn: c, region: region, end: region.Service(), socks: map[uint32]*sock{}}
+	memfd, appFd, svcFd := region.Fds()
+	cfg := s.cfg.Region
+	r := proto.Reply{OK: true, App: id, RingSize: cfg.RingSize, Buffers: cfg.Buffers, BufSize: cfg.BufSize,
+		MaxMsg: proto.MaxMessage, SendWin: proto.SendWindow, ServiceID: fmt.Sprintf("joyrided pid %d", unix.Getpid())}
+	if err := s.reply(c, r, []int{memfd, appFd, svcFd}); err != nil {
+		region.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.apps[id] = a
+	s.publishApps()
+	s.mu.Unlock()
+	s.stats.Apps.Add(1)
+	s.log.Info("application attached", "app", id, "name", name, "pid", cred.Pid, "uid", cred.Uid, "region_bytes", region.Size())
+	return a, nil
+}
+
+// publishApps refreshes the engine's snapshot; s.mu must be held.
+func (s *Service) publishApps() {
+	list := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		list = append(list, a)
+	}
+	s.appList.Store(&list)
+	s.wake()
+}
+
+// handle runs one control request of an attached application.
+func (s *Service) handle(a *app, req proto.Request) proto.Reply {
+	switch req.Op {
+	case "listen":
+		return s.listen(a, req)
+	case "dial":
+		return s.dial(a, req)
+	case "close":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		k := a.socks[req.Sock]
+		if k == nil {
+			return proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
+		}
+		a.closeSock(k)
+		return proto.Reply{OK: true}
+	case "shutdown":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		k := a.socks[req.Sock]
+		if k == nil {
+			return proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
+		}
+		var flags tcpip.ShutdownFlags
+		switch req.How {
+		case "read":
+			flags = tcpip.ShutdownRead
+		case "write":
+			flags = tcpip.ShutdownWrite
+		case "both":
+			flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
+		default:
+			return proto.Errorf(syscall.EINVAL, "shutdown how %q (allowed: read, write, both)", req.How)
+		}
+		if err := k.ep.Shutdown(flags); err != nil {
+			return proto.Errorf(errnoOf(err), "shutdown: %s", err)
+		}
+		return proto.Reply{OK: true}
+	case "setsockopt":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		k := a.socks[req.Sock]
+		if k == nil {
+			return proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
+		}
+		o := k.ep.SocketOptions()
+		switch req.Opt {
+		case "nodelay":
+			o.SetDelayOption(req.Value == 0)
+		case "sndbuf":
+			o.SetSendBufferSize(int64(req.Value), true)
+		case "rcvbuf":
+			o.SetReceiveBufferSize(int64(req.Value), true)
+		default:
+			return proto.Errorf(syscall.ENOPROTOOPT, "option %q (allowed: nodelay, sndbuf, rcvbuf)", req.Opt)
+		}
+		return proto.Reply{OK: true}
+	}
+	return proto.Errorf(syscall.EINVAL, "unknown request %q (allowed: listen, dial, close, shutdown, setsockopt)", req.Op)
+}
+
+func parseAddr(network, addr string) (netip.AddrPort, bool, error) {
+	udpNet := false
+	switch network {
+	case "tcp", "tcp4":
+	case "udp", "udp4":
+		udpNet = true
+	default:
+		return netip.AddrPort{}, false, fmt.Errorf("network %q (allowed: tcp, udp)", network)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, udpNet, err
+	}
+	ip := netip.IPv4Unspecified()
+	if host != "" {
+		if ip, err = netip.ParseAddr(host); err != nil || !ip.Is4() {
+			return netip.AddrPort{}, udpNet, fmt.Errorf("address %q is not IPv4", host)
+		}
+	}
+	p, err := net.LookupPort(network, port)
+	if err != nil {
+		return netip.AddrPort{}, udpNet, err
+	}
+	return netip.AddrPortFrom(ip, uint16(p)), udpNet, nil
+}
+
+func full(ap netip.AddrPort) tcpip.FullAddress {
+	fa := tcpip.FullAddress{Port: ap.Port()}
+	if !ap.Addr().IsUnspecified() {
+		fa.Addr = tcpip.AddrFrom4(ap.Addr().As4())
+	}
+	return fa
+}
+
+func addrString(fa tcpip.FullAddress) string {
+	if fa.Addr.Len() != 4 {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), fa.Port).String()
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4(fa.Addr.As4()), fa.Port).String()
+}
+
+// listen binds a UDP socket, or binds and listens on a TCP one.
+func (s *Service) listen(a *app, req proto.Request) proto.Reply {
+	ap, isUDP, err := parseAddr(req.Network, req.Addr)
+	if err != nil {
+		return proto.Errorf(syscall.EINVAL, "listen: %v", err)
+	}
+	// The kernel's rule: ports below 1024 need privilege.
+	if ap.Port() != 0 && ap.Port() < 1024 && a.cred.Uid != 0 {
+		return proto.Errorf(syscall.EACCES, "listen on port %d needs root", ap.Port())
+	}
+	proto4 := tcp.ProtocolNumber
+	if isUDP {
+		proto4 = udp.ProtocolNumber
+	}
+	wq := new(waiter.Queue)
+	ep, terr := s.stack.NewEndpoint(proto4, ipv4.ProtocolNumber, wq)
+	if terr != nil {
+		return proto.Errorf(errnoOf(terr), "socket: %s", terr)
+	}
+	if !isUDP {
+		ep.SocketOptions().SetReuseAddress(true)
+	}
+	if terr := ep.Bind(full(ap)); terr != nil {
+		ep.Close()
+		return proto.Errorf(errnoOf(terr), "bind %v: %s", ap, terr)
+	}
+	if !isUDP {
+		backlog := req.Backlog
+		if backlog <= 0 {
+			backlog = 128
+		}
+		if terr := ep.Listen(backlog); terr != nil {
+			ep.Close()
+			return proto.Errorf(errnoOf(terr), "listen %v: %s", ap, terr)
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.detached {
+		ep.Close()
+		return proto.Errorf(syscall.ENOTCONN, "application detached")
+	}
+	k := a.newSock(s, ep, wq, isUDP, !isUDP)
+	local, _ := ep.GetLocalAddress()
+	s.markReady(k)
+	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local)}
+}
+
+// dial connects a socket; for TCP it waits (bounded) for the handshake.
+func (s *Service) dial(a *app, req proto.Request) proto.Reply {
+	ap, isUDP, err := parseAddr(req.Network, req.Addr)
+	if err != nil {
+		return proto.Errorf(syscall.EINVAL, "dial: %v", err)
+	}
+	proto4 := tcp.ProtocolNumber
+	if isUDP {
+		proto4 = udp.ProtocolNumber
+	}
+	wq := new(waiter.Queue)
+	ep, terr := s.stack.NewEndpoint(proto4, ipv4.ProtocolNumber, wq)
+	if terr != nil {
+		return proto.Errorf(errnoOf(terr), "socket: %s", terr)
+	}
+	entry, ch := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	terr = ep.Connect(full(ap))
+	if _, started := terr.(*tcpip.ErrConnectStarted); started {
+		timeout := 30 * time.Second
+		if req.TimeoutMs > 0 {
+			timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+		}
+		select {
+		case <-ch:
+			terr = ep.LastError()
+		case <-time.After(timeout):
+			terr = &tcpip.ErrTimeout{}
+		}
+	}
+	wq.EventUnregister(&entry)
+	if terr != nil {
+		ep.Close()
+		return proto.Errorf(errnoOf(terr), "connect %v: %s", ap, terr)
+	}
+	if !isUDP {
+		ep.SocketOptions().SetDelayOption(false) // TCP_NODELAY, as Go's net does
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.detached {
+		ep.Close()
+		return proto.Errorf(syscall.ENOTCONN, "application detached")
+	}
+	k := a.newSock(s, ep, wq, isUDP, false)
+	local, _ := ep.GetLocalAddress()
+	remote, _ := ep.GetRemoteAddress()
+	s.markReady(k)
+	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local), Remote: addrString(remote)}
+}
+
+// newSock registers an endpoint as the app's socket; a.mu must be held.
+func (a *app) newSock(s *Service, ep tcpip.Endpoint, wq *waiter.Queue, isUDP, listener bool) *sock {
+	a.nextSock++
+	k := &sock{id: a.nextSock, app: a, ep: ep, wq: wq, udp: isUDP, listener: listener}
+	if !isUDP && !listener {
+		ep.SocketOptions().SetDelayOption(false)
+	}
+	k.entry = waiter.NewFunctionEntry(waiter.ReadableEvents|waiter.WritableEvents|waiter.EventHUp|waiter.EventErr,
+		func(waiter.EventMask) { s.markReady(k) })
+	wq.EventRegister(&k.entry)
+	a.socks[k.id] = k
+	return k
+}
+
+// closeSock closes a socket; a.mu must be held.
+func (a *app) closeSock(k *sock) {
+	if k.closed {
+		return
+	}
+	k.closed = true
+	k.wq.EventUnregister(&k.entry)
+	k.ep.Close()
+	delete(a.socks, k.id)
+}
+
+// deliver sends one message down to the app; false when its ring or buffers
+// are full. Called by the engine (with or without a.mu; Send is the engine's).
+func (a *app) deliver(s *Service, op uint16, sock uint32, arg uint64, payload []byte) bool {
+	if a.corrupt {
+		return false
+	}
+	if err := a.end.Send(op, sock, arg, payload); err != nil {
+		return false
+	}
+	a.notify = true
+	s.stats.MsgsDown.Add(1)
+	return true
+}
+
+// detach frees everything the application had: its sockets (ports become free
+// again), its region and its control connection.
+func (a *app) detach(why string) {
+	a.mu.Lock()
+	if a.detached {
+		a.mu.Unlock()
+		return
+	}
+	a.detached = true
+	for _, k := range a.socks {
+		a.closeSock(k)
+	}
+	a.mu.Unlock()
+	a.conn.Close()
+	s := a.svc
+	s.mu.Lock()
+	delete(s.apps, a.id)
+	s.publishApps()
+	s.mu.Unlock()
+	s.stats.Apps.Add(-1)
+	s.log.Info("application detached", "app", a.id, "name", a.name, "why", why)
+	// The engine may still be using the region in the round that loaded the old
+	// app list: it closes the region at the start of its next round.
+	s.retireMu.Lock()
+	s.retire = append(s.retire, a)
+	s.retireMu.Unlock()
+	s.wake()
+}

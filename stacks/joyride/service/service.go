@@ -1,0 +1,633 @@
+// Package service is joyrided's core: one process owns the NIC, runs gVisor's
+// TCP/IP stack over it, and serves many applications, each through a private
+// shared-memory region (package channel) and a control socket (package proto).
+//
+// One engine goroutine, locked to its OS thread, does all the data-plane work in
+// a loop, so a packet reaches an application without a goroutine hand-off:
+//
+//  1. poll the NIC (nic/netstack.Endpoint.Poll): frames go through the stack in
+//     this goroutine; sockets that became readable are put on the ready list by
+//     their waiter callbacks;
+//  2. take every application's messages from its "up" ring and write them into
+//     the sockets (the stack queues frames for transmit);
+//  3. read every ready socket into its application's "down" ring;
+//  4. flush the transmit queue and wake the applications that got messages.
+//
+// When a round finds no work for Config.Spin the engine sleeps in epoll on the
+// applications' event fds and its own wake fd (TCP callbacks from the stack's
+// goroutines write it), with a short timeout so the NIC is still polled: an idle
+// joyrided costs almost no CPU. Control requests (listen, dial, close) run on
+// one goroutine per application connection; they share each application's
+// socket table with the engine under the application's mutex.
+//
+// Everything an application writes into its region is validated by package
+// channel before the service acts on it; socket ids are looked up in that
+// application's own table, so an application can only name its own sockets.
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/joyride-bench/joyride/stacks/joyride/channel"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// Link is the stack's view of the NIC plus the poll the engine drives (package
+// nic/netstack's Endpoint).
+type Link interface {
+	stack.LinkEndpoint
+	// Poll receives a burst into the stack and flushes pending transmits.
+	Poll() (rx, tx int)
+	// Flush transmits what the stack queued.
+	Flush() int
+}
+
+// Config configures a service.
+type Config struct {
+	// Addr is the service's IPv4 address and prefix on the link.
+	Addr netip.Prefix
+	// Gateway, when valid, is the default route's next hop.
+	Gateway netip.Addr
+	// Socket is the control socket's path.
+	Socket string
+	// Spin is how long the engine keeps polling after the last work before it
+	// sleeps (default 200 µs).
+	Spin time.Duration
+	// IdlePoll bounds a sleep: the NIC is polled at least this often (default 1 ms).
+	IdlePoll time.Duration
+	// Region shapes each application's shared memory.
+	Region channel.Config
+	// Log receives the service's log (default: slog.Default()).
+	Log *slog.Logger
+}
+
+// Service is a running Joyride service.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	stack *stack.Stack
+	link  Link
+	ln    *net.UnixListener
+
+	mu      sync.Mutex // guards apps, nextApp, closed
+	apps    map[uint32]*app
+	nextApp uint32
+	closed  bool
+	appList atomic.Pointer[[]*app] // the engine's snapshot of apps
+
+	readyMu sync.Mutex // guards ready
+	ready   []*sock
+	// deferred are sockets whose application could not take their data; the
+	// engine retries them next round (engine only).
+	deferred []*sock
+
+	retireMu sync.Mutex // guards retire
+	retire   []*app     // detached apps whose regions the engine closes
+
+	wakeFd   int         // eventfd the engine sleeps on besides the apps'
+	sleeping atomic.Bool // the engine is (about to be) asleep
+	stop     chan struct{}
+	done     chan struct{}
+
+	stats Stats
+}
+
+// Stats are the service's counters.
+type Stats struct {
+	Apps       atomic.Int64
+	MsgsUp     atomic.Uint64 // messages taken from applications
+	MsgsDown   atomic.Uint64 // messages delivered to applications
+	Sleeps     atomic.Uint64 // times the engine went to sleep
+	Corrupt    atomic.Uint64 // applications disconnected for corrupting their region
+	DownFull   atomic.Uint64 // deliveries deferred because an application's ring was full
+	BadSockets atomic.Uint64 // messages naming a socket the application does not own
+}
+
+const nicID = 1
+
+// New builds the stack over link and listens on the control socket. Run starts
+// serving.
+func New(link Link, cfg Config) (*Service, error) {
+	if !cfg.Addr.Addr().Is4() {
+		return nil, fmt.Errorf("joyride service: address %v is not IPv4", cfg.Addr)
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = proto.DefaultSocket
+	}
+	if cfg.Spin <= 0 {
+		cfg.Spin = 200 * time.Microsecond
+	}
+	if cfg.IdlePoll <= 0 {
+		cfg.IdlePoll = time.Millisecond
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Service{cfg: cfg, log: cfg.Log, link: link, apps: map[uint32]*app{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	empty := []*app{}
+	s.appList.Store(&empty)
+
+	s.stack = stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+	})
+	// Let small replies go out at once: the engine batches at the NIC anyway.
+	sack := tcpip.TCPSACKEnabled(true)
+	s.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
+	if err := s.stack.CreateNIC(nicID, link); err != nil {
+		return nil, fmt.Errorf("joyride service: create NIC: %s", err)
+	}
+	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{
+		Address: tcpip.AddrFrom4(cfg.Addr.Addr().As4()), PrefixLen: cfg.Addr.Bits()}}
+	if err := s.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+		return nil, fmt.Errorf("joyride service: add address %v: %s", cfg.Addr, err)
+	}
+	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
+	if cfg.Gateway.Is4() {
+		routes = append(routes, tcpip.Route{Destination: header4Any(), Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
+	}
+	s.stack.SetRouteTable(routes)
+
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("joyride service: eventfd: %w", err)
+	}
+	s.wakeFd = fd
+
+	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o755); err != nil {
+		return nil, fmt.Errorf("joyride service: %w", err)
+	}
+	os.Remove(cfg.Socket) // a stale socket of a dead service
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: cfg.Socket, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("joyride service: control socket %s: %w", cfg.Socket, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// header4Any is the IPv4 default route's destination, 0.0.0.0/0.
+func header4Any() tcpip.Subnet {
+	sn, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFrom("\x00\x00\x00\x00"))
+	return sn
+}
+
+// Stack is the service's gVisor stack (for tests and diagnostics).
+func (s *Service) Stack() *stack.Stack { return s.stack }
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// Run serves until Close: it accepts applications and runs the engine on the
+// calling goroutine (which it locks to its OS thread).
+func (s *Service) Run() error {
+	go s.acceptLoop()
+	s.engine()
+	return nil
+}
+
+// Close stops the engine, disconnects every application and closes the stack.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	apps := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		apps = append(apps, a)
+	}
+	s.mu.Unlock()
+	close(s.stop)
+	s.wake()
+	s.ln.Close()
+	<-s.done
+	for _, a := range apps {
+		a.detach("service stopping")
+	}
+	s.closeRetired() // the engine has stopped: nothing uses the regions
+	os.Remove(s.cfg.Socket)
+	s.stack.Close()
+	unix.Close(s.wakeFd)
+	return nil
+}
+
+// closeRetired unmaps the regions of detached applications. Only the engine
+// (or Close, after the engine stopped) calls it.
+func (s *Service) closeRetired() {
+	s.retireMu.Lock()
+	r := s.retire
+	s.retire = nil
+	s.retireMu.Unlock()
+	for _, a := range r {
+		a.region.Close()
+	}
+}
+
+// wake interrupts the engine's sleep.
+func (s *Service) wake() {
+	var one = [8]byte{1}
+	unix.Write(s.wakeFd, one[:])
+}
+
+// markReady queues a socket for the engine; it is called from waiter callbacks
+// on any goroutine (the engine's own, or the stack's TCP processors).
+func (s *Service) markReady(k *sock) {
+	if k.queued.Swap(true) {
+		return
+	}
+	s.readyMu.Lock()
+	s.ready = append(s.ready, k)
+	s.readyMu.Unlock()
+	if s.sleeping.Load() {
+		s.wake()
+	}
+}
+
+// engine is the data-plane loop (see the package comment).
+func (s *Service) engine() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(s.done)
+	var (
+		scratch  = make([]byte, proto.MaxMessage)
+		inbox    = make([]byte, 0, proto.MaxMessage)
+		ready    []*sock
+		lastWork = time.Now()
+		epfd     = -1
+		epApps   []*app
+	)
+	defer func() {
+		if epfd >= 0 {
+			unix.Close(epfd)
+		}
+	}()
+	for {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		s.closeRetired()
+		work := 0
+		rx, tx := s.link.Poll()
+		work += rx + tx
+
+		apps := *s.appList.Load()
+		for _, a := range apps {
+			work += s.serveUp(a, &inbox)
+		}
+
+		s.readyMu.Lock()
+		ready, s.ready = s.ready, ready[:0]
+		s.readyMu.Unlock()
+		ready = append(ready, s.deferred...)
+		s.deferred = s.deferred[:0]
+		for i, k := range ready {
+			k.queued.Store(false)
+			work += s.serveDown(k, scratch)
+			ready[i] = nil
+		}
+		for _, a := range apps {
+			if a.notify {
+				a.notify = false
+				a.end.Notify()
+			}
+		}
+		work += s.link.Flush()
+
+		if work > 0 {
+			lastWork = time.Now()
+			continue
+		}
+		if time.Since(lastWork) < s.cfg.Spin {
+			// Spin, but give the CPU to anyone else who wants it: on a small
+			// machine the applications share the engine's core.
+			runtime.Gosched()
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			continue
+		}
+		epfd, epApps = s.sleep(epfd, epApps, apps)
+		lastWork = time.Now()
+	}
+}
+
+// sleep blocks until an application kicks, a socket becomes ready, or IdlePoll
+// passes. It keeps an epoll set of the apps' event fds, rebuilt when the app
+// list changes.
+func (s *Service) sleep(epfd int, epApps, apps []*app) (int, []*app) {
+	if epfd < 0 || !sameApps(epApps, apps) {
+		if epfd >= 0 {
+			unix.Close(epfd)
+		}
+		var err error
+		epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			time.Sleep(s.cfg.IdlePoll)
+			return -1, nil
+		}
+		add := func(fd int) {
+			unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+		}
+		add(s.wakeFd)
+		for _, a := range apps {
+			add(a.end.WaitFd())
+		}
+		epApps = append(epApps[:0], apps...)
+	}
+	s.sleeping.Store(true)
+	for _, a := range apps {
+		a.end.SetNeedWakeup(true)
+	}
+	// Re-check after announcing the sleep: work that arrived in between.
+	rx, tx := s.link.Poll()
+	busy := rx+tx > 0
+	for _, a := range apps {
+		if a.end.Pending() {
+			busy = true
+		}
+	}
+	s.readyMu.Lock()
+	busy = busy || len(s.ready) > 0
+	s.readyMu.Unlock()
+	if !busy {
+		s.stats.Sleeps.Add(1)
+		var evs [16]unix.EpollEvent
+		unix.EpollWait(epfd, evs[:], int(s.cfg.IdlePoll/time.Millisecond)+1)
+	}
+	s.sleeping.Store(false)
+	for _, a := range apps {
+		a.end.SetNeedWakeup(false)
+		a.end.Drain()
+	}
+	var buf [8]byte
+	unix.Read(s.wakeFd, buf[:])
+	return epfd, epApps
+}
+
+func sameApps(a, b []*app) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// serveUp takes an application's messages and acts on them.
+func (s *Service) serveUp(a *app, inbox *[]byte) int {
+	n := 0
+	if a.corrupt {
+		return 0
+	}
+	for a.end.Pending() {
+		d, payload, err := a.end.Recv((*inbox)[:0])
+		if errors.Is(err, channel.ErrEmpty) {
+			break
+		}
+		if err != nil {
+			// Stop touching this app's region now; detach it off the engine.
+			if !a.corrupt {
+				a.corrupt = true
+				s.stats.Corrupt.Add(1)
+				s.log.Warn("application corrupted its region: disconnecting it", "app", a.id, "name", a.name, "err", err)
+				go a.detach("corrupt region: " + err.Error())
+			}
+			return n
+		}
+		*inbox = payload[:0]
+		n++
+		s.stats.MsgsUp.Add(1)
+		switch d.Op {
+		case proto.OpSend:
+			a.mu.Lock()
+			k := a.socks[d.Sock]
+			a.mu.Unlock()
+			if k == nil {
+				s.stats.BadSockets.Add(1)
+				continue
+			}
+			s.send(k, payload, d.Arg)
+		default:
+			s.stats.BadSockets.Add(1)
+		}
+	}
+	return n
+}
+
+// send writes one application message into its socket.
+func (s *Service) send(k *sock, payload []byte, arg uint64) {
+	if k.udp {
+		var to *tcpip.FullAddress
+		if ap, ok := proto.UnpackAddr(arg); ok {
+			to = &tcpip.FullAddress{Addr: tcpip.AddrFrom4(ap.Addr().As4()), Port: ap.Port()}
+		}
+		k.reader.Reset(payload)
+		if _, err := k.ep.Write(&k.reader, tcpip.WriteOptions{To: to}); err != nil {
+			k.dropped.Add(1)
+		}
+		return
+	}
+	// TCP: keep order; what the stack does not take now waits for EventOut.
+	if len(k.pendingTx) > 0 {
+		k.pendingTx = append(k.pendingTx, payload...)
+		return
+	}
+	s.writeStream(k, payload)
+}
+
+// writeStream writes p to a TCP endpoint, keeps what it does not take, and
+// acknowledges what it took so the application's send window reopens.
+func (s *Service) writeStream(k *sock, p []byte) {
+	k.reader.Reset(p)
+	n, err := k.ep.Write(&k.reader, tcpip.WriteOptions{})
+	if n > 0 {
+		k.app.deliver(s, proto.OpSent, k.id, uint64(n), nil)
+	}
+	rest := p[n:]
+	switch err.(type) {
+	case nil, *tcpip.ErrWouldBlock:
+		if len(rest) > 0 {
+			k.pendingTx = append(k.pendingTx[:0], rest...)
+		} else {
+			k.pendingTx = k.pendingTx[:0]
+		}
+	default:
+		k.pendingTx = nil
+		k.app.deliver(s, proto.OpError, k.id, uint64(errnoOf(err)), nil)
+	}
+}
+
+// serveDown moves what a ready socket has into its application.
+func (s *Service) serveDown(k *sock, scratch []byte) int {
+	a := k.app
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if k.closed {
+		return 0
+	}
+	n := 0
+	if k.listener {
+		for {
+			var peer tcpip.FullAddress
+			ep, wq, err := k.ep.Accept(&peer)
+			if err != nil {
+				break
+			}
+			c := a.newSock(s, ep, wq, false, false)
+			remote := netip.AddrPortFrom(netip.AddrFrom4(peer.Addr.As4()), peer.Port).String()
+			if !a.deliver(s, proto.OpAccept, k.id, uint64(c.id), []byte(remote)) {
+				// The app cannot take it now: refuse the connection rather than
+				// hold it unseen.
+				a.closeSock(c)
+				break
+			}
+			s.markReady(c) // data may already be waiting
+			n++
+		}
+		return n
+	}
+	if len(k.pendingTx) > 0 {
+		p := k.pendingTx
+		k.pendingTx = nil
+		s.writeStream(k, p)
+		n++
+	}
+	if len(k.heldDown) > 0 {
+		if !a.deliver(s, proto.OpData, k.id, 0, k.heldDown) {
+			s.deferred = append(s.deferred, k)
+			return n
+		}
+		k.heldDown = k.heldDown[:0]
+		n++
+	}
+	for {
+		w := fixedWriter{buf: scratch}
+		res, err := k.ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: k.udp})
+		if err != nil {
+			switch err.(type) {
+			case *tcpip.ErrWouldBlock:
+			case *tcpip.ErrClosedForReceive:
+				if !k.eofSent {
+					k.eofSent = a.deliver(s, proto.OpEOF, k.id, 0, nil)
+				}
+			default:
+				if !k.errSent {
+					k.errSent = a.deliver(s, proto.OpError, k.id, uint64(errnoOf(err)), nil)
+				}
+			}
+			return n
+		}
+		var arg uint64
+		if k.udp {
+			arg = proto.PackAddr(netip.AddrPortFrom(netip.AddrFrom4(res.RemoteAddr.Addr.As4()), res.RemoteAddr.Port))
+		}
+		if !a.deliver(s, proto.OpData, k.id, arg, w.buf[:w.n]) {
+			// The app's ring or buffers are full: for TCP the bytes are lost
+			// from the endpoint already, so keep them and retry. UDP drops.
+			if !k.udp {
+				k.heldDown = append(k.heldDown[:0], w.buf[:w.n]...)
+			}
+			s.stats.DownFull.Add(1)
+			s.deferred = append(s.deferred, k)
+			return n
+		}
+		n++
+	}
+}
+
+// fixedWriter collects one Read into a preallocated buffer.
+type fixedWriter struct {
+	buf []byte
+	n   int
+}
+
+func (w *fixedWriter) Write(p []byte) (int, error) {
+	k := copy(w.buf[w.n:], p)
+	w.n += k
+	if k < len(p) {
+		return k, io.ErrShortWrite
+	}
+	return k, nil
+}
+
+// errnoOf maps a netstack error to the errno Linux would give.
+func errnoOf(err tcpip.Error) syscall.Errno {
+	switch err.(type) {
+	case *tcpip.ErrPortInUse:
+		return syscall.EADDRINUSE
+	case *tcpip.ErrConnectionRefused:
+		return syscall.ECONNREFUSED
+	case *tcpip.ErrConnectionReset:
+		return syscall.ECONNRESET
+	case *tcpip.ErrConnectionAborted:
+		return syscall.ECONNABORTED
+	case *tcpip.ErrTimeout:
+		return syscall.ETIMEDOUT
+	case *tcpip.ErrNetworkUnreachable:
+		return syscall.ENETUNREACH
+	case *tcpip.ErrHostUnreachable:
+		return syscall.EHOSTUNREACH
+	case *tcpip.ErrBadLocalAddress:
+		return syscall.EADDRNOTAVAIL
+	case *tcpip.ErrClosedForSend:
+		return syscall.EPIPE
+	case *tcpip.ErrNotConnected:
+		return syscall.ENOTCONN
+	case *tcpip.ErrMessageTooLong:
+		return syscall.EMSGSIZE
+	case *tcpip.ErrAddressFamilyNotSupported:
+		return syscall.EAFNOSUPPORT
+	case *tcpip.ErrWouldBlock:
+		return syscall.EAGAIN
+	}
+	return syscall.EINVAL
+}
+
+// sock is one application socket: a netstack endpoint and its bookkeeping.
+type sock struct {
+	id       uint32
+	app      *app
+	ep       tcpip.Endpoint
+	wq       *waiter.Queue
+	entry    waiter.Entry
+	udp      bool
+	listener bool
+	closed   bool
+	eofSent  bool
+	errSent  bool
+	queued   atomic.Bool
+	dropped  atomic.Uint64
+	reader   bytes.Reader
+	// pendingTx are stream bytes the stack has not taken yet (engine only).
+	pendingTx []byte
+	// heldDown are stream bytes read but not yet delivered (engine only).
+	heldDown []byte
+}
