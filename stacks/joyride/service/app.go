@@ -177,37 +177,48 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		return s.listen(a, req)
 	case "dial":
 		return s.dial(a, req)
-	case "close":
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		k := a.socks[req.Sock]
-		if k == nil {
-			return proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
-		}
-		a.closeSock(k)
-		return proto.Reply{OK: true}
-	case "shutdown":
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		k := a.socks[req.Sock]
-		if k == nil {
-			return proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
-		}
+	case "close", "shutdown":
 		var flags tcpip.ShutdownFlags
-		switch req.How {
-		case "read":
-			flags = tcpip.ShutdownRead
-		case "write":
-			flags = tcpip.ShutdownWrite
-		case "both":
-			flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
-		default:
-			return proto.Errorf(syscall.EINVAL, "shutdown how %q (allowed: read, write, both)", req.How)
+		if req.Op == "shutdown" {
+			switch req.How {
+			case "read":
+				flags = tcpip.ShutdownRead
+			case "write":
+				flags = tcpip.ShutdownWrite
+			case "both":
+				flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
+			default:
+				return proto.Errorf(syscall.EINVAL, "shutdown how %q (allowed: read, write, both)", req.How)
+			}
 		}
-		if err := k.ep.Shutdown(flags); err != nil {
-			return proto.Errorf(errnoOf(err), "shutdown: %s", err)
-		}
-		return proto.Reply{OK: true}
+		var r proto.Reply
+		// On the engine, after the data the app queued before this request.
+		s.runOnEngine(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			k := a.socks[req.Sock]
+			if k == nil {
+				r = proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
+				return
+			}
+			act := func() {
+				if req.Op == "close" {
+					a.closeSock(k)
+				} else {
+					k.ep.Shutdown(flags)
+				}
+			}
+			if len(k.pendingTx) > 0 && !k.udp {
+				if req.Op == "close" {
+					delete(a.socks, k.id) // the id is gone for the app at once
+				}
+				k.closeWhenSent = func() { a.mu.Lock(); defer a.mu.Unlock(); act() }
+			} else {
+				act()
+			}
+			r = proto.Reply{OK: true}
+		})
+		return r
 	case "setsockopt":
 		a.mu.Lock()
 		defer a.mu.Unlock()

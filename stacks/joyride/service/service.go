@@ -103,6 +103,9 @@ type Service struct {
 	// engine retries them next round (engine only).
 	deferred []*sock
 
+	ctrlMu sync.Mutex // guards ctrlq
+	ctrlq  []func()   // control work the engine runs after draining the rings
+
 	retireMu sync.Mutex // guards retire
 	retire   []*app     // detached apps whose regions the engine closes
 
@@ -301,6 +304,8 @@ func (s *Service) engine() {
 		for _, a := range apps {
 			work += s.serveUp(a, &inbox)
 		}
+		// After the rings: a close never overtakes the data sent before it.
+		work += s.runControl()
 
 		s.readyMu.Lock()
 		ready, s.ready = s.ready, ready[:0]
@@ -469,7 +474,10 @@ func (s *Service) writeStream(k *sock, p []byte) {
 	k.reader.Reset(p)
 	n, err := k.ep.Write(&k.reader, tcpip.WriteOptions{})
 	if n > 0 {
-		k.app.deliver(s, proto.OpSent, k.id, uint64(n), nil)
+		// The app's send window reopens by what the stack took; an ack that
+		// cannot go down now is kept and retried, never lost.
+		k.unacked += uint64(n)
+		s.flushAck(k)
 	}
 	rest := p[n:]
 	switch err.(type) {
@@ -478,11 +486,67 @@ func (s *Service) writeStream(k *sock, p []byte) {
 			k.pendingTx = append(k.pendingTx[:0], rest...)
 		} else {
 			k.pendingTx = k.pendingTx[:0]
+			if k.closeWhenSent != nil {
+				// Run it as control work: writeStream may hold a.mu here.
+				f := k.closeWhenSent
+				k.closeWhenSent = nil
+				s.ctrlMu.Lock()
+				s.ctrlq = append(s.ctrlq, f)
+				s.ctrlMu.Unlock()
+			}
 		}
 	default:
 		k.pendingTx = nil
 		k.app.deliver(s, proto.OpError, k.id, uint64(errnoOf(err)), nil)
 	}
+}
+
+// flushAck tells the app how many stream bytes the stack took since the last
+// ack; when its ring is full the socket is retried next round.
+func (s *Service) flushAck(k *sock) {
+	if k.unacked == 0 {
+		return
+	}
+	if k.app.deliver(s, proto.OpSent, k.id, k.unacked, nil) {
+		k.unacked = 0
+		return
+	}
+	s.deferred = append(s.deferred, k)
+}
+
+// runOnEngine runs f on the engine goroutine, after the engine has taken every
+// message already on the applications' rings, and waits for it. Control
+// requests that must not overtake data (close, shutdown) go through here.
+func (s *Service) runOnEngine(f func()) {
+	done := make(chan struct{})
+	s.ctrlMu.Lock()
+	s.ctrlq = append(s.ctrlq, func() { f(); close(done) })
+	s.ctrlMu.Unlock()
+	s.wake()
+	select {
+	case <-done:
+	case <-s.done: // the engine stopped: nothing else touches the sockets
+		s.ctrlMu.Lock()
+		q := s.ctrlq
+		s.ctrlq = nil
+		s.ctrlMu.Unlock()
+		for _, g := range q {
+			g()
+		}
+		<-done
+	}
+}
+
+// runControl runs the control work queued for the engine.
+func (s *Service) runControl() int {
+	s.ctrlMu.Lock()
+	q := s.ctrlq
+	s.ctrlq = nil
+	s.ctrlMu.Unlock()
+	for _, f := range q {
+		f()
+	}
+	return len(q)
 }
 
 // serveDown moves what a ready socket has into its application.
@@ -519,6 +583,9 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 		k.pendingTx = nil
 		s.writeStream(k, p)
 		n++
+	}
+	if k.unacked > 0 {
+		s.flushAck(k)
 	}
 	if len(k.heldDown) > 0 {
 		if !a.deliver(s, proto.OpData, k.id, 0, k.heldDown) {
@@ -630,4 +697,10 @@ type sock struct {
 	pendingTx []byte
 	// heldDown are stream bytes read but not yet delivered (engine only).
 	heldDown []byte
+	// unacked are stream bytes the stack took that the app has not been told
+	// of yet (engine only).
+	unacked uint64
+	// closeWhenSent, when set, closes or shuts the socket once pendingTx is
+	// empty (engine only).
+	closeWhenSent func()
 }

@@ -1,0 +1,106 @@
+// Command joyrided is the Joyride network service: it owns one NIC through DPDK,
+// runs gVisor's TCP/IP stack over it, and serves applications that attach over
+// its control socket (see stacks/joyride/service). It prints "READY" on standard
+// output once applications can attach, logs with log/slog to standard error,
+// and on SIGTERM or SIGINT disconnects the applications and exits cleanly.
+//
+// Exit status: 0 after a clean stop, 1 when the service fails, 2 for bad flags.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/netstack"
+	"github.com/joyride-bench/joyride/stacks/joyride/channel"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"github.com/joyride-bench/joyride/stacks/joyride/service"
+)
+
+func main() {
+	iface := flag.String("iface", "", "network interface the service owns (through a DPDK vdev)")
+	driver := flag.String("driver", "af_xdp", "DPDK vdev over -iface: af_xdp or af_packet")
+	pci := flag.String("pci", "", "instead of a vdev, a PCI device (real NIC; EAL then scans PCI)")
+	addr := flag.String("addr", "198.18.0.2/24", "the service's IPv4 address and prefix")
+	gateway := flag.String("gateway", "", "default gateway (optional)")
+	socket := flag.String("socket", proto.DefaultSocket, "control socket path")
+	cpu := flag.Int("cpu", 0, "EAL main lcore (the process is pinned by its parent)")
+	prefix := flag.String("file-prefix", fmt.Sprintf("joyrided%d", os.Getpid()), "DPDK runtime file prefix")
+	spin := flag.Duration("spin", 200*time.Microsecond, "how long the engine polls after its last work before it sleeps")
+	idle := flag.Duration("idle-poll", time.Millisecond, "while asleep, poll the NIC at least this often")
+	ring := flag.Int("ring", 1024, "descriptors per ring of each application's region")
+	buffers := flag.Int("buffers", 1024, "buffers per direction of each application's region")
+	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
+	flag.Parse()
+
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	fail := func(code int, format string, a ...any) {
+		log.Error(fmt.Sprintf(format, a...))
+		os.Exit(code)
+	}
+	prefixAddr, err := netip.ParsePrefix(*addr)
+	if err != nil || !prefixAddr.Addr().Is4() {
+		fail(2, "-addr %q: want an IPv4 address with prefix, such as 198.18.0.2/24", *addr)
+	}
+	var gw netip.Addr
+	if *gateway != "" {
+		if gw, err = netip.ParseAddr(*gateway); err != nil || !gw.Is4() {
+			fail(2, "-gateway %q is not an IPv4 address", *gateway)
+		}
+	}
+	var args []string
+	var name string
+	if *pci != "" {
+		args = []string{"joyrided", "-l", fmt.Sprint(*cpu), "--file-prefix", *prefix, "-a", *pci, "--log-level", "*:warning"}
+		name = *pci
+	} else {
+		if *iface == "" {
+			fail(2, "-iface (or -pci) is required")
+		}
+		if args, name, err = dpdk.VdevArgs(*driver, *iface, *cpu, *prefix); err != nil {
+			fail(2, "%v", err)
+		}
+	}
+	if err := dpdk.Init(args); err != nil {
+		fail(1, "%v", err)
+	}
+	port, err := dpdk.OpenPort(name, dpdk.PortConfig{})
+	if err != nil {
+		dpdk.Cleanup()
+		fail(1, "%v", err)
+	}
+	link := netstack.New(port, netstack.Options{})
+	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
+		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, Log: log})
+	if err != nil {
+		port.Close()
+		dpdk.Cleanup()
+		fail(1, "%v", err)
+	}
+	log.Info("joyrided serving", "port", name, "mac", port.MAC().String(), "addr", prefixAddr.String(),
+		"socket", *socket, "features", port.Features().String())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	closed := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		svc.Close()
+		close(closed)
+	}()
+	fmt.Println("READY")
+	svc.Run()
+	<-closed // the stack is closed: nothing transmits on the port any more
+	st := svc.Stats()
+	log.Info("joyrided stopped", "msgs_up", st.MsgsUp.Load(), "msgs_down", st.MsgsDown.Load(), "sleeps", st.Sleeps.Load(),
+		"corrupt_apps", st.Corrupt.Load(), "down_full", st.DownFull.Load())
+	port.Close()
+	dpdk.Cleanup()
+}
