@@ -15,6 +15,7 @@ import (
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/stacks/kernel"
 	"github.com/joyride-bench/joyride/stacks/null"
+	_ "github.com/joyride-bench/joyride/stacks/all" // every registered stack, as jrbench sees them
 )
 
 func specError(t *testing.T, err error) *SpecError {
@@ -45,7 +46,7 @@ func TestLoadRPCLatency(t *testing.T) {
 	if e.Name != "rpc-latency" || e.File != "rpc-latency.yaml" || e.Testbed != "local" || e.App != "echo" {
 		t.Errorf("name/file/testbed/app = %q %q %q %q", e.Name, e.File, e.Testbed, e.App)
 	}
-	if len(e.Stacks) != 2 || e.Stacks[0].Name != "kernel" || e.Stacks[1].Name != "null" {
+	if len(e.Stacks) != 3 || e.Stacks[0].Name != "kernel" || e.Stacks[1].Name != "null" || e.Stacks[2].Name != "joyride" {
 		t.Fatalf("stacks = %+v", e.Stacks)
 	}
 	for _, s := range e.Stacks {
@@ -71,8 +72,8 @@ func TestLoadRPCLatency(t *testing.T) {
 	if !slices.Equal(e.Plots, wantPlots) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
 	}
-	if n := len(e.Points()); n != 2*8*3 {
-		t.Errorf("%d points, want 48", n)
+	if n := len(e.Points()); n != 3*8*3 {
+		t.Errorf("%d points, want 72", n)
 	}
 }
 
@@ -86,6 +87,7 @@ func TestLoadSmoke(t *testing.T) {
 		names = append(names, s.Name)
 	}
 	// Every registered stack is in the smoke test.
+	slices.Sort(names)
 	if !slices.Equal(names, stacks.Names()) {
 		t.Errorf("smoke stacks = %v, registered %v", names, stacks.Names())
 	}

@@ -20,14 +20,22 @@ func TestRegistered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := opts.(*Options); o.Socket != proto.DefaultSocket {
-		t.Errorf("default socket %q, want %q", o.Socket, proto.DefaultSocket)
+	// No socket given: the run directory's, else the system default.
+	o := *opts.(*Options)
+	if got := socketPath(o, stacks.Env{}); got != proto.DefaultSocket {
+		t.Errorf("default socket %q, want %q", got, proto.DefaultSocket)
+	}
+	if got := socketPath(o, stacks.Env{RunDir: "/run/jrbench/x"}); got != "/run/jrbench/x/joyride.sock" {
+		t.Errorf("socket in a run directory: %q", got)
 	}
 	if _, err := stacks.DecodeOptionsBytes("joyride", []byte("sockt: /x")); err == nil {
 		t.Error("unknown option accepted")
 	}
-	if _, err := stacks.DecodeOptionsBytes("joyride", []byte(`socket: ""`)); err == nil {
-		t.Error("empty socket accepted")
+	if _, err := stacks.DecodeOptionsBytes("joyride", []byte("driver: dpdk")); err == nil {
+		t.Error("unknown driver accepted")
+	}
+	if _, err := stacks.DecodeOptionsBytes("joyride", []byte("spin: forever")); err == nil {
+		t.Error("a spin that is not a duration accepted")
 	}
 	opts, err = stacks.DecodeOptionsBytes("joyride", []byte(`{"socket": "/tmp/j.sock"}`))
 	if err != nil || opts.(*Options).Socket != "/tmp/j.sock" {

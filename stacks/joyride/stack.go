@@ -44,6 +44,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,17 +56,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Options configure the Joyride client stack.
+// Options configure the Joyride stack: the application's side and, when the
+// harness starts the service, joyrided's.
 type Options struct {
 	// Socket is the path of joyrided's control socket ("@name" for an abstract
-	// socket).
+	// socket). Empty: <run dir>/joyride.sock when the harness gives a run
+	// directory, else proto.DefaultSocket.
 	Socket string `yaml:"socket" json:"socket"`
+	// Driver is the DPDK vdev joyrided uses on the local testbed: af_xdp or
+	// af_packet.
+	Driver string `yaml:"driver" json:"driver"`
+	// Spin is how long joyrided's engine polls after its last work before it
+	// sleeps, e.g. "200us" (empty: the service's default).
+	Spin string `yaml:"spin" json:"spin"`
 }
 
 // Validate checks the options.
 func (o *Options) Validate() error {
-	if o.Socket == "" {
-		return errors.New("socket must name joyrided's control socket (default " + proto.DefaultSocket + ")")
+	switch o.Driver {
+	case "", "af_xdp", "af_packet":
+	default:
+		return fmt.Errorf("driver %q is not allowed (allowed: af_xdp, af_packet)", o.Driver)
+	}
+	if o.Spin != "" {
+		if d, err := time.ParseDuration(o.Spin); err != nil || d < 0 || d > time.Second {
+			return fmt.Errorf("spin %q is not a duration in 0s..1s (e.g. 200us)", o.Spin)
+		}
 	}
 	if len(o.Socket) > 107 {
 		return fmt.Errorf("socket %q is too long for a Unix socket path (%d bytes, at most 107)", o.Socket, len(o.Socket))
@@ -77,11 +93,42 @@ func init() {
 	stacks.Register(stacks.Factory{
 		Name:       "joyride",
 		Summary:    "Joyride: TCP/IP in the joyrided service, reached over shared memory",
-		NewOptions: func() any { return &Options{Socket: proto.DefaultSocket} },
+		NewOptions: func() any { return &Options{Driver: "af_xdp"} },
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
-			return Open(*opts.(*Options))
+			o := *opts.(*Options)
+			o.Socket = socketPath(o, env)
+			return Open(o)
+		},
+		Daemon: func(opts any, env stacks.Env) *stacks.Daemon {
+			o := *opts.(*Options)
+			cpu := 0
+			if len(env.CPUs) > 0 {
+				cpu = env.CPUs[0]
+			}
+			driver := o.Driver
+			if driver == "" {
+				driver = "af_xdp"
+			}
+			args := []string{"-iface", env.Iface, "-driver", driver, "-addr", env.Addr.String(),
+				"-socket", socketPath(o, env), "-cpu", strconv.Itoa(cpu),
+				"-file-prefix", "joyrided-" + filepath.Base(env.RunDir)}
+			if o.Spin != "" {
+				args = append(args, "-spin", o.Spin)
+			}
+			return &stacks.Daemon{Binary: "joyrided", Args: args}
 		},
 	})
+}
+
+// socketPath is where the application and the service meet.
+func socketPath(o Options, env stacks.Env) string {
+	switch {
+	case o.Socket != "":
+		return o.Socket
+	case env.RunDir != "":
+		return filepath.Join(env.RunDir, "joyride.sock")
+	}
+	return proto.DefaultSocket
 }
 
 // ErrServiceGone is the error of sockets and requests after joyrided closed the
