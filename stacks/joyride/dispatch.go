@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
@@ -63,30 +64,27 @@ func (s *Stack) dispatch() {
 
 // sleep blocks until the service notifies, the control socket hangs up, or
 // idleWait passes; it returns true if the service hung up.
+//
+// The wait is a Read on the eventfd through Go's netpoller (s.wake), not a
+// raw poll(2): a goroutine blocked in a system call keeps its P until the
+// runtime's monitor takes it back (tens of µs to ms), and with GOMAXPROCS=1 —
+// an application pinned to one core — every other goroutine, the one about to
+// read the message included, would wait that long.
 func (s *Stack) sleep(ctlFd int) (hungUp bool) {
 	e := s.end
 	e.SetNeedWakeup(true)
-	pfd := [2]unix.PollFd{{Fd: int32(e.WaitFd()), Events: unix.POLLIN}, {Fd: int32(ctlFd), Events: unix.POLLRDHUP}}
-	nfd := 2
-	if ctlFd < 0 {
-		nfd = 1
-	}
 	if !e.Pending() {
-		for {
-			_, err := unix.Poll(pfd[:nfd], int(idleWait.Milliseconds()))
-			if err != unix.EINTR {
-				break
-			}
-		}
+		s.wake.SetReadDeadline(time.Now().Add(idleWait))
+		var b [8]byte
+		s.wake.Read(b[:])
 	}
 	e.SetNeedWakeup(false)
-	var b [8]byte
-	for {
-		if _, err := unix.Read(e.WaitFd(), b[:]); err != unix.EINTR {
-			break
-		}
+	if ctlFd < 0 {
+		return false
 	}
-	return nfd == 2 && pfd[1].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
+	pfd := [1]unix.PollFd{{Fd: int32(ctlFd), Events: unix.POLLRDHUP}}
+	unix.Poll(pfd[:], 0)
+	return pfd[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0
 }
 
 // maxOrphans bounds the messages set aside for ids not known yet.

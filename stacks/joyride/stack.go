@@ -165,6 +165,7 @@ type Stack struct {
 
 	stopping atomic.Bool
 	dispDone chan struct{}
+	wake     *os.File // the dispatcher's pollable view of the app's eventfd
 
 	ctr Counters
 }
@@ -237,6 +238,18 @@ func Open(o Options) (*Stack, error) {
 	if rep.SendWin > 0 {
 		s.sendWin = rep.SendWin
 	}
+	// The dispatcher sleeps on its own descriptor of the app's eventfd, in Go's
+	// netpoller (see sleep); closing it does not close the region's.
+	wfd, err := unix.Dup(s.end.WaitFd())
+	if err == nil {
+		err = unix.SetNonblock(wfd, true)
+	}
+	if err != nil {
+		ctl.close()
+		region.Close()
+		return nil, fmt.Errorf("joyride: eventfd: %w", err)
+	}
+	s.wake = os.NewFile(uintptr(wfd), "joyride-wake")
 	go s.dispatch()
 	return s, nil
 }
@@ -283,6 +296,7 @@ func (s *Stack) Close() error {
 	one := [8]byte{1}
 	unix.Write(s.end.WaitFd(), one[:])
 	<-s.dispDone
+	s.wake.Close()
 	err := s.ctl.close()
 	s.sendMu.Lock()
 	s.regionClosed = true
