@@ -1,5 +1,6 @@
 // Command jrapp is the RPC application: it opens a stack by name and serves an
-// echo (UDP or TCP) on it, or, for a stack without sockets (null), runs the
+// echo (UDP or TCP) or a stock net/http server on it, or, for a stack without
+// sockets (null), runs the
 // stack's reflector. The runner starts it inside the server's network namespace,
 // waits for the line "READY" on its standard output, and stops it with SIGTERM;
 // on exit it prints "STATS {json}" with the stack's counters.
@@ -30,6 +31,7 @@ func main() {
 	addr := flag.String("addr", "198.18.0.2/24", "the server's address and prefix on iface")
 	port := flag.Int("port", 9000, "UDP/TCP port the echo listens on")
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
+	application := flag.String("app", "echo", "application: echo (over -protocol) or http (a stock net/http server, tcp)")
 	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
 	runDir := flag.String("run-dir", "", "directory private to this run (control sockets of service stacks)")
@@ -46,6 +48,9 @@ func main() {
 	if *protocol != "udp" && *protocol != "tcp" {
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
+	if *application != "echo" && *application != "http" {
+		fail(2, "-app %q: allowed echo, http", *application)
+	}
 	if *port <= 0 || *port > 65535 {
 		fail(2, "-port %d outside 1..65535", *port)
 	}
@@ -60,7 +65,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	serveErr := serve(ctx, st, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String())
+	serveErr := serve(ctx, st, *application, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String())
 	stats, _ := json.Marshal(st.Stats())
 	fmt.Printf("STATS %s\n", stats)
 	if err := st.Close(); err != nil && serveErr == nil {
@@ -71,10 +76,18 @@ func main() {
 	}
 }
 
-func serve(ctx context.Context, st stacks.Stack, protocol, listen string) error {
+func serve(ctx context.Context, st stacks.Stack, application, protocol, listen string) error {
 	if r, ok := st.(stacks.Reflector); ok {
 		fmt.Println("READY")
 		return r.Reflect(ctx)
+	}
+	if application == "http" {
+		ln, err := st.Listen("tcp4", listen)
+		if err != nil {
+			return err
+		}
+		fmt.Println("READY")
+		return app.ServeHTTP(ctx, ln, st.Name())
 	}
 	switch protocol {
 	case "udp":

@@ -1,0 +1,185 @@
+//go:build dpdk && cgo
+
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/joyride-bench/joyride/stacks"
+	"github.com/joyride-bench/joyride/testbed/local"
+)
+
+// Joyride on the namespace testbed with Linux peers: joyrided owns the server's
+// veth through DPDK's af_xdp vdev, jrapp attaches to it, and the client
+// namespace's plain Linux stack talks to it (and curl, for HTTP).
+
+type joyrideBed struct {
+	tb     *local.Testbed
+	bin    string
+	runDir string
+	daemon *server
+}
+
+func upJoyride(t *testing.T) *joyrideBed {
+	t.Helper()
+	bin := binDir(t)
+	tb, err := local.Up(context.Background(), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tb.Down() })
+	if err := local.EnsureBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	b := &joyrideBed{tb: tb, bin: bin, runDir: t.TempDir()}
+	f, _ := stacks.Lookup("joyride")
+	opts, _ := stacks.DecodeOptions("joyride", nil)
+	d := f.Daemon(opts, b.env())
+	b.daemon, err = startProcess(context.Background(), tb, bin, d.Binary, 0, append(d.Args, "-file-prefix", "jrd-"+tb.ID)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { t.Logf("joyrided log:\n%s", lastLines(b.daemon.stop(), 5)) })
+	return b
+}
+
+func (b *joyrideBed) env() stacks.Env {
+	return stacks.Env{Iface: b.tb.Server.Iface, Addr: b.tb.Server.Addr, CPUs: []int{0}, RunDir: b.runDir}
+}
+
+// app starts jrapp on joyride serving application over protocol on port.
+func (b *joyrideBed) app(t *testing.T, application, protocol string, port int) *server {
+	t.Helper()
+	s, err := startProcess(context.Background(), b.tb, b.bin, "jrapp", 0, "-stack", "joyride",
+		"-options", "{}", "-iface", b.tb.Server.Iface, "-addr", b.tb.Server.Addr.String(),
+		"-port", strconv.Itoa(port), "-protocol", protocol, "-app", application, "-run-dir", b.runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// dial opens a connection from the client namespace's Linux stack.
+func (b *joyrideBed) dial(t *testing.T, network string, port int) net.Conn {
+	t.Helper()
+	var c net.Conn
+	err := local.InNetns(b.tb.Client.Netns, func() (err error) {
+		c, err = net.DialTimeout(network, net.JoinHostPort(b.tb.Server.Addr.Addr().String(), strconv.Itoa(port)), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestJoyrideServesLinuxClients(t *testing.T) {
+	b := upJoyride(t)
+	b.app(t, "echo", "udp", 9000)
+	b.app(t, "echo", "tcp", 9001)
+	b.app(t, "http", "tcp", 8080)
+
+	t.Run("udp", func(t *testing.T) {
+		c := b.dial(t, "udp4", 9000)
+		buf := make([]byte, 2048)
+		for i := 0; i < 100; i++ {
+			msg := bytes.Repeat([]byte{byte(i)}, 64+i)
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			n, err := c.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("datagram %d: %v, %d bytes", i, err, n)
+			}
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		c := b.dial(t, "tcp4", 9001)
+		msg := make([]byte, 4<<20)
+		for i := range msg {
+			msg[i] = byte(i * 13)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		errc := make(chan error, 1)
+		go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("read back: %v", err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("4 MiB echoed through joyrided came back as %d different bytes", len(got))
+		}
+	})
+	t.Run("http-with-curl", func(t *testing.T) {
+		out, err := b.tb.Command(context.Background(), b.tb.Client, "curl", "-sS", "--max-time", "10",
+			"http://"+b.tb.Server.Addr.Addr().String()+":8080/joyride").CombinedOutput()
+		if err != nil || string(out) != "hello from joyride /joyride\n" {
+			t.Fatalf("curl: %v: %q", err, out)
+		}
+	})
+}
+
+// An application killed with SIGKILL loses its sockets and nothing else: its
+// port can be bound again at once and the service keeps serving.
+func TestKilledApplicationReleasesItsPort(t *testing.T) {
+	b := upJoyride(t)
+	victim := b.app(t, "echo", "tcp", 9100)
+	c := b.dial(t, "tcp4", 9100)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("x"))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	victim.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.exited
+	// The same port, by a new application, right away.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := startProcess(context.Background(), b.tb, b.bin, "jrapp", 0, "-stack", "joyride", "-options", "{}",
+			"-iface", b.tb.Server.Iface, "-addr", b.tb.Server.Addr.String(), "-port", "9100", "-protocol", "tcp",
+			"-run-dir", b.runDir)
+		if err == nil {
+			t.Cleanup(func() { s.stop() })
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("port 9100 still taken 5 s after its owner was killed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c2 := b.dial(t, "tcp4", 9100)
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	c2.Write([]byte("again"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c2, buf); err != nil || string(buf) != "again" {
+		t.Fatalf("the new owner does not answer: %q %v", buf, err)
+	}
+	// The old connection died with its application (reset, or EOF).
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("y"))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the killed application's connection still answers")
+	}
+}
