@@ -34,7 +34,7 @@ func main() {
 	socket := flag.String("socket", proto.DefaultSocket, "control socket path")
 	cpu := flag.Int("cpu", 0, "EAL main lcore (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("joyrided%d", os.Getpid()), "DPDK runtime file prefix")
-	spin := flag.Duration("spin", 200*time.Microsecond, "how long the engine polls after its last work before it sleeps")
+	spin := flag.Duration("spin", time.Millisecond, "how long the engine polls after its last work before it sleeps")
 	idle := flag.Duration("idle-poll", time.Millisecond, "while asleep, poll the NIC at least this often")
 	ring := flag.Int("ring", 1024, "descriptors per ring of each application's region")
 	buffers := flag.Int("buffers", 1024, "buffers per direction of each application's region")

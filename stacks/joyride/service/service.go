@@ -73,7 +73,7 @@ type Config struct {
 	// Socket is the control socket's path.
 	Socket string
 	// Spin is how long the engine keeps polling after the last work before it
-	// sleeps (default 200 µs).
+	// sleeps (default 1 ms).
 	Spin time.Duration
 	// IdlePoll bounds a sleep: the NIC is polled at least this often (default 1 ms).
 	IdlePoll time.Duration
@@ -143,7 +143,7 @@ func New(link Link, cfg Config) (*Service, error) {
 		cfg.Socket = proto.DefaultSocket
 	}
 	if cfg.Spin <= 0 {
-		cfg.Spin = 200 * time.Microsecond
+		cfg.Spin = time.Millisecond
 	}
 	if cfg.IdlePoll <= 0 {
 		cfg.IdlePoll = time.Millisecond
@@ -335,7 +335,13 @@ func (s *Service) engine() {
 			continue
 		}
 		s.sleep(apps, backoff)
-		if backoff < s.cfg.IdlePoll {
+		// Back off to IdlePoll; after a long idle spell (100 ms) to ten times
+		// that, so an idle service costs next to nothing.
+		limit := s.cfg.IdlePoll
+		if time.Since(lastWork) > 100*time.Millisecond {
+			limit = 10 * s.cfg.IdlePoll
+		}
+		if backoff < limit {
 			backoff *= 2
 		}
 	}
@@ -344,9 +350,9 @@ func (s *Service) engine() {
 // sleep blocks until an application kicks, a socket becomes ready, or the
 // NIC is due for a poll. The NIC of a DPDK vdev cannot wake anyone (net_af_xdp
 // has no RX interrupts in DPDK 22.11), so the sleep is bounded, and the bound
-// backs off from 20 µs to IdlePoll the longer the service stays idle: a
-// request that arrives soon after the last one waits little, an idle service
-// wakes only 1/IdlePoll times a second.
+// backs off from 20 µs to IdlePoll, and after 100 ms of idleness to ten times
+// IdlePoll: a request that arrives soon after the last one waits little, an
+// idle service wakes about a hundred times a second.
 func (s *Service) sleep(apps []*app, backoff time.Duration) {
 	fds := make([]unix.PollFd, 0, len(apps)+1)
 	fds = append(fds, unix.PollFd{Fd: int32(s.wakeFd), Events: unix.POLLIN})
