@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -39,7 +40,11 @@ func main() {
 	ring := flag.Int("ring", 1024, "descriptors per ring of each application's region")
 	buffers := flag.Int("buffers", 1024, "buffers per direction of each application's region")
 	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
+	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
 	flag.Parse()
+	if stopProfile := startCPUProfile(*cpuProfile); stopProfile != nil {
+		defer stopProfile()
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	fail := func(code int, format string, a ...any) {
@@ -103,4 +108,18 @@ func main() {
 		"corrupt_apps", st.Corrupt.Load(), "down_full", st.DownFull.Load())
 	port.Close()
 	dpdk.Cleanup()
+}
+
+// startCPUProfile starts a CPU profile into path ("" = none) and returns its stop.
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		slog.Error("cpuprofile", "err", err)
+		return nil
+	}
+	pprof.StartCPUProfile(f)
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/joyride-bench/joyride/app"
@@ -35,6 +36,7 @@ func main() {
 	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
 	runDir := flag.String("run-dir", "", "directory private to this run (control sockets of service stacks)")
+	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the serving here (for go tool pprof)")
 	flag.Parse()
 
 	fail := func(code int, format string, a ...any) {
@@ -65,6 +67,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	if *cpuProfile != "" {
+		if f, err := os.Create(*cpuProfile); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	serveErr := serve(ctx, st, *application, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String())
 	stats, _ := json.Marshal(st.Stats())
 	fmt.Printf("STATS %s\n", stats)

@@ -62,6 +62,11 @@ type Link interface {
 	Poll() (rx, tx int)
 	// Flush transmits what the stack queued.
 	Flush() int
+	// SetSpinning(true) makes transmits queue for the next Poll or Flush
+	// instead of leaving one by one (the engine flushes once per round);
+	// false flushes and lets transmits from other goroutines leave at once,
+	// for while the engine sleeps.
+	SetSpinning(on bool)
 }
 
 // Config configures a service.
@@ -279,6 +284,9 @@ func (s *Service) engine() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(s.done)
+	// Replies written during a round leave together in the round's Flush.
+	s.link.SetSpinning(true)
+	defer s.link.SetSpinning(false)
 	var (
 		scratch  = make([]byte, proto.MaxMessage)
 		inbox    = make([]byte, 0, proto.MaxMessage)
@@ -379,8 +387,12 @@ func (s *Service) sleep(apps []*app, backoff time.Duration) {
 	s.ctrlMu.Unlock()
 	if !busy {
 		s.stats.Sleeps.Add(1)
+		// Asleep, the engine flushes nothing: let TCP's timers and processors
+		// transmit on their own.
+		s.link.SetSpinning(false)
 		ts := unix.NsecToTimespec(backoff.Nanoseconds())
 		unix.Ppoll(fds, &ts, nil)
+		s.link.SetSpinning(true)
 	}
 	s.sleeping.Store(false)
 	for _, a := range apps {
