@@ -13,9 +13,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/joyride-bench/joyride/stacks"
+	_ "github.com/joyride-bench/joyride/stacks/all" // every registered stack, as jrbench sees them
 	"github.com/joyride-bench/joyride/stacks/kernel"
 	"github.com/joyride-bench/joyride/stacks/null"
-	_ "github.com/joyride-bench/joyride/stacks/all" // every registered stack, as jrbench sees them
 )
 
 func specError(t *testing.T, err error) *SpecError {

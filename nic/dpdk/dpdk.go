@@ -256,8 +256,8 @@ type Queue struct {
 	// call (cgoCheckUnknownPointer: 4% of joyrided's CPU under load).
 	cMbufs **C.struct_rte_mbuf
 	mbufs  []*C.struct_rte_mbuf
-	data  []unsafe.Pointer // views of cData and cLens
-	lens  []C.uint16_t
+	data   []unsafe.Pointer // views of cData and cLens
+	lens   []C.uint16_t
 }
 
 func newQueue(p *Port, q int) *Queue {
