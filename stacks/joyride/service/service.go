@@ -41,16 +41,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -133,7 +129,6 @@ type Stats struct {
 	BadSockets atomic.Uint64 // messages naming a socket the application does not own
 }
 
-const nicID = 1
 
 // minSleep is the engine's first sleep after it stops spinning.
 const minSleep = 20 * time.Microsecond
@@ -161,26 +156,11 @@ func New(link Link, cfg Config) (*Service, error) {
 	empty := []*app{}
 	s.appList.Store(&empty)
 
-	s.stack = stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
-	})
-	// Let small replies go out at once: the engine batches at the NIC anyway.
-	sack := tcpip.TCPSACKEnabled(true)
-	s.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
-	if err := s.stack.CreateNIC(nicID, link); err != nil {
-		return nil, fmt.Errorf("joyride service: create NIC: %s", err)
+	st, err := netstack.NewStack(link, cfg.Addr, cfg.Gateway)
+	if err != nil {
+		return nil, fmt.Errorf("joyride service: %w", err)
 	}
-	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{
-		Address: tcpip.AddrFrom4(cfg.Addr.Addr().As4()), PrefixLen: cfg.Addr.Bits()}}
-	if err := s.stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-		return nil, fmt.Errorf("joyride service: add address %v: %s", cfg.Addr, err)
-	}
-	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
-	if cfg.Gateway.Is4() {
-		routes = append(routes, tcpip.Route{Destination: header4Any(), Gateway: tcpip.AddrFrom4(cfg.Gateway.As4()), NIC: nicID})
-	}
-	s.stack.SetRouteTable(routes)
+	s.stack = st
 
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
@@ -198,12 +178,6 @@ func New(link Link, cfg Config) (*Service, error) {
 	}
 	s.ln = ln
 	return s, nil
-}
-
-// header4Any is the IPv4 default route's destination, 0.0.0.0/0.
-func header4Any() tcpip.Subnet {
-	sn, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{}), tcpip.MaskFrom("\x00\x00\x00\x00"))
-	return sn
 }
 
 // Stack is the service's gVisor stack (for tests and diagnostics).

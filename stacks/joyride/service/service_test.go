@@ -26,11 +26,8 @@ import (
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // These tests run the whole Joyride path in one process on a real DPDK wire: a
@@ -81,14 +78,11 @@ func TestMain(m *testing.M) {
 	go svc.Run()
 
 	peerLink := netstack.New(peerPort, netstack.Options{})
-	peer = stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
-	})
-	peer.CreateNIC(1, peerLink)
-	peer.AddProtocolAddress(1, tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddressWithPrefix{Address: peerAddr, PrefixLen: 24}}, stack.AddressProperties{})
-	peer.SetRouteTable([]tcpip.Route{{Destination: tcpip.AddressWithPrefix{Address: peerAddr, PrefixLen: 24}.Subnet(), NIC: 1}})
+	peer, err = netstack.NewStack(peerLink, netip.PrefixFrom(netip.AddrFrom4(peerAddr.As4()), 24), netip.Addr{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	var stopPeer atomic.Bool
 	peerDone := make(chan struct{})
 	go func() {
