@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/arp"
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/dpdktest"
 	"github.com/joyride-bench/joyride/stacks/null"
 )
 
@@ -30,47 +30,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "loadgen engine tests need root (DPDK)")
-		os.Exit(1)
-	}
-	dir, _ := os.MkdirTemp("", "jr-loadgen-test")
-	sock := filepath.Join(dir, "memif.sock")
-	err := dpdk.Init([]string{"jr-test", "--no-huge", "--no-pci", "-m", "256", "-l", "0",
-		"--file-prefix", fmt.Sprintf("jrlg%d", os.Getpid()), "--log-level", "*:warning",
-		"--vdev", "net_memif0,role=server,id=0,socket=" + sock,
-		"--vdev", "net_memif1,role=client,id=0,socket=" + sock})
-	if err == nil {
-		srvPort, err = dpdk.OpenPort("net_memif0", dpdk.PortConfig{})
-	}
-	if err == nil {
-		genPort, err = dpdk.OpenPort("net_memif1", dpdk.PortConfig{})
-	}
+	pair, err := dpdktest.OpenPair("jrlg", dpdk.PortConfig{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, p := range []*dpdk.Port{srvPort, genPort} {
-		for i := 0; ; i++ {
-			if _, up, _ := p.Link(); up {
-				break
-			}
-			if i > 1000 {
-				fmt.Fprintln(os.Stderr, "memif link did not come up")
-				os.Exit(1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	srvPort, genPort = pair.Server, pair.Client
 	code := m.Run()
-	genPort.Close()
-	// memif tears the pair down from its interrupt thread: give it time
-	// between the two ends, or the thread races EAL cleanup (seen: SIGSEGV).
-	time.Sleep(100 * time.Millisecond)
-	srvPort.Close()
-	time.Sleep(100 * time.Millisecond)
-	dpdk.Cleanup()
-	os.RemoveAll(dir)
+	pair.Close()
 	os.Exit(code)
 }
 

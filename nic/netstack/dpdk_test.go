@@ -5,11 +5,10 @@ package netstack
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/dpdktest"
 )
 
 // With DPDK the scenarios run over a real memif pair in this process: memif0 is
@@ -19,54 +18,14 @@ import (
 var srvPort, cliPort *dpdk.Port
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "nic/netstack DPDK tests need root (DPDK maps memory and opens memif sockets)")
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "jr-netstack-test")
-	if err != nil {
-		panic(err)
-	}
-	sock := filepath.Join(dir, "memif.sock")
-	err = dpdk.Init([]string{"jr-test", "--no-huge", "--no-pci", "-m", "256", "-l", "0",
-		"--file-prefix", fmt.Sprintf("jrns%d", os.Getpid()), "--log-level", "*:warning",
-		"--vdev", "net_memif0,role=server,id=0,socket=" + sock,
-		"--vdev", "net_memif1,role=client,id=0,socket=" + sock})
-	if err == nil {
-		srvPort, err = dpdk.OpenPort("net_memif0", dpdk.PortConfig{PoolSize: 4095})
-	}
-	if err == nil {
-		cliPort, err = dpdk.OpenPort("net_memif1", dpdk.PortConfig{PoolSize: 4095})
-	}
+	pair, err := dpdktest.OpenPair("jrns", dpdk.PortConfig{PoolSize: 4095})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, p := range []*dpdk.Port{srvPort, cliPort} {
-		for i := 0; ; i++ {
-			if _, up, _ := p.Link(); up {
-				break
-			}
-			if i > 1000 {
-				fmt.Fprintln(os.Stderr, "memif link did not come up")
-				os.Exit(1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	// A memif client hands the server its receive buffers only when it polls
-	// RX: until then the server cannot send (the first ARP reply would be
-	// dropped and resent a second later). Poll it once before any test.
-	drainQuiet(cliPort)
+	srvPort, cliPort = pair.Server, pair.Client
 	code := m.Run()
-	cliPort.Close()
-	// memif tears the pair down from its interrupt thread: give it time
-	// between the two ends, or the thread races EAL cleanup (seen: SIGSEGV).
-	time.Sleep(100 * time.Millisecond)
-	srvPort.Close()
-	time.Sleep(100 * time.Millisecond)
-	dpdk.Cleanup()
-	os.RemoveAll(dir)
+	pair.Close()
 	os.Exit(code)
 }
 

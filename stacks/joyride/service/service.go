@@ -129,7 +129,6 @@ type Stats struct {
 	BadSockets atomic.Uint64 // messages naming a socket the application does not own
 }
 
-
 // minSleep is the engine's first sleep after it stops spinning.
 const minSleep = 20 * time.Microsecond
 

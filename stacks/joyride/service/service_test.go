@@ -21,6 +21,7 @@ import (
 
 	echo "github.com/joyride-bench/joyride/app"
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/dpdktest"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks/joyride"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
@@ -51,23 +52,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	dir, _ := os.MkdirTemp("", "jr-service-test")
-	memif := filepath.Join(dir, "memif.sock")
 	sockPath = filepath.Join(dir, "joyride.sock")
-	err := dpdk.Init([]string{"jr-test", "--no-huge", "--no-pci", "-m", "256", "-l", "0",
-		"--file-prefix", fmt.Sprintf("jrsvc%d", os.Getpid()), "--log-level", "*:warning",
-		"--vdev", "net_memif0,role=server,id=0,socket=" + memif,
-		"--vdev", "net_memif1,role=client,id=0,socket=" + memif})
-	var svcPort, peerPort *dpdk.Port
-	if err == nil {
-		svcPort, err = dpdk.OpenPort("net_memif0", dpdk.PortConfig{})
-	}
-	if err == nil {
-		peerPort, err = dpdk.OpenPort("net_memif1", dpdk.PortConfig{})
-	}
+	pair, err := dpdktest.OpenPair("jrsvc", dpdk.PortConfig{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	svcPort, peerPort := pair.Server, pair.Client
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err = New(netstack.New(svcPort, netstack.Options{}), Config{Addr: netip.PrefixFrom(svcAddr, 24), Socket: sockPath,
 		Region: channel.Config{}, Log: log})
@@ -99,11 +90,7 @@ func TestMain(m *testing.M) {
 	stopPeer.Store(true)
 	<-peerDone
 	peer.Close()
-	peerPort.Close()
-	time.Sleep(100 * time.Millisecond) // memif: let the pair's interrupt thread settle
-	svcPort.Close()
-	time.Sleep(100 * time.Millisecond)
-	dpdk.Cleanup()
+	pair.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
