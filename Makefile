@@ -16,9 +16,9 @@ TESTFLAGS ?= -count=1 -p 1 -timeout 20m
 
 # Debian packages the project needs: DPDK 22.11 and its vdev PMDs, libxdp/libbpf
 # for af_xdp, iproute2 for namespaces, util-linux for taskset, gcc for cgo, curl
-# as a Linux HTTP client in the tests.
+# as a Linux HTTP client and ethtool for the AF_XDP tests' veths.
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
-	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl
+	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool
 
 .PHONY: all deps build test experiment clean check-root check-go
 

@@ -46,7 +46,7 @@ func TestLoadRPCLatency(t *testing.T) {
 	if e.Name != "rpc-latency" || e.File != "rpc-latency.yaml" || e.Testbed != "local" || e.App != "echo" {
 		t.Errorf("name/file/testbed/app = %q %q %q %q", e.Name, e.File, e.Testbed, e.App)
 	}
-	if len(e.Stacks) != 3 || e.Stacks[0].Name != "kernel" || e.Stacks[1].Name != "null" || e.Stacks[2].Name != "joyride" {
+	if len(e.Stacks) != 4 || e.Stacks[0].Name != "kernel" || e.Stacks[1].Name != "null" || e.Stacks[2].Name != "joyride" || e.Stacks[3].Name != "afxdp" {
 		t.Fatalf("stacks = %+v", e.Stacks)
 	}
 	for _, s := range e.Stacks {
@@ -72,8 +72,8 @@ func TestLoadRPCLatency(t *testing.T) {
 	if !slices.Equal(e.Plots, wantPlots) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
 	}
-	if n := len(e.Points()); n != 3*8*3 {
-		t.Errorf("%d points, want 72", n)
+	if n := len(e.Points()); n != 4*8*3 {
+		t.Errorf("%d points, want 96", n)
 	}
 }
 
