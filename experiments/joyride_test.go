@@ -28,6 +28,21 @@ type joyrideBed struct {
 	daemon *server
 }
 
+// upBed brings up a testbed for server-side processes (no daemon).
+func upBed(t *testing.T) *joyrideBed {
+	t.Helper()
+	bin := binDir(t)
+	tb, err := local.Up(context.Background(), local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tb.Down() })
+	if err := local.EnsureBPFFS(); err != nil {
+		t.Fatal(err)
+	}
+	return &joyrideBed{tb: tb, bin: bin, runDir: t.TempDir()}
+}
+
 func upJoyride(t *testing.T) *joyrideBed {
 	t.Helper()
 	bin := binDir(t)
@@ -57,8 +72,13 @@ func (b *joyrideBed) env() stacks.Env {
 
 // app starts jrapp on joyride serving application over protocol on port.
 func (b *joyrideBed) app(t *testing.T, application, protocol string, port int) *server {
+	return b.appOn(t, "joyride", application, protocol, port)
+}
+
+// appOn starts jrapp on stack serving application over protocol on port.
+func (b *joyrideBed) appOn(t *testing.T, stack, application, protocol string, port int) *server {
 	t.Helper()
-	s, err := startProcess(context.Background(), b.tb, b.bin, "jrapp", 0, "-stack", "joyride",
+	s, err := startProcess(context.Background(), b.tb, b.bin, "jrapp", 0, "-stack", stack,
 		"-options", "{}", "-iface", b.tb.Server.Iface, "-addr", b.tb.Server.Addr.String(),
 		"-port", strconv.Itoa(port), "-protocol", protocol, "-app", application, "-run-dir", b.runDir)
 	if err != nil {

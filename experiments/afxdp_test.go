@@ -1,0 +1,88 @@
+//go:build dpdk && cgo
+
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The AF_XDP library OS on the namespace testbed: jrapp with gVisor's stack
+// inside, on an AF_XDP socket on the server's veth, answering the client
+// namespace's Linux stack; its XDP program must be gone when jrapp is, also
+// when it was killed.
+
+func (b *joyrideBed) xdpAttached(t *testing.T) bool {
+	t.Helper()
+	out, err := b.tb.Command(context.Background(), b.tb.Server, "ip", "-d", "link", "show", b.tb.Server.Iface).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip link show: %v: %s", err, out)
+	}
+	return strings.Contains(string(out), "xdp") || strings.Contains(string(out), "prog/xdp")
+}
+
+func TestAFXDPStackServesLinuxClients(t *testing.T) {
+	b := upBed(t)
+	udp := b.appOn(t, "afxdp", "echo", "udp", 9000)
+	t.Run("udp", func(t *testing.T) {
+		c := b.dial(t, "udp4", 9000)
+		buf := make([]byte, 2048)
+		for i := 0; i < 100; i++ {
+			msg := bytes.Repeat([]byte{byte(i)}, 64+i)
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			n, err := c.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("datagram %d: %v, %d bytes", i, err, n)
+			}
+		}
+	})
+	if !b.xdpAttached(t) {
+		t.Error("no XDP program on the server's veth while the afxdp stack runs")
+	}
+	udp.stop()
+	if b.xdpAttached(t) {
+		t.Error("XDP program left on the veth after jrapp stopped")
+	}
+
+	// One AF_XDP socket per queue: a TCP echo needs its own jrapp, started after.
+	tcp := b.appOn(t, "afxdp", "echo", "tcp", 9001)
+	t.Run("tcp", func(t *testing.T) {
+		c := b.dial(t, "tcp4", 9001)
+		msg := make([]byte, 1<<20)
+		for i := range msg {
+			msg[i] = byte(i * 5)
+		}
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		errc := make(chan error, 1)
+		go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("read back: %v", err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("1 MiB echoed by the afxdp stack came back as %d different bytes", len(got))
+		}
+	})
+	// Killed: the kernel removes the XDP link with the process.
+	tcp.cmd.Process.Signal(syscall.SIGKILL)
+	<-tcp.exited
+	deadline := time.Now().Add(3 * time.Second)
+	for b.xdpAttached(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("XDP program still attached 3 s after jrapp was killed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
