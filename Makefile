@@ -55,7 +55,7 @@ experiment: build check-root
 
 # Benchmarks of the packet paths (ns/packet, allocs): see docs/PERFORMANCE.md.
 bench: build check-root
-	$(GO) test -tags $(TAGS) -count=1 -p 1 -run '^$$' -bench . -benchtime 200000x ./nic/dpdk ./loadgen ./stacks/null
+	$(GO) test -tags $(TAGS) -count=1 -p 1 -run '^$$' -bench . -benchtime 200000x ./nic/dpdk ./nic/afxdp ./loadgen ./stacks/null ./stacks/joyride/channel
 
 clean:
 	-[ -x $(BIN)/jrbench ] && $(BIN)/jrbench testbed down --all
