@@ -314,9 +314,6 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	w := p.Workload
 	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
 		Hlog: p.Hlog}
-	if w.Protocol != "udp" {
-		return pt, nil, "", fmt.Errorf("protocol %s: the generator speaks udp only so far", w.Protocol)
-	}
 	opts, err := json.Marshal(p.Stack.Options)
 	if err != nil {
 		return pt, nil, "", err
@@ -351,7 +348,8 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
-		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog))
+		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
+		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)))
 	serverLog := srv.stop()
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)

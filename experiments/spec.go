@@ -94,7 +94,13 @@ type Workload struct {
 	// LateThreshold: a request sent this much after its scheduled time counts
 	// as late; > 0, default 50us.
 	LateThreshold Duration `yaml:"late_threshold" json:"late_threshold"`
+	// Connections is how many TCP connections the generator spreads the
+	// requests over, 1..10000 (default 1); only for tcp.
+	Connections int `yaml:"connections" json:"connections"`
 }
+
+// MaxConnections bounds workload.connections.
+const MaxConnections = 10000
 
 // SLO is a service-level objective.
 type SLO struct {
@@ -193,7 +199,7 @@ func (e *SpecError) Error() string {
 var (
 	topKeys      = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys    = []string{"name", "options"}
-	workloadKeys = []string{"protocol", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
+	workloadKeys = []string{"protocol", "connections", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
 	sloKeys      = []string{"p99"}
 	machineKeys  = []string{"pm_qos"}
 	plotKeys     = []string{"kind", "rate"}
@@ -338,6 +344,7 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		Machine:     Machine{PMQoS: "on"},
 		Workload: Workload{
 			Protocol:      "udp",
+			Connections:   1,
 			Size:          64,
 			Schedule:      "poisson",
 			Duration:      Duration{2 * time.Second},
@@ -508,6 +515,18 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
 	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
+	if cn := m["connections"]; cn != nil {
+		if v, ok := p.integer(cn, "workload.connections"); ok {
+			switch {
+			case v < 1 || v > MaxConnections:
+				p.add(cn, "workload.connections", "%s is out of range (1..%d)", cn.Value, MaxConnections)
+			case w.Protocol != "tcp" && v != 1:
+				p.add(cn, "workload.connections", "%s connections need protocol: tcp (udp has no connections)", cn.Value)
+			default:
+				w.Connections = int(v)
+			}
+		}
+	}
 }
 
 func (p *parser) rates(n *yaml.Node) []float64 {

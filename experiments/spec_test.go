@@ -266,8 +266,8 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, size, schedule, rates, duration, warmup, late_threshold)`},
-		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, connections, size, schedule, rates, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, connections, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
@@ -483,4 +483,23 @@ repetitions: 2
 	// 9: rep 1 null   3000/s
 	// 10: rep 1 kernel 1000/s
 	// 11: rep 1 null   1000/s
+}
+
+func TestConnectionsNeedTCP(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {protocol: tcp, connections: 16, rates: [1000]}\n"))
+	if err != nil || e.Workload.Connections != 16 {
+		t.Fatalf("tcp with 16 connections: %v %+v", err, e)
+	}
+	if e, _ := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {rates: [1000]}\n")); e.Workload.Connections != 1 {
+		t.Fatalf("default connections %d, want 1", e.Workload.Connections)
+	}
+	for _, bad := range []string{
+		"workload: {connections: 4, rates: [1000]}",                // udp
+		"workload: {protocol: tcp, connections: 0, rates: [1000]}", // out of range
+		"workload: {protocol: tcp, connections: 20000, rates: [1000]}",
+	} {
+		if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+bad+"\n")); err == nil || !strings.Contains(err.Error(), "x.yaml:3: workload.connections") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
 }

@@ -59,6 +59,12 @@ type Result struct {
 	SentRPS     float64 `json:"sent_rps"`     // Sent / duration
 	MaxLagUs    float64 `json:"max_send_lag_us"`
 
+	// TCP points only (RunTCP).
+	Protocol       string  `json:"protocol,omitempty"`      // "tcp"; empty for UDP
+	Conns          int     `json:"conns,omitempty"`         // connections the load was spread over
+	ConnectSeconds float64 `json:"connect_s,omitempty"`     // time to establish them, before the warm-up
+	ConnFailures   uint64  `json:"conn_failures,omitempty"` // connections reset or closed by the server during the run
+
 	TSCHz     float64   `json:"tsc_hz"`
 	ServerMAC string    `json:"server_mac"`
 	Start     time.Time `json:"start"`

@@ -1,10 +1,14 @@
-// Command jrgen is the DPDK load generator: one point of open-loop UDP load from
-// a DPDK port over a Linux interface (af_xdp or af_packet vdev), bounded in time.
-// The runner starts it in the client's network namespace, pinned to its core. It
-// resolves the server's MAC by ARP, offers the load, writes the latency interval
-// log (HdrHistogram .hlog, nanoseconds) to -hlog, and prints the counters as one
-// JSON object (loadgen.Result) on standard output. With -blast it measures the
-// wire's packet-rate limit instead (loadgen.BlastResult).
+// Command jrgen is the DPDK load generator: one point of open-loop UDP or TCP
+// echo load from a DPDK port over a Linux interface (af_xdp or af_packet vdev),
+// bounded in time. The runner starts it in the client's network namespace,
+// pinned to its core. For UDP it resolves the server's MAC by ARP and offers the
+// load (loadgen.Run); for TCP (-protocol tcp) a client-side gVisor stack on the
+// port (which does its own ARP, and answers it for -src) opens -conns
+// connections and the load is spread over them (loadgen.RunTCP). It writes the
+// latency interval log (HdrHistogram .hlog, nanoseconds) to -hlog, and prints
+// the counters as one JSON object (loadgen.Result) on standard output. With
+// -blast (UDP only) it measures the wire's packet-rate limit instead
+// (loadgen.BlastResult).
 //
 // Exit status: 0 when the point ran (whatever it measured), 1 when it could not
 // run, 2 for bad flags.
@@ -32,11 +36,13 @@ func main() {
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrgen%d", os.Getpid()), "DPDK runtime file prefix")
 	src := flag.String("src", "198.18.0.1", "the generator's IPv4 address")
 	dst := flag.String("dst", "198.18.0.2", "the server's IPv4 address")
-	port := flag.Int("port", 9000, "the server's UDP port")
+	port := flag.Int("port", 9000, "the server's UDP or TCP port")
+	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
+	conns := flag.Int("conns", 1, fmt.Sprintf("TCP connections, 1..%d: requests are spread over them round-robin (tcp only)", loadgen.MaxConns))
 	rate := flag.Float64("rate", 10000, "offered load, requests/s")
 	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "span before it, sent but not recorded")
-	size := flag.Int("size", 64, "UDP payload bytes (at least 18)")
+	size := flag.Int("size", 64, "request (and reply) bytes: the UDP payload, or the TCP message (at least 18)")
 	schedule := flag.String("schedule", "poisson", "arrival process: poisson or constant")
 	seed := flag.Uint64("seed", 1, "seed of the schedule")
 	late := flag.Duration("late", 50*time.Microsecond, "a request sent this long after its time counts as late")
@@ -65,6 +71,18 @@ func main() {
 	if *iface == "" {
 		fail(2, "-iface is required")
 	}
+	switch *protocol {
+	case "udp":
+	case "tcp":
+		if *blast != "" {
+			fail(2, "-blast is UDP only: it cannot be used with -protocol tcp")
+		}
+		if *conns < 1 || *conns > loadgen.MaxConns {
+			fail(2, "-conns %d outside 1..%d", *conns, loadgen.MaxConns)
+		}
+	default:
+		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
+	}
 	args, name, err := dpdk.VdevArgs(*driver, *iface, *cpu, *prefix)
 	if err != nil {
 		fail(2, "%v", err)
@@ -81,6 +99,19 @@ func main() {
 	p, err := dpdk.OpenPort(name, dpdk.PortConfig{})
 	if err != nil {
 		fail(1, "%v", err)
+	}
+	if *protocol == "tcp" {
+		// The client stack resolves the server and answers ARP itself.
+		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
+			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
+			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
+			Seed: *seed, LateThreshold: *late}, Conns: *conns})
+		p.Close()
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		finish(res, *hlog, fail)
+		return
 	}
 	resp := arp.New(p.MAC(), srcIP)
 	mac, err := arp.Resolve(p, resp, dstIP, 5*time.Second)
@@ -124,11 +155,16 @@ func main() {
 	if err != nil {
 		fail(1, "%v", err)
 	}
-	if *hlog != "" {
-		if err := analysis.WriteFileAtomic(*hlog, func(w io.Writer) error {
+	finish(res, *hlog, fail)
+}
+
+// finish writes the interval log (if asked), prints the counters and releases EAL.
+func finish(res *loadgen.Result, hlog string, fail func(int, string, ...any)) {
+	if hlog != "" {
+		if err := analysis.WriteFileAtomic(hlog, func(w io.Writer) error {
 			return analysis.WriteHlog(w, res.Start, res.Intervals)
 		}); err != nil {
-			fail(1, "write %s: %v", *hlog, err)
+			fail(1, "write %s: %v", hlog, err)
 		}
 	}
 	out, _ := json.Marshal(res)
