@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"net"
-	"sync"
 )
 
 // ServeUDPEcho answers every datagram on pc with the same bytes to its sender,
@@ -51,38 +50,5 @@ func echo(c net.Conn) {
 // ServeTCPEcho echoes every byte each accepted connection sends, until ctx is
 // done (then the listener and every connection are closed).
 func ServeTCPEcho(ctx context.Context, ln net.Listener) error {
-	var mu sync.Mutex
-	conns := map[net.Conn]struct{}{}
-	stop := context.AfterFunc(ctx, func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		mu.Lock()
-		conns[c] = struct{}{}
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetNoDelay(true)
-			}
-			echo(c)
-		}()
-	}
+	return serveTCP(ctx, ln, echo)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -89,5 +90,35 @@ func TestHTTPServesOnAnyListener(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A synthetic request is answered after its service time, and echoed intact.
+func TestSyntheticSpinsForTheServiceTime(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeUDPSynthetic(ctx, pc)
+	c, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := make([]byte, 64)
+	binary.BigEndian.PutUint16(req, syntheticMagic)
+	binary.BigEndian.PutUint64(req[serviceOffset:], uint64(3*time.Millisecond))
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	start := time.Now()
+	c.Write(req)
+	got := make([]byte, 128)
+	n, err := c.Read(got)
+	if err != nil || !bytes.Equal(got[:n], req) {
+		t.Fatalf("reply: %v, %d bytes", err, n)
+	}
+	if rtt := time.Since(start); rtt < 3*time.Millisecond {
+		t.Fatalf("answered after %v, before the 3 ms service time", rtt)
 	}
 }

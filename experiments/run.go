@@ -337,7 +337,8 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
 		"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
 		"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort), "-protocol", w.Protocol,
-		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID, "-run-dir", runDir)
+		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID, "-run-dir", runDir,
+		"-app", r.e.App, "-size", strconv.Itoa(w.Size))
 	if err != nil {
 		return pt, nil, "", err
 	}
@@ -349,7 +350,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
-		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)))
+		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service)
 	serverLog := srv.stop()
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)

@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/stacks"
 )
 
@@ -97,6 +98,11 @@ type Workload struct {
 	// Connections is how many TCP connections the generator spreads the
 	// requests over, 1..10000 (default 1); only for tcp.
 	Connections int `yaml:"connections" json:"connections"`
+	// Service is the distribution of the service time each request asks the
+	// synthetic application for, e.g. "exponential:10us", "constant:5us",
+	// "bimodal:5us,100us,0.1", "lognormal:10us,1.0"; required with app:
+	// synthetic, refused otherwise.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 }
 
 // MaxConnections bounds workload.connections.
@@ -199,13 +205,13 @@ func (e *SpecError) Error() string {
 var (
 	topKeys      = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys    = []string{"name", "options"}
-	workloadKeys = []string{"protocol", "connections", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
+	workloadKeys = []string{"protocol", "connections", "service", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
 	sloKeys      = []string{"p99"}
 	machineKeys  = []string{"pm_qos"}
 	plotKeys     = []string{"kind", "rate"}
 
 	testbeds  = []string{"local"}
-	apps      = []string{"echo"}
+	apps      = []string{"echo", "synthetic"}
 	protocols = []string{"udp", "tcp"}
 	schedules = []string{"poisson", "constant"}
 	orders    = []string{"interleaved", "sequential"}
@@ -385,6 +391,15 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 	}
 	if n := m["workload"]; n != nil {
 		p.workload(n, &e.Workload)
+		w := e.Workload
+		switch {
+		case e.App == "synthetic" && w.Service == "":
+			p.add(n, "workload", "app synthetic needs workload.service (e.g. service: exponential:10us)")
+		case e.App != "synthetic" && w.Service != "":
+			p.add(n, "workload.service", "only the synthetic app takes a service time (app is %q)", e.App)
+		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
+			p.add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
+		}
 	} else {
 		p.add(root, "", "missing key \"workload\" (a mapping with at least rates: [requests/s, ...])")
 	}
@@ -515,6 +530,15 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
 	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
+	if sn := m["service"]; sn != nil {
+		if v, ok := p.str(sn, "workload.service"); ok {
+			if _, err := loadgen.ParseService(v); err != nil {
+				p.add(sn, "workload.service", "%v", err)
+			} else {
+				w.Service = v
+			}
+		}
+	}
 	if cn := m["connections"]; cn != nil {
 		if v, ok := p.integer(cn, "workload.connections"); ok {
 			switch {

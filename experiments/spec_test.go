@@ -266,10 +266,10 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, connections, size, schedule, rates, duration, warmup, late_threshold)`},
-		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, connections, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, connections, service, size, schedule, rates, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, connections, service, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo, synthetic)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: three\n", `x.yaml:4: repetitions: expected an integer, got "three"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nseed: 1.5\n", `x.yaml:4: seed: expected an integer, got 1.5`},
@@ -500,6 +500,23 @@ func TestConnectionsNeedTCP(t *testing.T) {
 	} {
 		if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+bad+"\n")); err == nil || !strings.Contains(err.Error(), "x.yaml:3: workload.connections") {
 			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
+
+func TestSyntheticNeedsAServiceTime(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\napp: synthetic\nworkload: {service: \"exponential:10us\", rates: [1000]}\n"))
+	if err != nil || e.Workload.Service != "exponential:10us" {
+		t.Fatalf("%v %+v", err, e)
+	}
+	for _, bad := range []string{
+		"app: synthetic\nworkload: {rates: [1000]}",                                   // no service
+		"workload: {service: \"exponential:10us\", rates: [1000]}",                    // echo with a service
+		"app: synthetic\nworkload: {service: \"uniform:5us\", rates: [1000]}",         // unknown distribution
+		"app: synthetic\nworkload: {service: \"constant:5us\", size: 20, rates: [1]}", // too small
+	} {
+		if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+bad+"\n")); err == nil {
+			t.Errorf("%s: accepted", bad)
 		}
 	}
 }

@@ -32,6 +32,10 @@ type Config struct {
 	Drain time.Duration
 	// Burst is the most frames sent or received per call (default 32).
 	Burst int
+	// Service, when enabled, makes every request ask the server for a service
+	// time drawn from it (the synthetic application); Size must then be at
+	// least SyntheticHeaderLen.
+	Service ServiceDist
 }
 
 // Result is what one point measured. Counts without "warmup" in their name are of
@@ -114,7 +118,7 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	tmpl, err := NewUDPTemplate(cfg.Flow, cfg.Size)
+	tmpl, err := newUDPTemplate(cfg.Flow, cfg.Size, cfg.Service.Enabled())
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +126,7 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	service := cfg.Service.Draw(len(offsets), cfg.Seed)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -179,7 +184,7 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 			for next+k < n && k < cfg.Burst && sched[next+k] <= now {
 				k++
 			}
-			sent := sendBurst(port, tx, tmpl, offsets, next, k)
+			sent := sendBurst(port, tx, tmpl, offsets, service, next, k)
 			for j := 0; j < k; j++ {
 				id := next + j
 				measured := interval[id] != 0
@@ -265,11 +270,11 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 
 // sendBurst writes requests first..first+k-1 into fresh buffers and transmits
 // them; it returns how many left (the rest were never on the wire).
-func sendBurst(port nic.Port, tx *nic.Batch, tmpl *UDPTemplate, offsets []time.Duration, first, k int) int {
+func sendBurst(port nic.Port, tx *nic.Batch, tmpl *UDPTemplate, offsets []time.Duration, service []uint64, first, k int) int {
 	got := port.Alloc(tx, k)
 	for j := 0; j < got; j++ {
 		id := first + j
-		tx.Frames[j] = tmpl.Write(tx.Frames[j], uint64(id), uint64(offsets[id]))
+		tx.Frames[j] = tmpl.Write(tx.Frames[j], uint64(id), uint64(offsets[id]), service[id])
 	}
 	tx.N = got
 	return port.TxBurst(tx)

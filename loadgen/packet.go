@@ -45,12 +45,26 @@ type UDPTemplate struct {
 	frame   []byte
 	baseSum uint32 // one's-complement sum of the UDP pseudo-header + datagram with the header fields zero
 	flow    Flow
+	service bool // requests carry a service time (synthetic)
 }
 
 // NewUDPTemplate builds the template for payloads of size bytes (>= HeaderLen).
 func NewUDPTemplate(f Flow, size int) (*UDPTemplate, error) {
+	return newUDPTemplate(f, size, false)
+}
+
+// NewSyntheticTemplate is NewUDPTemplate for requests that carry a service time
+// (size >= SyntheticHeaderLen).
+func NewSyntheticTemplate(f Flow, size int) (*UDPTemplate, error) {
+	return newUDPTemplate(f, size, true)
+}
+
+func newUDPTemplate(f Flow, size int, service bool) (*UDPTemplate, error) {
 	if size < HeaderLen {
 		return nil, fmt.Errorf("loadgen: payload of %d bytes is shorter than the %d-byte request header", size, HeaderLen)
+	}
+	if service && size < SyntheticHeaderLen {
+		return nil, fmt.Errorf("loadgen: a synthetic request needs at least %d bytes (header and service time), not %d", SyntheticHeaderLen, size)
 	}
 	if !f.SrcIP.Is4() || !f.DstIP.Is4() {
 		return nil, fmt.Errorf("loadgen: only IPv4 flows are supported (got %v -> %v)", f.SrcIP, f.DstIP)
@@ -67,7 +81,11 @@ func NewUDPTemplate(f Flow, size int) (*UDPTemplate, error) {
 	}
 	payload := make([]byte, size)
 	binary.BigEndian.PutUint16(payload, Magic)
-	for i := HeaderLen; i < size; i++ {
+	pad := HeaderLen
+	if service {
+		pad = SyntheticHeaderLen // the service time starts zero: Write adds it
+	}
+	for i := pad; i < size; i++ {
 		payload[i] = byte(i)
 	}
 	buf := gopacket.NewSerializeBuffer()
@@ -75,7 +93,7 @@ func NewUDPTemplate(f Flow, size int) (*UDPTemplate, error) {
 	if err := gopacket.SerializeLayers(buf, opts, eth, ip, udp, gopacket.Payload(payload)); err != nil {
 		return nil, fmt.Errorf("loadgen: build request template: %w", err)
 	}
-	t := &UDPTemplate{frame: append([]byte(nil), buf.Bytes()...), flow: f}
+	t := &UDPTemplate{frame: append([]byte(nil), buf.Bytes()...), flow: f, service: service}
 	// The serialized checksum covers the payload with zero index fields; undo the
 	// final complement to get the running sum each request adds its fields to.
 	sum := binary.BigEndian.Uint16(t.frame[udpOff+6:])
@@ -86,14 +104,19 @@ func NewUDPTemplate(f Flow, size int) (*UDPTemplate, error) {
 // Len is the length of each request frame.
 func (t *UDPTemplate) Len() int { return len(t.frame) }
 
-// Write fills dst (at least Len bytes) with request index id and returns the frame.
-func (t *UDPTemplate) Write(dst []byte, id uint64, schedNanos uint64) []byte {
+// Write fills dst (at least Len bytes) with request index id (and, for a
+// synthetic template, its service time) and returns the frame.
+func (t *UDPTemplate) Write(dst []byte, id, schedNanos, serviceNanos uint64) []byte {
 	f := dst[:len(t.frame)]
 	copy(f, t.frame)
 	p := f[payloadOff:]
 	binary.BigEndian.PutUint64(p[2:], id)
 	binary.BigEndian.PutUint64(p[10:], schedNanos)
 	sum := t.baseSum + sum16x4(id) + sum16x4(schedNanos)
+	if t.service {
+		binary.BigEndian.PutUint64(p[ServiceOffset:], serviceNanos)
+		sum += sum16x4(serviceNanos)
+	}
 	for sum > 0xffff {
 		sum = (sum & 0xffff) + sum>>16
 	}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -24,7 +25,7 @@ func TestTemplateWritesValidRequests(t *testing.T) {
 	}
 	buf := make([]byte, 2048)
 	for _, id := range []uint64{0, 1, 0xffff, 1 << 40, ^uint64(0) >> 1} {
-		f := tmpl.Write(buf, id, id*3+17)
+		f := tmpl.Write(buf, id, id*3+17, 0)
 		pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
 		udp, _ := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
 		ip, _ := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
@@ -45,9 +46,37 @@ func TestTemplateWritesValidRequests(t *testing.T) {
 	}
 }
 
+// A synthetic request carries its service time, and its incrementally patched
+// checksum is still right.
+func TestSyntheticTemplateCarriesTheServiceTime(t *testing.T) {
+	tmpl, err := NewSyntheticTemplate(testFlow, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := tmpl.Write(make([]byte, 2048), 7, 100, 12345)
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	udp := pkt.Layer(layers.LayerTypeUDP).(*layers.UDP)
+	ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if got := binary.BigEndian.Uint64(udp.Payload[ServiceOffset:]); got != 12345 {
+		t.Fatalf("service time %d, want 12345", got)
+	}
+	got := udp.Checksum
+	udp.SetNetworkLayerForChecksum(ip)
+	sb := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(sb, gopacket.SerializeOptions{ComputeChecksums: true}, udp, gopacket.Payload(udp.Payload))
+	var want layers.UDP
+	want.DecodeFromBytes(sb.Bytes(), gopacket.NilDecodeFeedback)
+	if got != want.Checksum {
+		t.Fatalf("UDP checksum %#04x, want %#04x", got, want.Checksum)
+	}
+	if _, err := NewSyntheticTemplate(testFlow, SyntheticHeaderLen-1); err == nil {
+		t.Fatal("a synthetic request without room for its service time accepted")
+	}
+}
+
 func TestParseReplyAcceptsEchoesOnly(t *testing.T) {
 	tmpl, _ := NewUDPTemplate(testFlow, 64)
-	req := append([]byte(nil), tmpl.Write(make([]byte, 2048), 42, 0)...)
+	req := append([]byte(nil), tmpl.Write(make([]byte, 2048), 42, 0, 0)...)
 	if _, ok := tmpl.ParseReply(req); ok {
 		t.Fatal("the request itself was taken for a reply")
 	}
@@ -81,13 +110,13 @@ func BenchmarkTemplateWrite(b *testing.B) {
 	buf := make([]byte, 2048)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		tmpl.Write(buf, uint64(i), uint64(i))
+		tmpl.Write(buf, uint64(i), uint64(i), 0)
 	}
 }
 
 func BenchmarkParseReply(b *testing.B) {
 	tmpl, _ := NewUDPTemplate(testFlow, 64)
-	f := tmpl.Write(make([]byte, 2048), 42, 0)
+	f := tmpl.Write(make([]byte, 2048), 42, 0, 0)
 	f[34], f[35], f[36], f[37] = f[36], f[37], f[34], f[35]
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {

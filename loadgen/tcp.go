@@ -78,6 +78,12 @@ func RunTCP(port nic.Port, cfg TCPConfig) (*Result, error) {
 		return nil, err
 	}
 	e, err := newTCPEngine(port, &cfg, offsets)
+	if err == nil && cfg.Service.Enabled() {
+		if cfg.Size < SyntheticHeaderLen {
+			err = fmt.Errorf("loadgen: a synthetic request needs at least %d bytes, not %d", SyntheticHeaderLen, cfg.Size)
+		}
+		e.service = cfg.Service.Draw(len(offsets), cfg.Seed)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +156,7 @@ type tcpEngine struct {
 	s       *stack.Stack
 	conns   []*tcpConn
 	offsets []time.Duration
+	service []uint64 // per request, when the requests are synthetic
 	sched   []uint64
 	// interval[i] is the histogram of request i (0 = warm-up, k = interval k-1).
 	interval []uint8
@@ -412,6 +419,9 @@ func (e *tcpEngine) write(c *tcpConn) {
 		id := c.next
 		binary.BigEndian.PutUint64(e.req[2:], uint64(id))
 		binary.BigEndian.PutUint64(e.req[10:], uint64(e.offsets[id]))
+		if e.service != nil {
+			binary.BigEndian.PutUint64(e.req[ServiceOffset:], e.service[id])
+		}
 		e.reader.Reset(e.req[c.off:])
 		w, err := c.ep.Write(&e.reader, tcpip.WriteOptions{})
 		c.off += int(w)

@@ -32,7 +32,8 @@ func main() {
 	addr := flag.String("addr", "198.18.0.2/24", "the server's address and prefix on iface")
 	port := flag.Int("port", 9000, "UDP/TCP port the echo listens on")
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
-	application := flag.String("app", "echo", "application: echo (over -protocol) or http (a stock net/http server, tcp)")
+	application := flag.String("app", "echo", "application: echo, synthetic (spin for each request's service time, then echo) over -protocol, or http (a stock net/http server, tcp)")
+	size := flag.Int("size", 64, "request size in bytes (synthetic over tcp frames the stream by it)")
 	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
 	runDir := flag.String("run-dir", "", "directory private to this run (control sockets of service stacks)")
@@ -50,8 +51,11 @@ func main() {
 	if *protocol != "udp" && *protocol != "tcp" {
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
-	if *application != "echo" && *application != "http" {
-		fail(2, "-app %q: allowed echo, http", *application)
+	if *application != "echo" && *application != "http" && *application != "synthetic" {
+		fail(2, "-app %q: allowed echo, synthetic, http", *application)
+	}
+	if *size < 1 || *size > 1<<20 {
+		fail(2, "-size %d outside 1..1048576", *size)
 	}
 	if *port <= 0 || *port > 65535 {
 		fail(2, "-port %d outside 1..65535", *port)
@@ -74,7 +78,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	serveErr := serve(ctx, st, *application, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String())
+	serveErr := serve(ctx, st, *application, *protocol, netip.AddrPortFrom(prefixAddr.Addr(), uint16(*port)).String(), *size)
 	stats, _ := json.Marshal(st.Stats())
 	fmt.Printf("STATS %s\n", stats)
 	if err := st.Close(); err != nil && serveErr == nil {
@@ -85,7 +89,7 @@ func main() {
 	}
 }
 
-func serve(ctx context.Context, st stacks.Stack, application, protocol, listen string) error {
+func serve(ctx context.Context, st stacks.Stack, application, protocol, listen string, size int) error {
 	if r, ok := st.(stacks.Reflector); ok {
 		fmt.Println("READY")
 		return r.Reflect(ctx)
@@ -105,6 +109,9 @@ func serve(ctx context.Context, st stacks.Stack, application, protocol, listen s
 			return err
 		}
 		fmt.Println("READY")
+		if application == "synthetic" {
+			return app.ServeUDPSynthetic(ctx, pc)
+		}
 		return app.ServeUDPEcho(ctx, pc)
 	default:
 		ln, err := st.Listen("tcp4", listen)
@@ -112,6 +119,9 @@ func serve(ctx context.Context, st stacks.Stack, application, protocol, listen s
 			return err
 		}
 		fmt.Println("READY")
+		if application == "synthetic" {
+			return app.ServeTCPSynthetic(ctx, ln, size)
+		}
 		return app.ServeTCPEcho(ctx, ln)
 	}
 }

@@ -38,6 +38,7 @@ func main() {
 	dst := flag.String("dst", "198.18.0.2", "the server's IPv4 address")
 	port := flag.Int("port", 9000, "the server's UDP or TCP port")
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
+	serviceSpec := flag.String("service", "", "synthetic requests: the service time each asks for, e.g. exponential:10us, constant:5us, bimodal:5us,100us,0.1, lognormal:10us,1.0 (size >= 26)")
 	conns := flag.Int("conns", 1, fmt.Sprintf("TCP connections, 1..%d: requests are spread over them round-robin (tcp only)", loadgen.MaxConns))
 	rate := flag.Float64("rate", 10000, "offered load, requests/s")
 	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
@@ -70,6 +71,10 @@ func main() {
 	}
 	if *iface == "" {
 		fail(2, "-iface is required")
+	}
+	service, err := loadgen.ParseService(*serviceSpec)
+	if err != nil {
+		fail(2, "-service: %v", err)
 	}
 	switch *protocol {
 	case "udp":
@@ -105,7 +110,7 @@ func main() {
 		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
 			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
 			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-			Seed: *seed, LateThreshold: *late}, Conns: *conns})
+			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
@@ -133,7 +138,7 @@ func main() {
 			if err != nil {
 				fail(2, "%v", err)
 			}
-			frame = tmpl.Write(make([]byte, tmpl.Len()), 0, 0)
+			frame = tmpl.Write(make([]byte, tmpl.Len()), 0, 0, 0)
 		default:
 			fail(2, "-blast %q: allowed raw, udp", *blast)
 		}
@@ -148,7 +153,7 @@ func main() {
 		Flow: loadgen.Flow{SrcMAC: p.MAC(), DstMAC: mac, SrcIP: srcIP, DstIP: dstIP,
 			SrcPort: 40000, DstPort: uint16(*port)},
 		Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-		Seed: *seed, LateThreshold: *late,
+		Seed: *seed, LateThreshold: *late, Service: service,
 	}
 	res, err := loadgen.Run(p, resp, cfg)
 	p.Close()
