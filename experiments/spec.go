@@ -83,7 +83,9 @@ type Workload struct {
 	// generator's header needs 18 bytes; 1472 fills one 1500-byte frame),
 	// 18..65536 for tcp.
 	Size int `yaml:"size" json:"size"`
-	// Schedule is the arrival process: "poisson" (the default) or "constant".
+	// Schedule is the arrival process: "poisson" (the default), "constant", or
+	// "bursty:ON,OFF" (Poisson arrivals during ON periods, none during OFF, at
+	// the rate that keeps the offered mean).
 	Schedule string `yaml:"schedule" json:"schedule"`
 	// Rates are the offered loads in requests/s: required, each in (0, 5e6],
 	// strictly increasing.
@@ -509,7 +511,16 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 		return
 	}
 	p.enum(m["protocol"], "workload.protocol", protocols, &w.Protocol)
-	p.enum(m["schedule"], "workload.schedule", schedules, &w.Schedule)
+	if sn := m["schedule"]; sn != nil {
+		// poisson, constant, or bursty:ON,OFF (periods with arrivals, without).
+		if v, ok := p.str(sn, "workload.schedule"); ok {
+			if err := loadgen.ValidSchedule(v); err != nil {
+				p.add(sn, "workload.schedule", "%q is not allowed (allowed: %s, bursty:ON,OFF such as bursty:1ms,4ms)", v, strings.Join(schedules, ", "))
+			} else {
+				w.Schedule = v
+			}
+		}
+	}
 	if sn := m["size"]; sn != nil {
 		if v, ok := p.integer(sn, "workload.size"); ok {
 			switch {

@@ -260,7 +260,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload:\n  rates:\n    - 2000\n    - 1000\n", `x.yaml:6: workload.rates[1]: 1000 is not above the previous rate 2000 (rates must be strictly increasing)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1, 1]}\n", `x.yaml:3: workload.rates[1]: 1 is not above the previous rate 1`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], protocol: quic}\n", `x.yaml:3: workload.protocol: "quic" is not allowed (allowed: udp, tcp)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], schedule: bursty}\n", `x.yaml:3: workload.schedule: "bursty" is not allowed (allowed: poisson, constant)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], schedule: bursty}\n", `x.yaml:3: workload.schedule: "bursty" is not allowed (allowed: poisson, constant, bursty:ON,OFF`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], size: 10}\n", `x.yaml:3: workload.size: 10 is out of range for udp (18..1472 bytes`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], size: 1.5}\n", `x.yaml:3: workload.size: expected an integer, got 1.5`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
@@ -518,5 +518,15 @@ func TestSyntheticNeedsAServiceTime(t *testing.T) {
 		if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+bad+"\n")); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+func TestBurstySchedule(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {schedule: \"bursty:1ms,4ms\", rates: [1000]}\n"))
+	if err != nil || e.Workload.Schedule != "bursty:1ms,4ms" {
+		t.Fatalf("%v %+v", err, e)
+	}
+	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {schedule: \"bursty:1ms\", rates: [1000]}\n")); err == nil {
+		t.Fatal("bursty without an OFF period accepted")
 	}
 }

@@ -62,6 +62,11 @@ type Result struct {
 	AchievedRPS float64 `json:"achieved_rps"` // Received / duration
 	SentRPS     float64 `json:"sent_rps"`     // Sent / duration
 	MaxLagUs    float64 `json:"max_send_lag_us"`
+	// CPUSeconds is the generator process's CPU time (user + system) over the
+	// whole run, setup included (filled by jrgen). The generator busy-polls,
+	// so it is close to the run's wall time by design; more than one core's
+	// worth would mean it competed with itself.
+	CPUSeconds float64 `json:"cpu_s,omitempty"`
 
 	// TCP points only (RunTCP).
 	Protocol       string  `json:"protocol,omitempty"`      // "tcp"; empty for UDP

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -14,7 +15,39 @@ const MaxRequests = 50_000_000
 const (
 	Poisson  = "poisson"  // exponential inter-arrival times: independent arrivals
 	Constant = "constant" // fixed inter-arrival time 1/rate
+	// Bursty, written "bursty:ON,OFF" (e.g. "bursty:1ms,4ms"), alternates ON
+	// periods of Poisson arrivals and OFF periods of none, at the rate that
+	// keeps the mean at the offered rate: the same load, arriving in bursts.
+	Bursty = "bursty"
 )
+
+// parseBursty reads "bursty:ON,OFF".
+func parseBursty(kind string) (on, off time.Duration, err error) {
+	_, args, _ := strings.Cut(kind, ":")
+	a, b, ok := strings.Cut(args, ",")
+	if ok {
+		on, err = time.ParseDuration(a)
+		if err == nil {
+			off, err = time.ParseDuration(b)
+		}
+	}
+	if !ok || err != nil || on <= 0 || off < 0 || on > time.Minute || off > time.Minute {
+		return 0, 0, fmt.Errorf("schedule %q: want bursty:ON,OFF with durations such as bursty:1ms,4ms (ON > 0)", kind)
+	}
+	return on, off, nil
+}
+
+// ValidSchedule checks a schedule's name (and a bursty schedule's periods).
+func ValidSchedule(kind string) error {
+	switch {
+	case kind == Poisson, kind == Constant:
+		return nil
+	case strings.HasPrefix(kind, Bursty+":"):
+		_, _, err := parseBursty(kind)
+		return err
+	}
+	return fmt.Errorf("unknown arrival process %q (allowed: %s, %s, %s:ON,OFF)", kind, Poisson, Constant, Bursty)
+}
 
 // DrawSchedule returns the send times of every request of a point, as offsets
 // from the start, for an open-loop arrival process of the given mean rate
@@ -57,7 +90,31 @@ func DrawSchedule(kind string, rate float64, span time.Duration, seed uint64) ([
 			out = append(out, time.Duration(t))
 		}
 	default:
-		return nil, fmt.Errorf("schedule: unknown arrival process %q (allowed: %s, %s)", kind, Poisson, Constant)
+		if !strings.HasPrefix(kind, Bursty+":") {
+			return nil, fmt.Errorf("schedule: %w", ValidSchedule(kind))
+		}
+		on, off, err := parseBursty(kind)
+		if err != nil {
+			return nil, err
+		}
+		// Poisson in "active time" at the ON rate, each active instant mapped
+		// to its ON period: active time a lands at (a div on)*(on+off) + a mod on.
+		cycle := on + off
+		onMean := mean * float64(on) / float64(cycle)
+		rng := rand.New(rand.NewPCG(seed, 0x627572737479)) // "bursty"
+		a := 0.0
+		for {
+			a += rng.ExpFloat64() * onMean
+			at := time.Duration(a)
+			t := (at/on)*cycle + at%on
+			if t >= span {
+				break
+			}
+			if len(out) >= MaxRequests {
+				return nil, fmt.Errorf("schedule: more than %d requests drawn", MaxRequests)
+			}
+			out = append(out, t)
+		}
 	}
 	return out, nil
 }

@@ -70,3 +70,27 @@ func TestScheduleRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestBurstyScheduleKeepsTheMeanRateInBursts(t *testing.T) {
+	const rate = 50000.0
+	s, err := DrawSchedule("bursty:1ms,4ms", rate, 2*time.Second, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rate * 2; math.Abs(float64(len(s))-want) > 5*math.Sqrt(want) {
+		t.Fatalf("%d requests in 2 s, want about %.0f", len(s), want)
+	}
+	for i, x := range s {
+		if x%(5*time.Millisecond) >= time.Millisecond {
+			t.Fatalf("request %d at %v falls in an OFF period", i, x)
+		}
+		if i > 0 && x < s[i-1] {
+			t.Fatalf("schedule goes back in time at %d", i)
+		}
+	}
+	for _, bad := range []string{"bursty", "bursty:1ms", "bursty:0s,1ms", "bursty:x,y", "spiky:1ms,1ms"} {
+		if ValidSchedule(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

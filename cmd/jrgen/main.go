@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
@@ -165,6 +166,12 @@ func main() {
 
 // finish writes the interval log (if asked), prints the counters and releases EAL.
 func finish(res *loadgen.Result, hlog string, fail func(int, string, ...any)) {
+	// The generator reports its own CPU use: a point where it ran out of CPU
+	// measured the generator, not the stack.
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
 	if hlog != "" {
 		if err := analysis.WriteFileAtomic(hlog, func(w io.Writer) error {
 			return analysis.WriteHlog(w, res.Start, res.Intervals)
