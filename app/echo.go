@@ -12,6 +12,12 @@ import (
 // ServeUDPEcho answers every datagram on pc with the same bytes to its sender,
 // until ctx is done (then pc is closed).
 func ServeUDPEcho(ctx context.Context, pc net.PacketConn) error {
+	return serveUDP(ctx, pc, nil)
+}
+
+// serveUDP answers every datagram with its own bytes, after work (if any) has
+// run on it, until ctx is done.
+func serveUDP(ctx context.Context, pc net.PacketConn, work func(req []byte)) error {
 	stop := context.AfterFunc(ctx, func() { pc.Close() })
 	defer stop()
 	buf := make([]byte, 64<<10)
@@ -22,6 +28,9 @@ func ServeUDPEcho(ctx context.Context, pc net.PacketConn) error {
 				return nil
 			}
 			return err
+		}
+		if work != nil {
+			work(buf[:n])
 		}
 		if _, err := pc.WriteTo(buf[:n], from); err != nil && ctx.Err() != nil {
 			return nil

@@ -40,22 +40,7 @@ func spin(d time.Duration) {
 
 // ServeUDPSynthetic answers every datagram after spinning for its service time.
 func ServeUDPSynthetic(ctx context.Context, pc net.PacketConn) error {
-	stop := context.AfterFunc(ctx, func() { pc.Close() })
-	defer stop()
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		spin(serviceOf(buf[:n]))
-		if _, err := pc.WriteTo(buf[:n], from); err != nil && ctx.Err() != nil {
-			return nil
-		}
-	}
+	return serveUDP(ctx, pc, func(req []byte) { spin(serviceOf(req)) })
 }
 
 // ServeTCPSynthetic reads requests of size bytes from each connection, spins

@@ -45,16 +45,9 @@ func upBed(t *testing.T) *joyrideBed {
 
 func upJoyride(t *testing.T) *joyrideBed {
 	t.Helper()
-	bin := binDir(t)
-	tb, err := local.Up(context.Background(), local.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tb.Down() })
-	if err := local.EnsureBPFFS(); err != nil {
-		t.Fatal(err)
-	}
-	b := &joyrideBed{tb: tb, bin: bin, runDir: t.TempDir()}
+	b := upBed(t)
+	tb, bin := b.tb, b.bin
+	var err error
 	f, _ := stacks.Lookup("joyride")
 	opts, _ := stacks.DecodeOptions("joyride", nil)
 	d := f.Daemon(opts, b.env())

@@ -252,7 +252,17 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 			break
 		}
 	}
-	// Interval k covers scheduled send times [warmup+k s, warmup+(k+1) s).
+	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
+	if st, err := port.Stats(); err == nil {
+		res.Port = st
+	}
+	return res, nil
+}
+
+// finish stamps the interval histograms with their times and derives the
+// totals. Interval k covers scheduled send times [warmup+k s, warmup+(k+1) s)
+// (the schedule starts 1 ms after res.Start).
+func finish(res *Result, cfg *Config, maxLagUs float64) {
 	base := res.Start.Add(time.Millisecond + cfg.Warmup)
 	for k, h := range res.Intervals {
 		from := base.Add(time.Duration(k) * Interval)
@@ -266,11 +276,7 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 	res.Lost = res.Sent - res.Received
 	res.AchievedRPS = float64(res.Received) / cfg.Duration.Seconds()
 	res.SentRPS = float64(res.Sent) / cfg.Duration.Seconds()
-	res.MaxLagUs = float64(maxLag) * nsPerTick / 1e3
-	if st, err := port.Stats(); err == nil {
-		res.Port = st
-	}
-	return res, nil
+	res.MaxLagUs = maxLagUs
 }
 
 // sendBurst writes requests first..first+k-1 into fresh buffers and transmits

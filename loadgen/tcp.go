@@ -394,20 +394,7 @@ func (e *tcpEngine) run() {
 			e.dropBacklog(c)
 		}
 	}
-	base := res.Start.Add(time.Millisecond + cfg.Warmup)
-	for k, h := range res.Intervals {
-		from := base.Add(time.Duration(k) * Interval)
-		to := from.Add(Interval)
-		if end := base.Add(cfg.Duration); to.After(end) {
-			to = end
-		}
-		h.SetStartTimeMs(from.UnixMilli())
-		h.SetEndTimeMs(to.UnixMilli())
-	}
-	res.Lost = res.Sent - res.Received
-	res.AchievedRPS = float64(res.Received) / cfg.Duration.Seconds()
-	res.SentRPS = float64(res.Sent) / cfg.Duration.Seconds()
-	res.MaxLagUs = float64(e.maxLag) * e.nsPerTick / 1e3
+	finish(res, &cfg.Config, float64(e.maxLag)*e.nsPerTick/1e3)
 }
 
 // write writes c's due requests until they are all written or the connection
