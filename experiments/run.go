@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -350,7 +351,8 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
-		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service)
+		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
+		"-mode", cmp.Or(w.Mode, "rpc"))
 	serverLog := srv.stop()
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)

@@ -97,6 +97,10 @@ type Workload struct {
 	// LateThreshold: a request sent this much after its scheduled time counts
 	// as late; > 0, default 50us.
 	LateThreshold Duration `yaml:"late_threshold" json:"late_threshold"`
+	// Mode is "rpc" (the default: requests and replies) or "connect" (the
+	// generator opens TCP connections at each rate, per second, and records
+	// each one's setup time as its latency; needs protocol tcp).
+	Mode string `yaml:"mode" json:"mode"`
 	// Connections is how many TCP connections the generator spreads the
 	// requests over, 1..10000 (default 1); only for tcp.
 	Connections int `yaml:"connections" json:"connections"`
@@ -207,7 +211,7 @@ func (e *SpecError) Error() string {
 var (
 	topKeys      = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys    = []string{"name", "options"}
-	workloadKeys = []string{"protocol", "connections", "service", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
+	workloadKeys = []string{"mode", "protocol", "connections", "service", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
 	sloKeys      = []string{"p99"}
 	machineKeys  = []string{"pm_qos"}
 	plotKeys     = []string{"kind", "rate"}
@@ -216,6 +220,7 @@ var (
 	apps      = []string{"echo", "synthetic"}
 	protocols = []string{"udp", "tcp"}
 	schedules = []string{"poisson", "constant"}
+	modes     = []string{"rpc", "connect"}
 	orders    = []string{"interleaved", "sequential"}
 	pmQoS     = []string{"on", "off"}
 	plotKinds = []string{"latency-vs-load", "cdf"}
@@ -352,6 +357,7 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		Machine:     Machine{PMQoS: "on"},
 		Workload: Workload{
 			Protocol:      "udp",
+			Mode:          "rpc",
 			Connections:   1,
 			Size:          64,
 			Schedule:      "poisson",
@@ -541,6 +547,10 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
 	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
+	p.enum(m["mode"], "workload.mode", modes, &w.Mode)
+	if w.Mode == "connect" && w.Protocol != "tcp" {
+		p.add(m["mode"], "workload.mode", "connect opens TCP connections: it needs protocol: tcp")
+	}
 	if sn := m["service"]; sn != nil {
 		if v, ok := p.str(sn, "workload.service"); ok {
 			if _, err := loadgen.ParseService(v); err != nil {

@@ -266,8 +266,8 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: protocol, connections, service, size, schedule, rates, duration, warmup, late_threshold)`},
-		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: protocol, connections, service, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, size, schedule, rates, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo, synthetic)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
@@ -528,5 +528,15 @@ func TestBurstySchedule(t *testing.T) {
 	}
 	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {schedule: \"bursty:1ms\", rates: [1000]}\n")); err == nil {
 		t.Fatal("bursty without an OFF period accepted")
+	}
+}
+
+func TestConnectModeNeedsTCP(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {mode: connect, protocol: tcp, rates: [100]}\n"))
+	if err != nil || e.Workload.Mode != "connect" {
+		t.Fatalf("%v %+v", err, e)
+	}
+	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {mode: connect, rates: [100]}\n")); err == nil || !strings.Contains(err.Error(), "workload.mode") {
+		t.Fatalf("connect over udp: %v", err)
 	}
 }

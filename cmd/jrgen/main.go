@@ -40,6 +40,7 @@ func main() {
 	port := flag.Int("port", 9000, "the server's UDP or TCP port")
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
 	serviceSpec := flag.String("service", "", "synthetic requests: the service time each asks for, e.g. exponential:10us, constant:5us, bimodal:5us,100us,0.1, lognormal:10us,1.0 (size >= 26)")
+	mode := flag.String("mode", "rpc", "rpc (requests and replies) or connect (open TCP connections at -rate per second and record each one's setup time)")
 	conns := flag.Int("conns", 1, fmt.Sprintf("TCP connections, 1..%d: requests are spread over them round-robin (tcp only)", loadgen.MaxConns))
 	rate := flag.Float64("rate", 10000, "offered load, requests/s")
 	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
@@ -105,6 +106,20 @@ func main() {
 	p, err := dpdk.OpenPort(name, dpdk.PortConfig{})
 	if err != nil {
 		fail(1, "%v", err)
+	}
+	if *mode != "rpc" && *mode != "connect" {
+		fail(2, "-mode %q: allowed rpc, connect", *mode)
+	}
+	if *mode == "connect" {
+		res, err := loadgen.RunConnect(p, loadgen.Config{
+			Flow:     loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
+			Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup, Seed: *seed, LateThreshold: *late})
+		p.Close()
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		finish(res, *hlog, fail)
+		return
 	}
 	if *protocol == "tcp" {
 		// The client stack resolves the server and answers ARP itself.
