@@ -58,3 +58,17 @@ workload: {service: "constant:300us", rates: [1000], duration: 1s, warmup: 200ms
 		}
 	}
 }
+
+// Connection setup through the runner: every connection established, each
+// setup time recorded.
+func TestConnectWorkloadThroughTheRunner(t *testing.T) {
+	pts := runInline(t, `name: connect-inline
+stacks: [kernel, joyride]
+workload: {mode: connect, protocol: tcp, rates: [300], duration: 1s, warmup: 200ms}
+`)
+	for _, p := range pts {
+		if p.Sent < 200 || p.Received != p.Sent || p.P50us <= 0 || p.P50us > 5000 {
+			t.Errorf("%s: %d connections opened, %d established, p50 setup %.1f µs", p.Stack, p.Sent, p.Received, p.P50us)
+		}
+	}
+}
