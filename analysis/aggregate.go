@@ -21,11 +21,23 @@ type Aggregate struct {
 	P50us, P50Min, P50Max    float64
 	P99us, P99Min, P99Max    float64
 	P999us, P999Min, P999Max float64
+	// P50Lo, P50Hi, P99Lo and P99Hi bound the 95% confidence intervals of the
+	// valid repetitions together: the lowest of their lower bounds and the
+	// highest of their upper bounds, so every repetition's interval lies inside.
+	// Set only when every valid repetition has intervals (HasCI); 0 otherwise.
+	P50Lo, P50Hi, P99Lo, P99Hi float64
 	// Sent, Lost and Late are totals over all repetitions.
 	Sent, Lost, Late uint64
 	// AllValid is true when every repetition is valid.
 	AllValid bool
+	// NChecked counts the repetitions with validity checks, NFailed those
+	// whose checks failed (Checks.Failed), valid or not.
+	NChecked, NFailed int
 }
+
+// HasCI reports whether a carries confidence intervals (every valid
+// repetition had them).
+func (a Aggregate) HasCI() bool { return a.NValid > 0 && a.P50Hi > 0 && a.P99Hi > 0 }
 
 // spread accumulates a mean and a min–max range.
 type spread struct {
@@ -62,8 +74,10 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		rate                 float64
 	}
 	type acc struct {
-		agg                 Aggregate
-		ach, p50, p99, p999 spread
+		agg                        Aggregate
+		ach, p50, p99, p999        spread
+		ciReps                     int
+		p50lo, p50hi, p99lo, p99hi spread
 	}
 	groups := map[key]*acc{}
 	for _, p := range pts {
@@ -74,6 +88,12 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 			groups[k] = a
 		}
 		a.agg.N++
+		if p.Checks != nil {
+			a.agg.NChecked++
+			if p.Checks.Failed() {
+				a.agg.NFailed++
+			}
+		}
 		a.agg.Sent += p.Sent
 		a.agg.Lost += p.Lost
 		a.agg.Late += p.Late
@@ -86,6 +106,13 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		a.p50.add(p.P50us)
 		a.p99.add(p.P99us)
 		a.p999.add(p.P999us)
+		if p.HasCI() {
+			a.ciReps++
+			a.p50lo.add(p.P50Lo)
+			a.p50hi.add(p.P50Hi)
+			a.p99lo.add(p.P99Lo)
+			a.p99hi.add(p.P99Hi)
+		}
 	}
 	out := make([]Aggregate, 0, len(groups))
 	for _, a := range groups {
@@ -94,6 +121,9 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		g.P50us, g.P50Min, g.P50Max = a.p50.get()
 		g.P99us, g.P99Min, g.P99Max = a.p99.get()
 		g.P999us, g.P999Min, g.P999Max = a.p999.get()
+		if a.ciReps > 0 && a.ciReps == g.NValid {
+			g.P50Lo, g.P50Hi, g.P99Lo, g.P99Hi = a.p50lo.min, a.p50hi.max, a.p99lo.min, a.p99hi.max
+		}
 		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b Aggregate) int {

@@ -14,8 +14,9 @@ const CILevel = 0.95
 // quantile (0 < q < 1) of the distribution the values of h (nanoseconds) were
 // drawn from, in nanoseconds.
 //
-// Method (order statistics; e.g. Le Boudec, "Performance Evaluation of Computer
-// and Communication Systems", 2.2.1): of n independent samples, the number B
+// Method, the classic distribution-free interval from order statistics (e.g.
+// Le Boudec, "Performance Evaluation of Computer and Communication Systems",
+// ch. 2): of n independent samples, the number B
 // lying below the true quantile ξ_q is Binomial(n, q) whatever the
 // distribution, so with X(1) <= ... <= X(n) the sorted samples,
 // P(X(l) <= ξ_q <= X(u)) >= P(l <= B <= u-1). Taking l = the 2.5% quantile of

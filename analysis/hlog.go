@@ -88,9 +88,41 @@ var intervalLine = regexp.MustCompile(`^(Tag=[^,\s]*,)?[0-9.]+,[0-9.]+,[0-9.]+,[
 // and values outside 1 ns .. 10 s are errors naming path and line, never skipped:
 // a percentile computed from part of a log would look valid and be wrong.
 func ReadHlog(path string) (*hdrhistogram.Histogram, error) {
+	intervals, lines, err := readHlog(path)
+	if err != nil {
+		return nil, err
+	}
+	merged := NewHistogram()
+	for k, h := range intervals {
+		if dropped := merged.Merge(h); dropped > 0 {
+			return nil, fmt.Errorf("%s:%d: interval %d: %d values outside 1 ns .. 10 s", path, lines[k], k, dropped)
+		}
+	}
+	return merged, nil
+}
+
+// ReadHlogIntervals reads the interval log at path like ReadHlog but returns
+// its intervals one by one, in file order (one per second of measurement for
+// the generator's logs), each as decoded, with its start and end times.
+func ReadHlogIntervals(path string) ([]*hdrhistogram.Histogram, error) {
+	intervals, lines, err := readHlog(path)
+	if err != nil {
+		return nil, err
+	}
+	for k, h := range intervals {
+		if h.Max() > HistHighestNs {
+			return nil, fmt.Errorf("%s:%d: interval %d: values outside 1 ns .. 10 s", path, lines[k], k)
+		}
+	}
+	return intervals, nil
+}
+
+// readHlog decodes every interval of the log at path, with the line number of
+// each.
+func readHlog(path string) ([]*hdrhistogram.Histogram, []int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read hlog: %w", err)
+		return nil, nil, fmt.Errorf("read hlog: %w", err)
 	}
 	// Check the structure ourselves first: the library reader silently skips
 	// lines it cannot parse and cannot say which line an error came from.
@@ -105,36 +137,33 @@ func ReadHlog(path string) (*hdrhistogram.Histogram, error) {
 		case intervalLine.MatchString(line):
 			lines = append(lines, n+1)
 		default:
-			return nil, fmt.Errorf("%s:%d: not a histogram log line: %.60q", path, n+1, line)
+			return nil, nil, fmt.Errorf("%s:%d: not a histogram log line: %.60q", path, n+1, line)
 		}
 	}
 	if !header && len(lines) == 0 {
-		return nil, fmt.Errorf("%s: empty: no histogram log header and no intervals", path)
+		return nil, nil, fmt.Errorf("%s: empty: no histogram log header and no intervals", path)
 	}
-	merged := NewHistogram()
+	var out []*hdrhistogram.Histogram
 	r := hdrhistogram.NewHistogramLogReader(bytes.NewReader(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))))
 	for k := 0; ; k++ {
 		h, err := r.NextIntervalHistogram()
 		if err != nil {
 			if k < len(lines) {
-				return nil, fmt.Errorf("%s:%d: interval %d: %w", path, lines[k], k, err)
+				return nil, nil, fmt.Errorf("%s:%d: interval %d: %w", path, lines[k], k, err)
 			}
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		if h == nil {
 			if k != len(lines) {
-				return nil, fmt.Errorf("%s: read %d intervals, the file has %d interval lines", path, k, len(lines))
+				return nil, nil, fmt.Errorf("%s: read %d intervals, the file has %d interval lines", path, k, len(lines))
 			}
-			break
+			return out, lines, nil
 		}
 		if k >= len(lines) {
-			return nil, errors.New(path + ": more intervals decoded than interval lines")
+			return nil, nil, errors.New(path + ": more intervals decoded than interval lines")
 		}
-		if dropped := merged.Merge(h); dropped > 0 {
-			return nil, fmt.Errorf("%s:%d: interval %d: %d values outside 1 ns .. 10 s", path, lines[k], k, dropped)
-		}
+		out = append(out, h)
 	}
-	return merged, nil
 }
 
 // Latency is the distribution of a histogram in microseconds.
@@ -143,6 +172,12 @@ type Latency struct {
 	Count int64
 	// MinUs, MeanUs, ..., MaxUs are in microseconds; all zero when Count is 0.
 	MinUs, MeanUs, P50us, P90us, P99us, P999us, MaxUs float64
+	// P50Lo..P99Hi are the 95% confidence intervals of p50 and p99 in
+	// microseconds (QuantileCI): P50Lo <= true median <= P50Hi with 95%
+	// confidence. A lower bound of 0 means "not bounded from below", an upper
+	// bound of +Inf "not bounded from above" (too few samples); all zero when
+	// Count is 0.
+	P50Lo, P50Hi, P99Lo, P99Hi float64
 }
 
 // nsToUs converts a histogram value in nanoseconds to microseconds.
@@ -150,11 +185,14 @@ func nsToUs(ns float64) float64 { return ns / 1000 }
 
 // Summarize reads the distribution of h (nanoseconds) in microseconds.
 // Percentiles are HdrHistogram's: the highest value equivalent (within the
-// histogram's precision) to the recorded value at that rank.
+// histogram's precision) to the recorded value at that rank. The confidence
+// intervals of p50 and p99 are QuantileCI's.
 func Summarize(h *hdrhistogram.Histogram) Latency {
 	if h == nil || h.TotalCount() == 0 {
 		return Latency{}
 	}
+	p50lo, p50hi, _ := QuantileCI(h, 0.50)
+	p99lo, p99hi, _ := QuantileCI(h, 0.99)
 	return Latency{
 		Count:  h.TotalCount(),
 		MinUs:  nsToUs(float64(h.Min())),
@@ -164,12 +202,15 @@ func Summarize(h *hdrhistogram.Histogram) Latency {
 		P99us:  nsToUs(float64(h.ValueAtQuantile(99))),
 		P999us: nsToUs(float64(h.ValueAtQuantile(99.9))),
 		MaxUs:  nsToUs(float64(h.Max())),
+		P50Lo:  nsToUs(p50lo), P50Hi: nsToUs(p50hi),
+		P99Lo: nsToUs(p99lo), P99Hi: nsToUs(p99hi),
 	}
 }
 
-// FillLatency copies the latency columns of l into p; counts and rates are left alone.
+// FillLatency copies the latency columns of l (with the confidence intervals) into p; counts and rates are left alone.
 func FillLatency(p *Point, l Latency) {
 	p.MinUs, p.MeanUs = l.MinUs, l.MeanUs
 	p.P50us, p.P90us, p.P99us, p.P999us = l.P50us, l.P90us, l.P99us, l.P999us
 	p.MaxUs = l.MaxUs
+	p.P50Lo, p.P50Hi, p.P99Lo, p.P99Hi = l.P50Lo, l.P50Hi, l.P99Lo, l.P99Hi
 }

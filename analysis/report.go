@@ -71,7 +71,8 @@ func renderReport(r Report) string {
 		"Latencies are in microseconds, counted from each request's scheduled send time " +
 		"(so queueing in the generator counts), read from the HdrHistogram logs in `hist/`. " +
 		"With several repetitions a latency is the mean over the valid repetitions followed " +
-		"by their [min–max]; *lost* and *late* (sent after their scheduled time) are totals " +
+		"by their [min–max]; a *95%% CI* is the confidence interval of the percentile from order statistics " +
+		"(for several repetitions, from the lowest lower bound to the highest upper bound). *lost* and *late* (sent after their scheduled time) are totals " +
 		"over all repetitions; *valid* is valid repetitions / repetitions. Invalid repetitions " +
 		"(listed at the end with their reason) are left out of every mean.\n\n")
 
@@ -98,35 +99,58 @@ func renderReport(r Report) string {
 	}
 	for _, g := range groupAggregates(aggs) {
 		first := g[0]
+		withCI := slices.ContainsFunc(g, Aggregate.HasCI)
 		pf("### %s\n\n", mdText(groupName(first)))
-		pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p99 (µs) | p99.9 (µs) | lost | late | valid |\n")
-		pf("|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
+		if withCI {
+			pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p50 95%% CI (µs) | p99 (µs) | p99 95%% CI (µs) | p99.9 (µs) | lost | late | valid |\n")
+			pf("|---:|---:|---:|:---:|---:|:---:|---:|---:|---:|:---:|\n")
+		} else {
+			pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p99 (µs) | p99.9 (µs) | lost | late | valid |\n")
+			pf("|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
+		}
 		for _, a := range g {
 			achieved, p50, p99, p999 := "—", "—", "—", "—"
+			p50ci, p99ci := "—", "—"
 			if a.NValid > 0 {
 				achieved = fmt.Sprintf("%s (%.1f%%)", fmtRate(a.AchievedRPS), pct(a.AchievedRPS, a.OfferedRPS))
 				p50 = fmtSpread(a.P50us, a.P50Min, a.P50Max, a.NValid)
 				p99 = fmtSpread(a.P99us, a.P99Min, a.P99Max, a.NValid)
 				p999 = fmtSpread(a.P999us, a.P999Min, a.P999Max, a.NValid)
 			}
+			if a.HasCI() {
+				p50ci, p99ci = FormatCI(a.P50Lo, a.P50Hi), FormatCI(a.P99Lo, a.P99Hi)
+			}
 			valid := fmt.Sprintf("%d/%d", a.NValid, a.N)
 			if !a.AllValid {
 				valid = "**" + valid + "**"
 			}
-			pf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p99, p999,
-				fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
+			if withCI {
+				pf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p50ci, p99, p99ci, p999,
+					fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
+			} else {
+				pf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p99, p999,
+					fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
+			}
 		}
 		pf("\n")
 		keep, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) })
 		pf("- Highest rate with achieved ≥ %.0f%% of offered: %s\n", capacityFraction*100, rateOrNone(keep, ok))
 		if r.SLOp99us > 0 {
-			slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.P99us <= r.SLOp99us })
-			pf("- Highest rate meeting p99 ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+			if withCI {
+				// The knee is judged on the upper confidence bound: a rate
+				// "meets" the SLO only if its p99 does with 95% confidence.
+				slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.HasCI() && a.P99Hi <= r.SLOp99us })
+				pf("- Highest rate whose p99 upper 95%% bound ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+			} else {
+				slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.P99us <= r.SLOp99us })
+				pf("- Highest rate meeting p99 ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+			}
 		}
 		pf("\n")
 	}
 
 	writeNullSection(&b, aggs, r.NoiseP50us, r.NoiseP99us)
+	writeChecksSection(&b, r.Points)
 
 	var invalid []Point
 	for _, p := range r.Points {
@@ -227,6 +251,93 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 f
 		fmt.Fprintf(b, "| (no other stack ran at the null stack's rates) | | | | | |\n")
 	}
 	fmt.Fprintf(b, "\n")
+}
+
+// writeChecksSection writes the "Validity checks" section: every point's
+// checks (CheckPoint), failures in bold and counted at the top.
+func writeChecksSection(b *strings.Builder, pts []Point) {
+	pf := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	pf("## Validity checks\n\n")
+	var checked []Point
+	for _, p := range pts {
+		if p.Checks != nil {
+			checked = append(checked, p)
+		}
+	}
+	if len(checked) == 0 {
+		pf("No point of this run was checked. `jrbench analyze RUN_DIR` runs the checks on the interval logs in `hist/`.\n\n")
+		return
+	}
+	failed, few := 0, 0
+	for _, p := range checked {
+		if p.Checks.Failed() {
+			failed++
+		}
+		if !p.Checks.ADF.Ran && !p.Checks.Lag1.Ran {
+			few++
+		}
+	}
+	pf("Each point's interval log holds one histogram per second; the checks run on the series of "+
+		"per-second medians. *Stationarity*: augmented Dickey–Fuller test (constant, one lag; "+
+		"MacKinnon critical values), passing when a unit root is rejected at 5%% (needs ≥ %d intervals). "+
+		"*Independence*: Spearman rank correlation of consecutive medians, failing when significant at 5%% "+
+		"(needs ≥ %d intervals); when it fails, the lag from which medians look independent. "+
+		"A failed check means the point's percentiles and confidence intervals, which assume "+
+		"independent samples from one distribution, should not be trusted as they are. "+
+		"Passing is necessary, not sufficient: correlation between consecutive requests within a "+
+		"second cannot be seen in per-second histograms.\n\n", ADFMinIntervals, IndepMinIntervals)
+	pf("**%d of %d checked points fail a check**", failed, len(checked))
+	if few > 0 {
+		pf("; %d had too few intervals for either test", few)
+	}
+	pf(".\n\n")
+	sorted := slices.Clone(checked)
+	slices.SortStableFunc(sorted, func(a, b Point) int {
+		return cmp.Or(cmp.Compare(a.Stack, b.Stack), cmp.Compare(a.Protocol, b.Protocol),
+			cmp.Compare(a.App, b.App), cmp.Compare(a.OfferedRPS, b.OfferedRPS), cmp.Compare(a.Rep, b.Rep))
+	})
+	pf("| stack | protocol/app | offered (req/s) | rep | intervals | stationarity (ADF τ vs 5%% crit.) | independence (lag-1 ρ) | verdict |\n")
+	pf("|---|---|---:|---:|---:|---|---|---|\n")
+	for _, p := range sorted {
+		c := p.Checks
+		adf, ind := "—", "—"
+		if c.ADF.Ran {
+			if c.ADF.Stationary() {
+				adf = fmt.Sprintf("τ=%.2f < %.2f (p≈%.2g)", c.ADF.Stat, c.ADF.Crit5, c.ADF.P)
+			} else {
+				adf = fmt.Sprintf("**τ=%.2f ≥ %.2f (p≈%.2g)**", c.ADF.Stat, c.ADF.Crit5, c.ADF.P)
+			}
+		}
+		if c.Lag1.Ran {
+			if c.Lag1.Dependent() {
+				ind = fmt.Sprintf("**ρ=%.2f (p=%.2g)**", c.Lag1.Rho, c.Lag1.P)
+				if c.Lag1.IndepLag > 0 {
+					ind += fmt.Sprintf(", independent from lag %d", c.Lag1.IndepLag)
+				} else {
+					ind += ", no independent lag found"
+				}
+			} else {
+				ind = fmt.Sprintf("ρ=%.2f (p=%.2g)", c.Lag1.Rho, c.Lag1.P)
+			}
+		}
+		v := mdCell(c.Verdict)
+		if c.Failed() {
+			v = "**" + v + "**"
+		}
+		pf("| %s | %s/%s | %s | %d | %d | %s | %s | %s |\n", mdCell(p.Stack), mdCell(p.Protocol), mdCell(p.App),
+			fmtRate(p.OfferedRPS), p.Rep, c.Intervals, adf, ind, v)
+	}
+	pf("\n")
+}
+
+// FormatCI formats a confidence interval in µs as "lo–hi"; an upper bound of
+// +Inf (not bounded) is shown as "∞".
+func FormatCI(lo, hi float64) string {
+	h := fmtUs(hi)
+	if math.IsInf(hi, 1) {
+		h = "∞"
+	}
+	return fmtUs(lo) + "–" + h
 }
 
 // groupAggregates splits sorted aggregates into runs of the same stack,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 )
 
@@ -27,6 +28,12 @@ type Point struct {
 	Sent, Received, Lost, Late uint64
 	// Latency distribution in microseconds, from the point's .hlog (FillLatency).
 	P50us, P90us, P99us, P999us, MaxUs, MinUs, MeanUs float64
+	// 95% confidence intervals of p50 and p99 in microseconds, from order
+	// statistics of the point's .hlog (QuantileCI, FillLatency). All four are 0
+	// when unknown (a summary.csv from before they existed, a failed point);
+	// otherwise Hi > 0, and a Lo of 0 or a Hi of +Inf means "unbounded on that
+	// side" (too few samples). HasCI tells.
+	P50Lo, P50Hi, P99Lo, P99Hi float64
 	// Rep is the repetition number.
 	Rep int
 	// Valid is false when the point cannot be trusted (DESIGN.md §8), for
@@ -36,7 +43,15 @@ type Point struct {
 	Reason string
 	// Hlog is the path of the point's .hlog relative to the run directory.
 	Hlog string
+	// Checks are the validity checks of the point's interval log
+	// (CheckPoint); nil when not checked. Of them summary.csv keeps the
+	// interval count, τ, p and the 5% critical value of the ADF test, ρ, p and
+	// the independence lag of the rank test, and the verdict.
+	Checks *Checks
 }
+
+// HasCI reports whether p carries confidence intervals for p50 and p99.
+func (p Point) HasCI() bool { return p.P50Hi > 0 && p.P99Hi > 0 }
 
 // summaryHeader is the column order WriteSummaryCSV writes.
 var summaryHeader = []string{
@@ -44,6 +59,8 @@ var summaryHeader = []string{
 	"sent", "received", "lost", "late",
 	"p50_us", "p90_us", "p99_us", "p999_us", "max_us", "min_us", "mean_us",
 	"rep", "valid", "reason", "hlog",
+	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
+	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -57,15 +74,39 @@ var requiredColumns = []string{
 // f2 formats rates and latencies with two decimals.
 func f2(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 
+// g6 formats a test statistic or p-value with six significant digits.
+func g6(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
 // pointFields returns the fields of p in summaryHeader order.
 func pointFields(p Point) []string {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
-	return []string{
+	f := []string{
 		p.Stack, p.Protocol, p.App, f2(p.OfferedRPS), f2(p.AchievedRPS),
 		u(p.Sent), u(p.Received), u(p.Lost), u(p.Late),
 		f2(p.P50us), f2(p.P90us), f2(p.P99us), f2(p.P999us), f2(p.MaxUs), f2(p.MinUs), f2(p.MeanUs),
 		strconv.Itoa(p.Rep), strconv.FormatBool(p.Valid), p.Reason, p.Hlog,
 	}
+	if p.HasCI() {
+		f = append(f, f2(p.P50Lo), f2(p.P50Hi), f2(p.P99Lo), f2(p.P99Hi))
+	} else {
+		f = append(f, "", "", "", "")
+	}
+	c := p.Checks
+	if c == nil {
+		return append(f, "", "", "", "", "", "", "", "")
+	}
+	f = append(f, strconv.Itoa(c.Intervals))
+	if c.ADF.Ran {
+		f = append(f, g6(c.ADF.Stat), g6(c.ADF.P), g6(c.ADF.Crit5))
+	} else {
+		f = append(f, "", "", "")
+	}
+	if c.Lag1.Ran {
+		f = append(f, g6(c.Lag1.Rho), g6(c.Lag1.P), strconv.Itoa(c.Lag1.IndepLag))
+	} else {
+		f = append(f, "", "", "")
+	}
+	return append(f, c.Verdict)
 }
 
 // WriteSummaryCSV writes pts to path as summary.csv (header first, one row per
@@ -88,8 +129,9 @@ func WriteSummaryCSV(path string, pts []Point) error {
 
 // ReadSummaryCSV reads a summary.csv written by WriteSummaryCSV or by hand. The
 // columns may come in any order; the columns of DESIGN.md §6 are required, the
-// others (min_us, mean_us, reason, hlog) optional, unknown ones ignored. Errors
-// name the file, line and column.
+// others (min_us, mean_us, reason, hlog, the confidence intervals and the
+// checks) optional, unknown ones ignored; an empty optional cell reads as
+// "unknown". Errors name the file, line and column.
 func ReadSummaryCSV(path string) ([]Point, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -152,6 +194,9 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	}
 	num := func(name string, dst *float64) {
 		if v, ok := field(name); ok && err == nil {
+			if v == "" && !slices.Contains(requiredColumns, name) {
+				return
+			}
 			if *dst, err = strconv.ParseFloat(v, 64); err != nil {
 				err = fmt.Errorf("column %s: %q is not a number", name, v)
 			}
@@ -182,7 +227,14 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	num("max_us", &p.MaxUs)
 	num("min_us", &p.MinUs)
 	num("mean_us", &p.MeanUs)
+	num("p50_lo_us", &p.P50Lo)
+	num("p50_hi_us", &p.P50Hi)
+	num("p99_lo_us", &p.P99Lo)
+	num("p99_hi_us", &p.P99Hi)
 	if err != nil {
+		return p, err
+	}
+	if p.Checks, err = parseChecks(field); err != nil {
 		return p, err
 	}
 	if v, ok := field("rep"); ok {
@@ -196,4 +248,51 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 		}
 	}
 	return p, nil
+}
+
+// parseChecks reads the check columns of a record; nil when they are absent or
+// empty (the point was not checked).
+func parseChecks(field func(string) (string, bool)) (*Checks, error) {
+	var c Checks
+	seen := false
+	var err error
+	get := func(name string) string {
+		v, _ := field(name)
+		if v != "" {
+			seen = true
+		}
+		return v
+	}
+	num := func(name, v string, dst *float64) {
+		if v != "" && err == nil {
+			if *dst, err = strconv.ParseFloat(v, 64); err != nil {
+				err = fmt.Errorf("column %s: %q is not a number", name, v)
+			}
+		}
+	}
+	integer := func(name, v string, dst *int) {
+		if v != "" && err == nil {
+			if *dst, err = strconv.Atoi(v); err != nil {
+				err = fmt.Errorf("column %s: %q is not an integer", name, v)
+			}
+		}
+	}
+	integer("intervals", get("intervals"), &c.Intervals)
+	if v := get("adf_stat"); v != "" {
+		c.ADF.Ran = true
+		num("adf_stat", v, &c.ADF.Stat)
+		num("adf_p", get("adf_p"), &c.ADF.P)
+		num("adf_crit5", get("adf_crit5"), &c.ADF.Crit5)
+	}
+	if v := get("lag1_rho"); v != "" {
+		c.Lag1.Ran = true
+		num("lag1_rho", v, &c.Lag1.Rho)
+		num("lag1_p", get("lag1_p"), &c.Lag1.P)
+		integer("indep_lag", get("indep_lag"), &c.Lag1.IndepLag)
+	}
+	c.Verdict = get("checks")
+	if err != nil || !seen {
+		return nil, err
+	}
+	return &c, nil
 }

@@ -370,6 +370,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		return pt, &res, serverLog, err
 	}
 	analysis.FillLatency(&pt, analysis.Summarize(h))
+	// Stationarity and independence of the per-second intervals (reported,
+	// and flagged in report.md when they fail; too few intervals says so).
+	if c, err := analysis.CheckPoint(filepath.Join(r.dir, p.Hlog)); err == nil {
+		pt.Checks = &c
+	}
 	pt.Valid, pt.Reason = judge(&res)
 	return pt, &res, serverLog, nil
 }

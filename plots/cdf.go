@@ -31,7 +31,7 @@ var dashCycle = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), 
 
 // LatencyCDF draws the cumulative distribution of each series — latency (µs, log
 // axis) against the fraction of requests at or below it — and writes
-// outBase+".png" and outBase+".svg". Empty or nil histograms are left out (their
+// outBase+".png", outBase+".svg" and outBase+".pdf". Empty or nil histograms are left out (their
 // legend entry says so); zero latencies cannot be shown on a log axis and are
 // counted in the fraction but not drawn.
 func LatencyCDF(series []CDFSeries, title, outBase string) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	_ "image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,8 +15,8 @@ import (
 	"github.com/joyride-bench/joyride/analysis"
 )
 
-// checkFigure checks that base.png decodes as an image of the expected size and
-// base.svg is a non-empty SVG document.
+// checkFigure checks that base.png decodes as an image of the expected size,
+// base.svg is a non-empty SVG document and base.pdf a complete PDF.
 func checkFigure(t *testing.T, base string) {
 	t.Helper()
 	data, err := os.ReadFile(base + ".png")
@@ -35,6 +36,46 @@ func checkFigure(t *testing.T, base string) {
 	}
 	if !bytes.Contains(svg, []byte("<svg")) || !bytes.HasSuffix(bytes.TrimSpace(svg), []byte("</svg>")) {
 		t.Errorf("%s.svg is not a complete SVG document (%d bytes)", base, len(svg))
+	}
+	pdf, err := os.ReadFile(base + ".pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(pdf, []byte("%PDF-")) || !bytes.HasSuffix(bytes.TrimSpace(pdf), []byte("%%EOF")) {
+		t.Errorf("%s.pdf is not a complete PDF document (%d bytes)", base, len(pdf))
+	}
+}
+
+func TestLatencyVsLoadWithCI(t *testing.T) {
+	var pts []analysis.Point
+	for _, s := range []struct {
+		stack string
+		base  float64
+		knee  float64
+	}{{"null", 8, 1e6}, {"kernel", 30, 420000}, {"joyride", 15, 900000}} {
+		for _, p := range sweep(s.stack, s.base, s.knee) {
+			p.P50Lo, p.P50Hi = p.P50us*0.97, p.P50us*1.03
+			p.P99Lo, p.P99Hi = p.P99us*0.9, p.P99us*1.2
+			if p.OfferedRPS == 400000 && s.stack == "kernel" {
+				p.P99Hi = math.Inf(1) // too few samples for an upper bound
+			}
+			pts = append(pts, p)
+		}
+	}
+	// A stack measured at one rate only, with a CI unbounded below.
+	pts = append(pts, analysis.Point{Stack: "afxdp", Protocol: "udp", App: "echo", OfferedRPS: 50000, AchievedRPS: 50000,
+		P50us: 12, P50Lo: 0, P50Hi: 14, P99us: 40, P99Lo: 30, P99Hi: 60, Valid: true})
+	base := filepath.Join(t.TempDir(), "latency-vs-load-ci")
+	if err := LatencyVsLoad(pts, "UDP echo: latency vs offered load, 95% CIs", base, 200); err != nil {
+		t.Fatal(err)
+	}
+	checkFigure(t, base)
+	svg, _ := os.ReadFile(base + ".svg")
+	if !bytes.Contains(svg, []byte("95% CI")) {
+		t.Error("no CI legend entry")
+	}
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, base+".png", filepath.Join(keep, "latency-vs-load-ci.png"))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgpdf"
 	"gonum.org/v1/plot/vg/vgsvg"
 )
 
@@ -35,8 +36,8 @@ func newPlot(title string) *plot.Plot {
 	return p
 }
 
-// save writes p as outBase.png and outBase.svg, each atomically, creating the
-// directory if needed.
+// save writes p as outBase.png, outBase.svg and outBase.pdf (for papers: vector,
+// fonts embedded), each atomically, creating the directory if needed.
 func save(p *plot.Plot, outBase string) error {
 	png := func(w io.Writer) error {
 		c := vgimg.NewWith(vgimg.UseWH(figWidth, figHeight), vgimg.UseDPI(pngDPI), vgimg.UseBackgroundColor(color.White))
@@ -50,10 +51,19 @@ func save(p *plot.Plot, outBase string) error {
 		_, err := c.WriteTo(w)
 		return err
 	}
+	pdf := func(w io.Writer) error {
+		c := vgpdf.New(figWidth, figHeight)
+		drawFigure(p, draw.New(c))
+		_, err := c.WriteTo(w)
+		return err
+	}
 	if err := analysis.WriteFileAtomic(outBase+".png", png); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	if err := analysis.WriteFileAtomic(outBase+".svg", svg); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	if err := analysis.WriteFileAtomic(outBase+".pdf", pdf); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	return nil

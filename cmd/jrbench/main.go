@@ -4,6 +4,7 @@
 //	jrbench run experiments/rpc-latency.yaml
 //	jrbench validate experiments/*.yaml
 //	jrbench calibrate
+//	jrbench analyze|plot RUN_DIR; jrbench compare RUN_A RUN_B
 //	jrbench testbed up|down|status
 //
 // Exit status: 0 on success, 1 when a run fails, 2 for a bad experiment file or
@@ -29,6 +30,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newValidateCmd(), newCalibrateCmd(), newTestbedCmd())
+	root.AddCommand(newAnalysisCmds()...)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "jrbench:", err)
 		var ue usageError

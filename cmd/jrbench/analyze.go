@@ -1,0 +1,403 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/plots"
+	"github.com/spf13/cobra"
+)
+
+// The offline commands: analyze, plot and compare work on a results directory
+// alone (summary.csv, hist/*.hlog and, when present, meta.json and report.md),
+// so a run copied from another machine can be analysed anywhere. They never
+// touch the testbed and need no privileges.
+
+// newAnalysisCmds returns the analyze, plot and compare commands.
+func newAnalysisCmds() []*cobra.Command {
+	return []*cobra.Command{newAnalyzeCmd(), newPlotCmd(), newCompareCmd()}
+}
+
+// exactArgs is cobra.ExactArgs with a wrong count as a usage error (exit 2).
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%s: %w (usage: jrbench %s)", cmd.Name(), err, cmd.Use)}
+		}
+		return nil
+	}
+}
+
+func newAnalyzeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "analyze RUN_DIR",
+		Short: "Recompute latencies, confidence intervals and validity checks of a results directory from its hist/*.hlog; rewrite summary.csv and report.md",
+		Long: "analyze re-reads RUN_DIR/summary.csv and every point's interval log, recomputes the percentiles, " +
+			"their 95% confidence intervals and the validity checks (stationarity, independence) from the logs, " +
+			"and rewrites summary.csv and report.md (each atomically). Counts, rates and validity come from " +
+			"summary.csv unchanged. A failed point whose log is missing keeps its row as it was.",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			pts, err := readRun(dir)
+			if err != nil {
+				return err
+			}
+			failed, few, kept := 0, 0, 0
+			for i := range pts {
+				p := &pts[i]
+				path, err := hlogPath(dir, *p)
+				if err != nil {
+					return err
+				}
+				if path == "" {
+					kept++
+					continue
+				}
+				h, err := analysis.ReadHlog(path)
+				if err == nil && h.TotalCount() == 0 && !p.Valid {
+					err = fs.ErrNotExist // nothing recorded: keep the row as it is
+				}
+				if err != nil {
+					if !p.Valid {
+						fmt.Fprintf(os.Stderr, "jrbench: %s (invalid point, row kept as it was)\n", err)
+						kept++
+						continue
+					}
+					return usageError{err}
+				}
+				analysis.FillLatency(p, analysis.Summarize(h))
+				c, err := analysis.CheckPoint(path)
+				if err != nil {
+					return usageError{err}
+				}
+				p.Checks = &c
+				if c.Failed() {
+					failed++
+				}
+				if !c.ADF.Ran && !c.Lag1.Ran {
+					few++
+				}
+			}
+			rep, err := runReport(dir, pts)
+			if err != nil {
+				return err
+			}
+			if err := analysis.WriteSummaryCSV(filepath.Join(dir, "summary.csv"), pts); err != nil {
+				return err
+			}
+			if err := analysis.WriteReport(filepath.Join(dir, "report.md"), rep); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "%s: %d points recomputed from hist/ (%d kept as they were); checks: %d failed, %d too few intervals\n",
+				dir, len(pts)-kept, kept, failed, few)
+			return nil
+		},
+	}
+}
+
+func newPlotCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plot RUN_DIR",
+		Short: "Redraw RUN_DIR/plots from summary.csv and hist/: latency vs load and latency CDFs (PNG, SVG, PDF)",
+		Long: "plot draws plots/latency-vs-load (with confidence bands when summary.csv has them; run analyze first " +
+			"for a run that has none) and plots/cdf-<rate> at the lowest offered rate and at every CDF rate the " +
+			"experiment asked for in meta.json, valid repetitions pooled per stack.",
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := args[0]
+			pts, err := readRun(dir)
+			if err != nil {
+				return err
+			}
+			m, err := readMeta(dir)
+			if err != nil {
+				return err
+			}
+			title := m.title(dir)
+			out := filepath.Join(dir, "plots")
+			if err := plots.LatencyVsLoad(pts, title, filepath.Join(out, "latency-vs-load"), m.sloUs()); err != nil {
+				return err
+			}
+			var rates []float64
+			for _, p := range pts {
+				if p.Valid && (len(rates) == 0 || p.OfferedRPS < rates[0]) {
+					rates = []float64{p.OfferedRPS}
+				}
+			}
+			for _, ps := range m.Experiment.Plots {
+				if ps.Kind == "cdf" && ps.Rate > 0 && !slices.Contains(rates, ps.Rate) {
+					rates = append(rates, ps.Rate)
+				}
+			}
+			drawn := []string{"latency-vs-load"}
+			for _, rate := range rates {
+				series, err := cdfSeries(dir, pts, rate)
+				if err != nil {
+					return err
+				}
+				if len(series) == 0 {
+					continue
+				}
+				name := fmt.Sprintf("cdf-%.0f", rate)
+				if err := plots.LatencyCDF(series, fmt.Sprintf("%s at %.0f requests/s", title, rate), filepath.Join(out, name)); err != nil {
+					return err
+				}
+				drawn = append(drawn, name)
+			}
+			fmt.Fprintf(os.Stderr, "%s: %s (.png, .svg, .pdf)\n", out, strings.Join(drawn, ", "))
+			return nil
+		},
+	}
+}
+
+func newCompareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare RUN_A RUN_B",
+		Short: "Print a Markdown table of the differences between two runs and whether each is outside their confidence intervals",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := readRun(args[0])
+			if err != nil {
+				return err
+			}
+			b, err := readRun(args[1])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Print(analysis.CompareMarkdown(args[0], args[1], analysis.Compare(a, b)))
+			return err
+		},
+	}
+}
+
+// readRun reads RUN_DIR/summary.csv. A missing directory or file, or a
+// malformed summary, is a usage error naming it.
+func readRun(dir string) ([]analysis.Point, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("results directory: %w", err)}
+	}
+	if !st.IsDir() {
+		return nil, usageError{fmt.Errorf("%s: not a directory (want a results directory holding summary.csv)", dir)}
+	}
+	pts, err := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return pts, nil
+}
+
+// hlogPath is the interval log of p inside dir; "" when p has none (a point
+// that failed before measuring). A path leaving the directory is an error:
+// the directory must be self-contained to be copied.
+func hlogPath(dir string, p analysis.Point) (string, error) {
+	if p.Hlog == "" {
+		if p.Valid {
+			return "", usageError{fmt.Errorf("%s: valid point %s %s %.0f rep %d has no hlog",
+				filepath.Join(dir, "summary.csv"), p.Stack, p.Protocol, p.OfferedRPS, p.Rep)}
+		}
+		return "", nil
+	}
+	rel := filepath.FromSlash(p.Hlog)
+	if filepath.IsAbs(rel) || !filepath.IsLocal(rel) {
+		return "", usageError{fmt.Errorf("%s: hlog %q is not a path inside the results directory", filepath.Join(dir, "summary.csv"), p.Hlog)}
+	}
+	return filepath.Join(dir, rel), nil
+}
+
+// cdfSeries pools, per stack, the interval logs of every valid repetition at
+// rate (as the runner does).
+func cdfSeries(dir string, pts []analysis.Point, rate float64) ([]plots.CDFSeries, error) {
+	pooled := map[string]*hdrhistogram.Histogram{}
+	var order []string
+	for _, p := range pts {
+		if p.OfferedRPS != rate || !p.Valid {
+			continue
+		}
+		path, err := hlogPath(dir, p)
+		if err != nil {
+			return nil, err
+		}
+		h, err := analysis.ReadHlog(path)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if pooled[p.Stack] == nil {
+			pooled[p.Stack] = analysis.NewHistogram()
+			order = append(order, p.Stack)
+		}
+		pooled[p.Stack].Merge(h)
+	}
+	slices.Sort(order)
+	var out []plots.CDFSeries
+	for _, s := range order {
+		out = append(out, plots.CDFSeries{Label: s, Stack: s, Hist: pooled[s]})
+	}
+	return out, nil
+}
+
+// runMeta is the part of meta.json (experiments.Meta) the offline commands
+// use. It is decoded leniently, field by field, so that results directories
+// written by older or newer versions still read.
+type runMeta struct {
+	found      bool
+	Experiment struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		App         string `json:"app"`
+		Workload    struct {
+			Protocol      string `json:"protocol"`
+			Size          int    `json:"size"`
+			Schedule      string `json:"schedule"`
+			Duration      string `json:"duration"`
+			Warmup        string `json:"warmup"`
+			LateThreshold string `json:"late_threshold"`
+		} `json:"workload"`
+		SLO struct {
+			P99 string `json:"p99"`
+		} `json:"slo"`
+		Plots []struct {
+			Kind string  `json:"kind"`
+			Rate float64 `json:"rate"`
+		} `json:"plots"`
+	} `json:"experiment"`
+	RunID     string            `json:"run_id"`
+	State     string            `json:"state"`
+	Error     string            `json:"error"`
+	Commit    string            `json:"commit"`
+	Host      map[string]string `json:"host"`
+	Order     string            `json:"order"`
+	Seed      int64             `json:"seed"`
+	GenDriver string            `json:"generator_driver"`
+	PMQoS     struct {
+		Requested string `json:"requested"`
+		Held      bool   `json:"held"`
+		ValueUs   int32  `json:"value_us"`
+	} `json:"pm_qos"`
+	Placement struct {
+		Generator int `json:"generator"`
+		Server    int `json:"server"`
+	} `json:"placement"`
+	Calibration *struct {
+		AA *struct {
+			NoiseP50us float64 `json:"noise_p50_us"`
+			NoiseP99us float64 `json:"noise_p99_us"`
+		} `json:"aa"`
+	} `json:"calibration"`
+}
+
+// readMeta reads dir/meta.json; a missing file gives an empty runMeta
+// (found false), a malformed one a usage error naming it.
+func readMeta(dir string) (runMeta, error) {
+	var m runMeta
+	path := filepath.Join(dir, "meta.json")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, usageError{err}
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, usageError{fmt.Errorf("%s: %w", path, err)}
+	}
+	m.found = true
+	return m, nil
+}
+
+// title is the figures' title, as the runner writes it.
+func (m runMeta) title(dir string) string {
+	e := m.Experiment
+	if e.Name == "" {
+		return filepath.Base(filepath.Clean(dir))
+	}
+	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + strconv.Itoa(e.Workload.Size) + " B"
+}
+
+// sloUs is the p99 objective in µs; 0 for none.
+func (m runMeta) sloUs() float64 {
+	d, err := time.ParseDuration(m.Experiment.SLO.P99)
+	if err != nil {
+		return 0
+	}
+	return float64(d) / 1e3
+}
+
+// generatedSections are the sections WriteReport writes itself; any other
+// "## " section of an existing report.md (the runner's calibration, for
+// instance) is carried over by analyze.
+var generatedSections = []string{"Run", "Results", "Latency above the null stack", "Validity checks", "Invalid points", "Notes"}
+
+// runReport builds report.md's content for pts from dir's meta.json and the
+// extra sections of its current report.md.
+func runReport(dir string, pts []analysis.Point) (analysis.Report, error) {
+	m, err := readMeta(dir)
+	if err != nil {
+		return analysis.Report{}, err
+	}
+	rep := analysis.Report{Title: "Results " + filepath.Base(filepath.Clean(dir)), Points: pts, SLOp99us: m.sloUs()}
+	if m.found {
+		e := m.Experiment
+		rep.Title, rep.Description = "Experiment "+e.Name, e.Description
+		rep.Meta = map[string]string{
+			"run":       m.RunID,
+			"state":     m.State,
+			"commit":    m.Commit,
+			"host":      m.Host["hostname"],
+			"kernel":    m.Host["kernel"],
+			"cpu":       m.Host["cpu"],
+			"pm_qos":    fmt.Sprintf("requested %s, held %t (value %d µs)", m.PMQoS.Requested, m.PMQoS.Held, m.PMQoS.ValueUs),
+			"placement": fmt.Sprintf("generator on cpu %d, server on cpu %d", m.Placement.Generator, m.Placement.Server),
+			"order":     fmt.Sprintf("%s, seed %d", m.Order, m.Seed),
+			"workload": fmt.Sprintf("%s %s, %d B, %s arrivals, %s per point after %s warm-up, late after %s",
+				e.Workload.Protocol, e.App, e.Workload.Size, e.Workload.Schedule, e.Workload.Duration,
+				e.Workload.Warmup, e.Workload.LateThreshold),
+			"generator": "DPDK " + m.GenDriver + " vdev (jrgen)",
+		}
+		if m.Error != "" {
+			rep.Notes = append(rep.Notes, "The run ended early: "+m.Error)
+		}
+		if m.Calibration == nil {
+			rep.Notes = append(rep.Notes, "No calibration was run: no noise floor, no wire limit.")
+		} else if aa := m.Calibration.AA; aa != nil {
+			rep.NoiseP50us, rep.NoiseP99us = aa.NoiseP50us, aa.NoiseP99us
+		}
+	} else {
+		rep.Notes = append(rep.Notes, "No meta.json in the results directory: the run's metadata is unknown.")
+	}
+	old, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return rep, usageError{err}
+	}
+	rep.Sections = extraSections(string(old))
+	rep.Notes = append(rep.Notes, fmt.Sprintf("Latencies, confidence intervals and validity checks recomputed from hist/ by `jrbench analyze` on %s.",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC")))
+	return rep, nil
+}
+
+// extraSections returns the "## " sections of a report.md that WriteReport
+// does not generate, in order.
+func extraSections(md string) []analysis.Section {
+	var out []analysis.Section
+	parts := strings.Split("\n"+md, "\n## ")
+	for _, p := range parts[1:] {
+		title, body, _ := strings.Cut(p, "\n")
+		title = strings.TrimSpace(title)
+		if slices.Contains(generatedSections, title) {
+			continue
+		}
+		out = append(out, analysis.Section{Title: title, Markdown: strings.TrimSpace(body) + "\n"})
+	}
+	return out
+}
