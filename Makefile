@@ -20,7 +20,7 @@ TESTFLAGS ?= -count=1 -p 1 -timeout 20m
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
 	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool
 
-.PHONY: all deps build test experiment clean check-root check-go
+.PHONY: all deps build test experiment paper clean check-root check-go
 
 all: build
 
@@ -52,6 +52,12 @@ test: build check-root
 
 experiment: build check-root
 	$(BIN)/jrbench run $(EXP)
+
+# The papers' figures and claims (paper/manifest.yaml): runs their experiments
+# (about 12 minutes here), writes paper/figures/ and paper/RESULTS.md.
+# PAPERFLAGS=--reuse takes each experiment's latest results instead.
+paper: build check-root
+	$(BIN)/jrbench paper $(PAPERFLAGS)
 
 # Benchmarks of the packet paths (ns/packet, allocs): see docs/PERFORMANCE.md.
 bench: build check-root
