@@ -1,0 +1,186 @@
+//go:build dpdk && cgo
+
+package service
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	echo "github.com/joyride-bench/joyride/app"
+	"github.com/joyride-bench/joyride/stacks/joyride/channel"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+)
+
+// rawApp is a hostile application: it speaks the control protocol itself and
+// maps its region directly, so it can write anything into it.
+type rawApp struct {
+	conn *net.UnixConn
+	fds  []int
+	mem  []byte
+}
+
+func attachRaw(t *testing.T) *rawApp {
+	t.Helper()
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sockPath, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &rawApp{conn: c}
+	t.Cleanup(func() {
+		c.Close()
+		if a.mem != nil {
+			unix.Munmap(a.mem)
+		}
+		for _, fd := range a.fds {
+			unix.Close(fd)
+		}
+	})
+	req, _ := json.Marshal(proto.Request{Op: "register", Version: proto.Version, Name: "hostile"})
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	buf, oob := make([]byte, 4096), make([]byte, 256)
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep proto.Reply
+	if err := json.Unmarshal(buf[:n], &rep); err != nil || !rep.OK {
+		t.Fatalf("register: %v %+v", err, rep)
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	a.fds, _ = unix.ParseUnixRights(&msgs[0])
+	var st unix.Stat_t
+	unix.Fstat(a.fds[0], &st)
+	a.mem, err = unix.Mmap(a.fds[0], 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *rawApp) control(t *testing.T, req proto.Request) proto.Reply {
+	t.Helper()
+	b, _ := json.Marshal(req)
+	a.conn.Write(b)
+	buf := make([]byte, 4096)
+	a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := a.conn.Read(buf)
+	if err != nil {
+		t.Fatalf("%s: %v", req.Op, err)
+	}
+	var rep proto.Reply
+	json.Unmarshal(buf[:n], &rep)
+	return rep
+}
+
+// udpEchoWorks checks that a well-behaved application still serves.
+func udpEchoWorks(t *testing.T, port uint16) {
+	t.Helper()
+	c, err := gonet.DialUDP(peer, nil, &tcpip.FullAddress{Addr: tcpip.AddrFrom4(svcAddr.As4()), Port: port}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.Write([]byte("still here"))
+	buf := make([]byte, 64)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still here" {
+		t.Fatalf("the honest application stopped answering: %q %v", buf[:n], err)
+	}
+}
+
+// A hostile application that corrupts its ring is disconnected; the service and
+// the other applications carry on.
+func TestCorruptRegionDisconnectsOnlyItsApplication(t *testing.T) {
+	honest := attach(t)
+	pc, err := honest.ListenPacket("udp", "198.18.0.2:7300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
+
+	bad := attachRaw(t)
+	before := svc.Stats().Corrupt.Load()
+	// The up ring's producer counter sits right after the 256-byte header:
+	// claim 1,000,000 descriptors on a ring of 1024 and wake the service.
+	binary.LittleEndian.PutUint32(bad.mem[256:], 1_000_000)
+	one := [8]byte{1}
+	unix.Write(bad.fds[2], one[:])
+	deadline := time.Now().Add(5 * time.Second)
+	for svc.Stats().Corrupt.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the service did not notice the corrupt ring")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The hostile app's control connection is closed by the service.
+	bad.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bad.conn.Read(make([]byte, 64)); err == nil {
+		t.Error("the corrupt application's control connection is still open")
+	}
+	udpEchoWorks(t, 7300)
+}
+
+// An application can only name its own sockets: data for a socket id it does
+// not own goes nowhere, and control requests on it fail with EBADF.
+func TestForeignSocketIDsAreRefused(t *testing.T) {
+	honest := attach(t)
+	pc, err := honest.ListenPacket("udp", "198.18.0.2:7301")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
+
+	bad := attachRaw(t)
+	for _, id := range []uint32{1, 2, 3, 1000, ^uint32(0)} {
+		if rep := bad.control(t, proto.Request{Op: "close", Sock: id}); rep.OK || syscall.Errno(rep.Errno) != syscall.EBADF {
+			t.Errorf("close of socket %d it does not own: %+v", id, rep)
+		}
+	}
+	// Send a flood of datagrams on ids it does not own through its own ring.
+	r, err := channel.Attach(dup(t, bad.fds[0]), dup(t, bad.fds[1]), dup(t, bad.fds[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	before := svc.Stats().BadSockets.Load()
+	end := r.App()
+	to := proto.PackAddr(netipAddrPort("198.18.0.1:7400"))
+	for i := 0; i < 500; i++ {
+		if err := end.Send(proto.OpSend, uint32(1+i%3), to, []byte("hijack")); errors.Is(err, channel.ErrFull) {
+			time.Sleep(time.Millisecond)
+		}
+		end.Notify()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for svc.Stats().BadSockets.Load()-before < 100 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := svc.Stats().BadSockets.Load() - before; got < 100 {
+		t.Fatalf("only %d messages on foreign socket ids were counted", got)
+	}
+	udpEchoWorks(t, 7301)
+}
+
+func dup(t *testing.T, fd int) int {
+	t.Helper()
+	n, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
