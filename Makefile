@@ -13,6 +13,7 @@ TAGS := dpdk
 # Test packages run one at a time: the integration tests pin roles to the
 # machine's two cores and would measure each other otherwise.
 TESTFLAGS ?= -count=1 -p 1 -timeout 20m
+FUZZTIME ?= 10s
 
 # Debian packages the project needs: DPDK 22.11 and its vdev PMDs, libxdp/libbpf
 # for af_xdp, iproute2 for namespaces, util-linux for taskset, gcc for cgo, curl
@@ -49,6 +50,13 @@ test: build check-root
 	# nic/dpdk without DPDK: every entry point must give the clear error.
 	$(GO) test -count=1 ./nic/dpdk
 	JRBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) $(TESTFLAGS) ./...
+	# Hostile input, fuzzed for a bounded time: what an application writes into
+	# its shared region, what arrives on the wire at the generator, the
+	# reflector and the user-space stack.
+	$(GO) test -run '^$$' -fuzz '^FuzzServiceRecv$$' -fuzztime $(FUZZTIME) ./stacks/joyride/channel
+	$(GO) test -run '^$$' -fuzz '^FuzzParseReply$$' -fuzztime $(FUZZTIME) ./loadgen
+	$(GO) test -run '^$$' -fuzz '^FuzzSwapUDP$$' -fuzztime $(FUZZTIME) ./stacks/null
+	$(GO) test -run '^$$' -fuzz '^FuzzEndpointDeliver$$' -fuzztime $(FUZZTIME) ./nic/netstack
 
 experiment: build check-root
 	$(BIN)/jrbench run $(EXP)

@@ -123,3 +123,21 @@ func BenchmarkParseReply(b *testing.B) {
 		tmpl.ParseReply(f)
 	}
 }
+
+// The generator's reply parser never panics and never reads past the frame,
+// whatever arrives (truncated headers, bad lengths, garbage).
+func FuzzParseReply(f *testing.F) {
+	tmpl, _ := NewUDPTemplate(testFlow, 64)
+	req := tmpl.Write(make([]byte, 2048), 42, 7, 0)
+	reply := append([]byte(nil), req...)
+	reply[34], reply[35], reply[36], reply[37] = req[36], req[37], req[34], req[35]
+	f.Add(reply)
+	f.Add(reply[:20])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		id, ok := tmpl.ParseReply(frame)
+		if ok && len(frame) < payloadOff+HeaderLen {
+			t.Fatalf("accepted a %d-byte frame (id %d)", len(frame), id)
+		}
+	})
+}

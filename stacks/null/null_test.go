@@ -87,3 +87,18 @@ func BenchmarkSwapUDP(b *testing.B) {
 		swapUDP(f, me)
 	}
 }
+
+// The reflector's swap never panics on malformed frames, and changes nothing
+// in a frame it does not reflect.
+func FuzzSwapUDP(f *testing.F) {
+	f.Add(udpFrame(f))
+	f.Add(udpFrame(f)[:30])
+	f.Add([]byte{})
+	me := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		orig := append([]byte(nil), frame...)
+		if !swapUDP(frame, me) && !bytes.Equal(frame, orig) {
+			t.Fatal("a frame that was not reflected was changed")
+		}
+	})
+}
