@@ -196,3 +196,43 @@ func TestKilledApplicationReleasesItsPort(t *testing.T) {
 		t.Error("the killed application's connection still answers")
 	}
 }
+
+// joyrided killed with SIGKILL while serving: the application sees a clean
+// error and exits instead of hanging; a restarted joyrided serves a new one.
+func TestJoyridedKilledThenRestarted(t *testing.T) {
+	b := upJoyride(t)
+	app := b.app(t, "echo", "udp", 9200)
+	c := b.dial(t, "udp4", 9200)
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.Write([]byte("before"))
+	if _, err := c.Read(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	b.daemon.cmd.Process.Signal(syscall.SIGKILL)
+	<-b.daemon.exited
+	select {
+	case <-app.exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("jrapp still running 5 s after joyrided was killed: its sockets hang")
+	}
+	if log := app.stop(); !strings.Contains(log, "service closed the connection") {
+		t.Errorf("jrapp did not say why it stopped:\n%s", log)
+	}
+	// Restart the service (the old control socket is replaced) and attach anew.
+	f, _ := stacks.Lookup("joyride")
+	opts, _ := stacks.DecodeOptions("joyride", nil)
+	d := f.Daemon(opts, b.env())
+	var err error
+	b.daemon, err = startProcess(context.Background(), b.tb, b.bin, d.Binary, 0, append(d.Args, "-file-prefix", "jrd2-"+b.tb.ID)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.app(t, "echo", "udp", 9200)
+	c2 := b.dial(t, "udp4", 9200)
+	c2.SetDeadline(time.Now().Add(3 * time.Second))
+	c2.Write([]byte("after"))
+	buf := make([]byte, 64)
+	if n, err := c2.Read(buf); err != nil || string(buf[:n]) != "after" {
+		t.Fatalf("restarted service: %q %v", buf[:n], err)
+	}
+}

@@ -325,9 +325,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	pl := *r.o.Placement
 	runDir := r.runDir()
 	env := stacks.Env{Iface: r.tb.Server.Iface, Addr: r.tb.Server.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
+	var dmn *server // the stack's daemon, if it has one
 	if f, err := stacks.Lookup(p.Stack.Name); err == nil && f.Daemon != nil {
 		d := f.Daemon(p.Stack.Options, env)
-		dmn, err := startProcess(ctx, r.tb, r.o.BinDir, d.Binary, pl.Server, d.Args...)
+		var err error
+		dmn, err = startProcess(ctx, r.tb, r.o.BinDir, d.Binary, pl.Server, d.Args...)
 		if err != nil {
 			return pt, nil, "", fmt.Errorf("%s: %w", d.Binary, err)
 		}
@@ -353,11 +355,21 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))
+	// A server-side process that died during the point makes it a failure,
+	// not a latency result (whatever the generator saw).
+	appDied := srv.died()
+	daemonDied := dmn != nil && dmn.died()
 	serverLog := srv.stop()
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)
 	if gerr != nil {
 		return pt, nil, serverLog, fmt.Errorf("%w (log: %s)", gerr, logPath)
+	}
+	if daemonDied {
+		return pt, nil, serverLog, fmt.Errorf("the stack's daemon exited during the point: %s", lastLine(dmn.stop()))
+	}
+	if appDied {
+		return pt, nil, serverLog, fmt.Errorf("jrapp exited during the point: %s", lastLine(serverLog))
 	}
 	var res loadgen.Result
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -483,6 +495,16 @@ func startProcess(ctx context.Context, tb *local.Testbed, binDir, binary string,
 	case <-ctx.Done():
 		s.stop()
 		return nil, ctx.Err()
+	}
+}
+
+// died reports whether the process has exited on its own (before stop).
+func (s *server) died() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
 	}
 }
 
