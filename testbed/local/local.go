@@ -447,8 +447,31 @@ func (t *Testbed) Down() error {
 		if err := os.Remove(statePath(t.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testbed %s: remove state: %w", t.ID, err))
 		}
+		removeRuntimeFiles(t.ID)
 	}
 	return errors.Join(errs...)
+}
+
+// RuntimeDirs are where processes of a testbed leave runtime files that
+// outlive them when they are killed: DPDK's EAL (one directory per
+// --file-prefix, which every role names "<role>-<testbed id>") and the run's
+// control sockets.
+var RuntimeDirs = []string{"/var/run/dpdk", "/run/dpdk"}
+
+// removeRuntimeFiles removes what processes of testbed id left behind:
+// <dir>/*-<id> under RuntimeDirs and /run/jrbench/<id>. A process killed
+// with SIGKILL cannot clean up after itself; the testbed it ran in can.
+func removeRuntimeFiles(id string) {
+	if ValidID(id) != nil {
+		return // never glob with an id that could match someone else's files
+	}
+	for _, d := range RuntimeDirs {
+		matches, _ := filepath.Glob(filepath.Join(d, "*-"+id))
+		for _, m := range matches {
+			os.RemoveAll(m)
+		}
+	}
+	os.RemoveAll(filepath.Join("/run/jrbench", id))
 }
 
 // deleteLinkIn deletes iface inside the named namespace (which deletes its

@@ -657,3 +657,35 @@ func TestSignalHelper(t *testing.T) {
 	_ = tb.Down()
 	t.Fatal("no signal within 30s")
 }
+
+// Down removes the runtime files that killed processes of the testbed left:
+// DPDK's EAL directories named <role>-<id> and the run's socket directory.
+func TestDownRemovesRuntimeFilesOfKilledProcesses(t *testing.T) {
+	tb, err := Up(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Down()
+	var made []string
+	for _, d := range []string{"/var/run/dpdk/jrgen-" + tb.ID, "/var/run/dpdk/joyrided-" + tb.ID, "/run/jrbench/" + tb.ID} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(d+"/config", []byte("x"), 0o600)
+		made = append(made, d)
+	}
+	other := "/var/run/dpdk/jrgen-" + tb.ID + "x" // another testbed's: must stay
+	os.MkdirAll(other, 0o700)
+	defer os.RemoveAll(other)
+	if err := tb.Down(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range made {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("%s left behind", d)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another testbed's %s was removed", other)
+	}
+}
