@@ -150,6 +150,7 @@ func renderReport(r Report) string {
 	}
 
 	writeNullSection(&b, aggs, r.NoiseP50us, r.NoiseP99us)
+	writeRatioSection(&b, aggs, r.SLOp99us)
 	writeChecksSection(&b, r.Points)
 
 	var invalid []Point
@@ -338,6 +339,79 @@ func FormatCI(lo, hi float64) string {
 		h = "∞"
 	}
 	return fmtUs(lo) + "–" + h
+}
+
+// BaselineStack is the stack every other is compared with in the ratios.
+const BaselineStack = "kernel"
+
+// writeRatioSection compares each stack with the kernel: capacity (highest
+// rate kept up with), capacity under the SLO, and p50/p99 at the lowest rate
+// both ran validly. Ratios > 1 favour the stack for capacity, < 1 for latency.
+func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
+	groups := groupAggregates(aggs)
+	var base []Aggregate
+	for _, g := range groups {
+		if g[0].Stack == BaselineStack {
+			base = g
+			break
+		}
+	}
+	if base == nil || len(groups) < 2 {
+		return
+	}
+	capacity := func(g []Aggregate) (float64, bool) { return highestRate(g, keepsUp) }
+	sloCap := func(g []Aggregate) (float64, bool) {
+		return highestRate(g, func(a Aggregate) bool {
+			p99 := a.P99us
+			if a.HasCI() {
+				p99 = a.P99Hi
+			}
+			return keepsUp(a) && p99 <= slo
+		})
+	}
+	ratio := func(x float64, okx bool, y float64, oky bool) string {
+		if !okx || !oky || y == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2f×", x/y)
+	}
+	fmt.Fprintf(b, "## Ratios to the kernel\n\nEach stack against the Linux kernel on the same workload: capacity is the highest "+
+		"offered rate kept up with (achieved ≥ %.0f%%), under the SLO also with p99 (its upper 95%% bound when known) "+
+		"within it; latencies are compared at the lowest rate both ran validly. Capacity ratios above 1 and latency "+
+		"ratios below 1 favour the stack.\n\n", capacityFraction*100)
+	fmt.Fprintf(b, "| stack | capacity | capacity ratio | capacity under SLO ratio | at rate | p50 ratio | p99 ratio |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|\n")
+	bc, bok := capacity(base)
+	bs, bsok := sloCap(base)
+	for _, g := range groups {
+		if g[0].Stack == BaselineStack || g[0].Protocol != base[0].Protocol {
+			continue
+		}
+		c, ok := capacity(g)
+		sc, sok := sloCap(g)
+		sloRatio := "—"
+		if slo > 0 {
+			sloRatio = ratio(sc, sok, bs, bsok)
+		}
+		rate, p50r, p99r := "—", "—", "—"
+	search:
+		for _, a := range g {
+			if a.NValid == 0 {
+				continue
+			}
+			for _, k := range base {
+				if k.OfferedRPS == a.OfferedRPS && k.NValid > 0 && k.P50us > 0 && k.P99us > 0 {
+					rate = fmtRate(a.OfferedRPS)
+					p50r = fmt.Sprintf("%.2f×", a.P50us/k.P50us)
+					p99r = fmt.Sprintf("%.2f×", a.P99us/k.P99us)
+					break search
+				}
+			}
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCell(groupName(g[0])), rateOrNone(c, ok),
+			ratio(c, ok, bc, bok), sloRatio, rate, p50r, p99r)
+	}
+	fmt.Fprintf(b, "\n")
 }
 
 // groupAggregates splits sorted aggregates into runs of the same stack,

@@ -87,3 +87,20 @@ func TestWriteReportWithoutNull(t *testing.T) {
 		t.Errorf("capacity line:\n%s", md)
 	}
 }
+
+func TestReportRatiosToTheKernel(t *testing.T) {
+	mk := func(stack string, rate, achieved, p50, p99 float64) Point {
+		return Point{Stack: stack, Protocol: "udp", App: "echo", OfferedRPS: rate, AchievedRPS: achieved,
+			P50us: p50, P99us: p99, Valid: true, Sent: 100, Received: 100}
+	}
+	pts := []Point{
+		mk("kernel", 1000, 1000, 10, 50), mk("kernel", 2000, 2000, 12, 80), mk("kernel", 4000, 3000, 100, 900),
+		mk("joyride", 1000, 1000, 30, 100), mk("joyride", 2000, 1500, 90, 2000),
+	}
+	text := renderReport(Report{Title: "t", Points: pts, SLOp99us: 200})
+	for _, want := range []string{"## Ratios to the kernel", "| joyride (udp/echo) | 1000 req/s | 0.50× | 0.50× | 1000 | 3.00× | 2.00× |"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+}
