@@ -61,6 +61,12 @@ type RunOptions struct {
 	// SkipCalibration leaves out the calibration probes at the start (for
 	// debugging; a run without them has no noise floor).
 	SkipCalibration bool
+	// Resume, when set, continues the run in this results directory instead
+	// of starting a new one: points already measured are kept and skipped.
+	Resume string
+	// AllowMix lets Resume continue a run made from a different experiment
+	// file or commit (otherwise refused: its points would not be comparable).
+	AllowMix bool
 }
 
 // Meta is meta.json: everything needed to know what a run measured and where.
@@ -138,24 +144,34 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 			return "", fmt.Errorf("binary %s not found in %s (run make build): %w", b, o.BinDir, err)
 		}
 	}
-	runID := time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2)
-	dir := filepath.Join(o.ResultsDir, e.Name, runID)
+	var r *runner
+	var err error
+	if o.Resume != "" {
+		if r, err = resumeRunner(e, o); err != nil {
+			return o.Resume, err
+		}
+	} else {
+		runID := time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2)
+		r = &runner{e: e, o: o, dir: filepath.Join(o.ResultsDir, e.Name, runID)}
+		r.meta = Meta{Experiment: e, RunID: runID, Start: time.Now().UTC(),
+			Commit: gitCommit(), Host: hostInfo(), Tools: toolVersions(), Placement: *o.Placement,
+			Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
+		for _, p := range e.Points() {
+			r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
+				Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
+		}
+	}
+	dir := r.dir
 	for _, d := range []string{"hist", "plots", "logs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return "", err
 		}
 	}
-	r := &runner{e: e, o: o, dir: dir}
-	r.meta = Meta{Experiment: e, RunID: runID, State: "running", Start: time.Now().UTC(),
-		Commit: gitCommit(), Host: hostInfo(), Tools: toolVersions(), Placement: *o.Placement,
-		Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
+	r.meta.State = "running"
+	r.meta.Error = ""
 	pts := e.Points()
-	for _, p := range pts {
-		r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
-			Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
-	}
-	updateLatest(o.ResultsDir, e.Name, runID)
-	err := r.run(ctx, pts)
+	updateLatest(o.ResultsDir, e.Name, r.meta.RunID)
+	err = r.run(ctx, pts)
 	r.meta.End = time.Now().UTC()
 	switch {
 	case err == nil:
@@ -171,6 +187,72 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 		err = errors.Join(err, ferr)
 	}
 	return dir, err
+}
+
+// resumeRunner reloads an interrupted run from o.Resume: its meta.json and the
+// points its summary.csv holds. It refuses a run of another experiment file or
+// commit unless o.AllowMix, and a run that is complete.
+func resumeRunner(e *Experiment, o RunOptions) (*runner, error) {
+	b, err := os.ReadFile(filepath.Join(o.Resume, "meta.json"))
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("resume: %s: %w", filepath.Join(o.Resume, "meta.json"), err)
+	}
+	if m.State == "complete" {
+		return nil, fmt.Errorf("resume: run %s is complete: nothing to resume", o.Resume)
+	}
+	if !o.AllowMix {
+		if fingerprint(m.Experiment) != fingerprint(e) {
+			return nil, fmt.Errorf("resume: %s was run from a different experiment than %s: its points would not compare (--allow-mix to resume anyway)", o.Resume, e.File)
+		}
+		if now := gitCommit(); m.Commit != now {
+			return nil, fmt.Errorf("resume: %s was measured at commit %s, this is %s (--allow-mix to resume anyway)", o.Resume, m.Commit, now)
+		}
+	}
+	if len(m.Points) != len(e.Points()) {
+		return nil, fmt.Errorf("resume: %s has %d points, the experiment %d", o.Resume, len(m.Points), len(e.Points()))
+	}
+	r := &runner{e: e, o: o, dir: o.Resume, meta: m}
+	r.meta.Experiment = e
+	if rows, err := analysis.ReadSummaryCSV(filepath.Join(o.Resume, "summary.csv")); err == nil {
+		// summary.csv has one row per processed point, in run order: keep the
+		// rows of the points that were measured; failed ones run again.
+		k := 0
+		for _, pm := range m.Points {
+			if pm.Status == "pending" || k >= len(rows) {
+				continue
+			}
+			if pm.Status == "ok" {
+				r.points = append(r.points, rows[k])
+			}
+			k++
+		}
+	}
+	for i := range r.meta.Points {
+		if r.meta.Points[i].Status != "ok" {
+			r.meta.Points[i].Status, r.meta.Points[i].Reason = "pending", ""
+		}
+	}
+	return r, nil
+}
+
+// fingerprint identifies what an experiment measures (its file path aside).
+func fingerprint(e *Experiment) string {
+	if e == nil {
+		return ""
+	}
+	c := *e
+	c.File = ""
+	// Through a generic value, so typed options and the maps meta.json
+	// decodes them into print the same (sorted keys).
+	b, _ := json.Marshal(&c)
+	var v any
+	json.Unmarshal(b, &v)
+	b, _ = json.Marshal(v)
+	return string(b)
 }
 
 type runner struct {
@@ -235,6 +317,9 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 	for i, p := range pts {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if r.meta.Points[i].Status == "ok" {
+			continue // measured before the run was interrupted (resume)
 		}
 		progress.update(i, p)
 		pm := &r.meta.Points[i]

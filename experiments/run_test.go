@@ -242,3 +242,49 @@ func TestInterruptedRunKeepsItsPointsAndCleansUp(t *testing.T) {
 	}
 	assertTestbedGone(t, m)
 }
+
+// An interrupted run resumes where it stopped: the measured point is kept,
+// the rest are measured, and a changed experiment is refused.
+func TestResumeFinishesAnInterruptedRun(t *testing.T) {
+	bin := binDir(t)
+	e, err := Load("smoke.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, err := Run(ctx, e, RunOptions{BinDir: bin, ResultsDir: results, Log: &cancelAfter{n: 1, cancel: cancel}, SkipCalibration: true})
+	cancel()
+	if err == nil {
+		t.Fatal("the cancelled run reported success")
+	}
+	first, _ := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if len(first) != 1 {
+		t.Fatalf("%d points after the interruption, want 1", len(first))
+	}
+	// A changed experiment is refused.
+	changed, _ := Load("smoke.yaml")
+	changed.Workload.Rates = []float64{5000, 30000}
+	if _, err := Run(context.Background(), changed, RunOptions{BinDir: bin, ResultsDir: results, Resume: dir, SkipCalibration: true}); err == nil || !strings.Contains(err.Error(), "different experiment") {
+		t.Fatalf("resume with a changed experiment: %v", err)
+	}
+	again, _ := Load("smoke.yaml")
+	if _, err := Run(context.Background(), again, RunOptions{BinDir: bin, ResultsDir: results, Resume: dir, SkipCalibration: true}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	pts, _ := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if len(pts) != len(e.Points()) {
+		t.Fatalf("%d points after resuming, want %d", len(pts), len(e.Points()))
+	}
+	a, b := pts[0], first[0]
+	a.Checks, b.Checks = nil, nil // pointers: compared by value below
+	if a != b || (pts[0].Checks == nil) != (first[0].Checks == nil) {
+		t.Errorf("the point measured before the interruption changed: %+v -> %+v", first[0], pts[0])
+	}
+	if m := readMeta(t, dir); m.State != "complete" {
+		t.Errorf("state %s after resuming", m.State)
+	}
+	if _, err := Run(context.Background(), again, RunOptions{BinDir: bin, ResultsDir: results, Resume: dir, SkipCalibration: true}); err == nil {
+		t.Error("resuming a complete run was accepted")
+	}
+}

@@ -58,6 +58,7 @@ func newValidateCmd() *cobra.Command {
 
 func newRunCmd() *cobra.Command {
 	var o experiments.RunOptions
+	var resume bool
 	cmd := &cobra.Command{
 		Use:   "run EXPERIMENT",
 		Short: "Run an experiment (a name under experiments/ or a path) on the local testbed",
@@ -76,6 +77,13 @@ func newRunCmd() *cobra.Command {
 			o.Progress, o.Log = os.Stderr, os.Stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if resume {
+				o.Resume = filepath.Join(o.ResultsDir, e.Name, "latest")
+				if target, err := os.Readlink(o.Resume); err == nil {
+					o.Resume = filepath.Join(o.ResultsDir, e.Name, target)
+				}
+				fmt.Fprintf(os.Stderr, "resuming %s in %s\n", e.Name, o.Resume)
+			}
 			fmt.Fprintf(os.Stderr, "running %s: %d points\n", e.Name, len(e.Points()))
 			dir, err := experiments.Run(ctx, e, o)
 			if dir != "" {
@@ -88,6 +96,8 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.BinDir, "bin", "", "directory holding jrgen and jrapp (default: next to jrbench)")
 	cmd.Flags().StringVar(&o.Order, "order", "", "override the point order: interleaved or sequential")
 	cmd.Flags().StringVar(&o.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
+	cmd.Flags().BoolVar(&resume, "resume", false, "continue the experiment's latest run (results/<name>/latest) where it stopped: measured points are kept, the others run")
+	cmd.Flags().BoolVar(&o.AllowMix, "allow-mix", false, "with --resume: continue even if the experiment file or the commit changed since")
 	cmd.Flags().BoolVar(&o.SkipCalibration, "no-calibrate", false, "skip the calibration probes at the start (no noise floor in the report)")
 	addPlacementFlags(cmd, &o)
 	return cmd
