@@ -114,6 +114,9 @@ type PointMeta struct {
 	Reason    string          `json:"reason,omitempty"`
 	Generator *loadgen.Result `json:"generator,omitempty"`
 	ServerLog string          `json:"server_log,omitempty"`
+	// Resources are the server-side processes' resources when the load
+	// started and when it ended (a leak shows as growth within the point).
+	Resources map[string][2]ProcResources `json:"resources,omitempty"`
 }
 
 // ServerPort is the UDP/TCP port the application listens on.
@@ -255,6 +258,37 @@ func fingerprint(e *Experiment) string {
 	return string(b)
 }
 
+// ProcResources is what one process held at one moment (from /proc).
+type ProcResources struct {
+	RSSKiB  int64 `json:"rss_kib"`
+	FDs     int   `json:"fds"`
+	Threads int   `json:"threads"`
+}
+
+// procResources reads a process's resident memory, open descriptors and
+// threads; zero values when it is gone.
+func procResources(pid int) ProcResources {
+	var r ProcResources
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "VmRSS:":
+				r.RSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
+			case "Threads:":
+				r.Threads, _ = strconv.Atoi(f[1])
+			}
+		}
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		r.FDs = len(ents)
+	}
+	return r
+}
+
 type runner struct {
 	e      *Experiment
 	o      RunOptions
@@ -262,6 +296,8 @@ type runner struct {
 	meta   Meta
 	points []analysis.Point
 	tb     *local.Testbed
+	// lastResources are the resources measure sampled for its point.
+	lastResources map[string][2]ProcResources
 }
 
 func (r *runner) run(ctx context.Context, pts []Point) error {
@@ -326,7 +362,7 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 		pm.Start = time.Now().UTC()
 		pt, gen, serverLog, perr := r.runPoint(ctx, p)
 		pm.Seconds = time.Since(pm.Start).Seconds()
-		pm.Generator, pm.ServerLog = gen, serverLog
+		pm.Generator, pm.ServerLog, pm.Resources = gen, serverLog, r.lastResources
 		if perr != nil {
 			pm.Status, pm.Reason = "failed", perr.Error()
 			pt.Valid, pt.Reason = false, perr.Error()
@@ -397,6 +433,7 @@ func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadge
 // the generator in the client namespace, and stops the server. The returned
 // point is filled as far as the run got.
 func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen.Result, string, error) {
+	r.lastResources = nil
 	w := p.Workload
 	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
 		Hlog: p.Hlog}
@@ -432,6 +469,20 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	}
 	defer srv.stop()
 
+	// Resources of the server side when the load starts and when it ends.
+	procs := map[string]*server{"jrapp": srv}
+	if dmn != nil {
+		procs["daemon"] = dmn
+	}
+	r.lastResources = map[string][2]ProcResources{}
+	sample := func(at int) {
+		for name, pr := range procs {
+			v := r.lastResources[name]
+			v[at] = procResources(pr.cmd.Process.Pid)
+			r.lastResources[name] = v
+		}
+	}
+	sample(0)
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
 	out, genLog, gerr := r.generator(ctx, bound,
 		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
@@ -440,6 +491,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))
+	sample(1)
 	// A server-side process that died during the point makes it a failure,
 	// not a latency result (whatever the generator saw).
 	appDied := srv.died()

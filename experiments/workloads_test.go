@@ -72,3 +72,39 @@ workload: {mode: connect, protocol: tcp, rates: [300], duration: 1s, warmup: 200
 		}
 	}
 }
+
+// A short soak: connection churn on Joyride must not grow joyrided's or
+// jrapp's memory, descriptors or threads beyond a small allowance, and every
+// connection is set up.
+func TestSoakChurnLeaksNothing(t *testing.T) {
+	bin := binDir(t)
+	e, err := Parse("inline.yaml", []byte(`name: soak-inline
+stacks: [joyride]
+workload: {mode: connect, protocol: tcp, rates: [400], duration: 5s, warmup: 500ms}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readMeta(t, dir)
+	pm := m.Points[0]
+	if pm.Generator == nil || pm.Generator.Received < 1800 || pm.Generator.Lost != 0 {
+		t.Fatalf("connections: %+v", pm.Generator)
+	}
+	for _, name := range []string{"jrapp", "daemon"} {
+		r, ok := pm.Resources[name]
+		if !ok || r[0].RSSKiB == 0 || r[1].RSSKiB == 0 {
+			t.Fatalf("%s: no resources sampled: %+v", name, pm.Resources)
+		}
+		t.Logf("%s: %+v -> %+v", name, r[0], r[1])
+		if grow := r[1].RSSKiB - r[0].RSSKiB; grow > 32<<10 {
+			t.Errorf("%s grew by %d KiB over %d connections", name, grow, pm.Generator.Received)
+		}
+		if r[1].FDs > r[0].FDs+4 || r[1].Threads > r[0].Threads+4 {
+			t.Errorf("%s: descriptors %d -> %d, threads %d -> %d", name, r[0].FDs, r[1].FDs, r[0].Threads, r[1].Threads)
+		}
+	}
+}
