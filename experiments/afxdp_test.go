@@ -5,8 +5,6 @@ package experiments
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,26 +53,7 @@ func TestAFXDPStackServesLinuxClients(t *testing.T) {
 
 	// One AF_XDP socket per queue: a TCP echo needs its own jrapp, started after.
 	tcp := b.appOn(t, "afxdp", "echo", "tcp", 9001)
-	t.Run("tcp", func(t *testing.T) {
-		c := b.dial(t, "tcp4", 9001)
-		msg := make([]byte, 1<<20)
-		for i := range msg {
-			msg[i] = byte(i * 5)
-		}
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		errc := make(chan error, 1)
-		go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
-		got, err := io.ReadAll(c)
-		if err != nil {
-			t.Fatalf("read back: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("1 MiB echoed by the afxdp stack came back as %d different bytes", len(got))
-		}
-	})
+	t.Run("tcp", func(t *testing.T) { tcpEchoes(t, b.dial(t, "tcp4", 9001), 1<<20) })
 	// Killed: the kernel removes the XDP link with the process.
 	tcp.cmd.Process.Signal(syscall.SIGKILL)
 	<-tcp.exited

@@ -96,6 +96,29 @@ func (b *joyrideBed) dial(t *testing.T, network string, port int) net.Conn {
 	return c
 }
 
+// tcpEchoes writes size bytes on c while reading them back, closes its
+// sending side, and checks the echo is complete and intact.
+func tcpEchoes(t *testing.T, c net.Conn, size int) {
+	t.Helper()
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i * 13)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("%d bytes echoed came back as %d different bytes", size, len(got))
+	}
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
@@ -125,26 +148,7 @@ func TestJoyrideServesLinuxClients(t *testing.T) {
 			}
 		}
 	})
-	t.Run("tcp", func(t *testing.T) {
-		c := b.dial(t, "tcp4", 9001)
-		msg := make([]byte, 4<<20)
-		for i := range msg {
-			msg[i] = byte(i * 13)
-		}
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		errc := make(chan error, 1)
-		go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
-		got, err := io.ReadAll(c)
-		if err != nil {
-			t.Fatalf("read back: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("4 MiB echoed through joyrided came back as %d different bytes", len(got))
-		}
-	})
+	t.Run("tcp", func(t *testing.T) { tcpEchoes(t, b.dial(t, "tcp4", 9001), 4<<20) })
 	t.Run("http-with-curl", func(t *testing.T) {
 		out, err := b.tb.Command(context.Background(), b.tb.Client, "curl", "-sS", "--max-time", "10",
 			"http://"+b.tb.Server.Addr.Addr().String()+":8080/joyride").CombinedOutput()

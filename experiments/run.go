@@ -14,14 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/plots"
@@ -679,7 +677,10 @@ func (r *runner) finish() error {
 		case "latency-vs-load":
 			errs = append(errs, plots.LatencyVsLoad(r.points, title, filepath.Join(r.dir, "plots", "latency-vs-load"), slo))
 		case "cdf":
-			series := r.cdfSeries(ps.Rate)
+			// Unreadable logs were already reported by their points.
+			series, _ := plots.CDFAtRate(r.points, ps.Rate, func(p analysis.Point) (string, error) {
+				return filepath.Join(r.dir, p.Hlog), nil
+			})
 			if len(series) > 0 {
 				name := fmt.Sprintf("cdf-%.0f", ps.Rate)
 				errs = append(errs, plots.LatencyCDF(series, fmt.Sprintf("%s at %.0f requests/s", title, ps.Rate), filepath.Join(r.dir, "plots", name)))
@@ -688,32 +689,6 @@ func (r *runner) finish() error {
 	}
 	errs = append(errs, analysis.WriteReport(filepath.Join(r.dir, "report.md"), r.report()))
 	return errors.Join(errs...)
-}
-
-// cdfSeries pools, per stack, the histograms of every valid repetition at rate.
-func (r *runner) cdfSeries(rate float64) []plots.CDFSeries {
-	pooled := map[string]*hdrhistogram.Histogram{}
-	var order []string
-	for _, p := range r.points {
-		if p.OfferedRPS != rate || !p.Valid {
-			continue
-		}
-		h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
-		if err != nil {
-			continue
-		}
-		if pooled[p.Stack] == nil {
-			pooled[p.Stack] = analysis.NewHistogram()
-			order = append(order, p.Stack)
-		}
-		pooled[p.Stack].Merge(h)
-	}
-	sort.Strings(order)
-	var out []plots.CDFSeries
-	for _, s := range order {
-		out = append(out, plots.CDFSeries{Label: s, Stack: s, Hist: pooled[s]})
-	}
-	return out
 }
 
 func (r *runner) report() analysis.Report {

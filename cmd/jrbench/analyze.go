@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/plots"
 	"github.com/spf13/cobra"
@@ -217,34 +216,13 @@ func hlogPath(dir string, p analysis.Point) (string, error) {
 }
 
 // cdfSeries pools, per stack, the interval logs of every valid repetition at
-// rate (as the runner does).
+// rate (as the runner does); an unreadable log is an error naming it.
 func cdfSeries(dir string, pts []analysis.Point, rate float64) ([]plots.CDFSeries, error) {
-	pooled := map[string]*hdrhistogram.Histogram{}
-	var order []string
-	for _, p := range pts {
-		if p.OfferedRPS != rate || !p.Valid {
-			continue
-		}
-		path, err := hlogPath(dir, p)
-		if err != nil {
-			return nil, err
-		}
-		h, err := analysis.ReadHlog(path)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		if pooled[p.Stack] == nil {
-			pooled[p.Stack] = analysis.NewHistogram()
-			order = append(order, p.Stack)
-		}
-		pooled[p.Stack].Merge(h)
+	series, err := plots.CDFAtRate(pts, rate, func(p analysis.Point) (string, error) { return hlogPath(dir, p) })
+	if err != nil {
+		return nil, usageError{err}
 	}
-	slices.Sort(order)
-	var out []plots.CDFSeries
-	for _, s := range order {
-		out = append(out, plots.CDFSeries{Label: s, Stack: s, Hist: pooled[s]})
-	}
-	return out, nil
+	return series, nil
 }
 
 // runMeta is the part of meta.json (experiments.Meta) the offline commands
