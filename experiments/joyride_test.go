@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	echoapp "github.com/joyride-bench/joyride/app"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 )
@@ -106,7 +107,11 @@ func tcpEchoes(t *testing.T, c net.Conn, size int) {
 	}
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	errc := make(chan error, 1)
-	go func() { _, err := c.Write(msg); c.(*net.TCPConn).CloseWrite(); errc <- err }()
+	go func() {
+		_, err := c.Write(msg)
+		c.(interface{ CloseWrite() error }).CloseWrite() // net.TCPConn or joyride's Conn
+		errc <- err
+	}()
 	got, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("read back: %v", err)
@@ -239,4 +244,35 @@ func TestJoyridedKilledThenRestarted(t *testing.T) {
 	if n, err := c2.Read(buf); err != nil || string(buf[:n]) != "after" {
 		t.Fatalf("restarted service: %q %v", buf[:n], err)
 	}
+}
+
+// A Joyride client talks to a Linux server: the test process attaches to
+// joyrided through its control socket (a filesystem path: any namespace will
+// do) and dials a kernel TCP echo server listening in the client namespace.
+func TestJoyrideClientTalksToALinuxServer(t *testing.T) {
+	b := upJoyride(t)
+	var ln net.Listener
+	if err := local.InNetns(b.tb.Client.Netns, func() (err error) {
+		ln, err = net.Listen("tcp4", b.tb.Client.Addr.Addr().String()+":7500")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go echoapp.ServeTCPEcho(ctx, ln)
+
+	opts, _ := stacks.DecodeOptions("joyride", nil)
+	st, err := stacks.Open("joyride", opts, b.env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.Dial("tcp", b.tb.Client.Addr.Addr().String()+":7500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tcpEchoes(t, c, 256<<10)
 }
