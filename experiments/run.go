@@ -676,6 +676,8 @@ func (r *runner) finish() error {
 		switch ps.Kind {
 		case "latency-vs-load":
 			errs = append(errs, plots.LatencyVsLoad(r.points, title, filepath.Join(r.dir, "plots", "latency-vs-load"), slo))
+		case "capacity":
+			errs = append(errs, plots.CapacityBars(r.points, slo, title+": throughput under the p99 SLO", filepath.Join(r.dir, "plots", "capacity")))
 		case "cdf":
 			// Unreadable logs were already reported by their points.
 			series, _ := plots.CDFAtRate(r.points, ps.Rate, func(p analysis.Point) (string, error) {

@@ -130,7 +130,8 @@ type Machine struct {
 // PlotSpec is one figure to draw.
 type PlotSpec struct {
 	// Kind is "latency-vs-load" (percentiles against offered rate, one line
-	// per stack) or "cdf" (the latency distribution at one rate).
+	// per stack), "cdf" (the latency distribution at one rate) or "capacity"
+	// (bars: the throughput each stack sustains under slo.p99).
 	Kind string `yaml:"kind" json:"kind"`
 	// Rate is, for a cdf, which offered rate to draw; it must be one of
 	// Workload.Rates. 0 in the file means the lowest rate, and Load replaces it
@@ -223,7 +224,7 @@ var (
 	modes     = []string{"rpc", "connect"}
 	orders    = []string{"interleaved", "sequential"}
 	pmQoS     = []string{"on", "off"}
-	plotKinds = []string{"latency-vs-load", "cdf"}
+	plotKinds = []string{"latency-vs-load", "cdf", "capacity"}
 )
 
 // Limits on values.
@@ -437,6 +438,11 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 	}
 	if n := m["plots"]; n != nil {
 		e.Plots = p.plots(n, e.Workload.Rates)
+		for i, ps := range e.Plots {
+			if ps.Kind == "capacity" && e.SLO.P99.Duration <= 0 {
+				p.add(n, fmt.Sprintf("plots[%d]", i), "a capacity plot needs slo.p99 (the throughput each stack sustains under it)")
+			}
+		}
 	} else {
 		e.Plots = []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: lowest(e.Workload.Rates)}}
 	}

@@ -68,7 +68,7 @@ func TestLoadRPCLatency(t *testing.T) {
 	if e.Repetitions != 3 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
 		t.Errorf("reps %d seed %d order %q slo %v pm_qos %q", e.Repetitions, e.Seed, e.Order, e.SLO.P99, e.Machine.PMQoS)
 	}
-	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}}
+	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}, {Kind: "capacity"}}
 	if !slices.Equal(e.Plots, wantPlots) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
 	}
@@ -119,7 +119,7 @@ func TestBadFiles(t *testing.T) {
 		{"many-problems.yaml", 11, "repetitions", `0 is out of range (1..100)`},
 		{"many-problems.yaml", 12, "order", `"random" is not allowed (allowed: interleaved, sequential)`},
 		{"many-problems.yaml", 15, "plots[0].rate", `7 is not one of workload.rates (allowed: 1000, 2000, or 0 for the lowest)`},
-		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf)`},
+		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity)`},
 	} {
 		path := filepath.Join("testdata", tc.file)
 		_, err := Load(path)
@@ -277,7 +277,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p50: 1ms}\n", `x.yaml:4: slo: unknown key "p50" (allowed: p99)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: maybe}\n", `x.yaml:4: machine.pm_qos: "maybe" is not allowed (allowed: on, off)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {governor: performance}\n", `x.yaml:4: machine: unknown key "governor" (allowed: pm_qos)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf plot takes a rate`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate)`},
 	} {
@@ -538,5 +538,14 @@ func TestConnectModeNeedsTCP(t *testing.T) {
 	}
 	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {mode: connect, rates: [100]}\n")); err == nil || !strings.Contains(err.Error(), "workload.mode") {
 		t.Fatalf("connect over udp: %v", err)
+	}
+}
+
+func TestCapacityPlotNeedsAnSLO(t *testing.T) {
+	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {rates: [1000]}\nslo: {p99: 200us}\nplots: [{kind: capacity}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {rates: [1000]}\nplots: [{kind: capacity}]\n")); err == nil || !strings.Contains(err.Error(), "slo.p99") {
+		t.Fatalf("capacity without an SLO: %v", err)
 	}
 }

@@ -214,3 +214,27 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+func TestCapacityAtSLO(t *testing.T) {
+	mk := func(stack string, rate, achieved, p99 float64) analysis.Point {
+		return analysis.Point{Stack: stack, Protocol: "udp", App: "echo", OfferedRPS: rate, AchievedRPS: achieved,
+			P50us: 10, P99us: p99, Valid: true}
+	}
+	pts := []analysis.Point{
+		mk("kernel", 1000, 1000, 50), mk("kernel", 2000, 2000, 150), mk("kernel", 4000, 4000, 900),
+		mk("joyride", 1000, 1000, 300), mk("joyride", 2000, 1500, 100), // not kept up with
+	}
+	caps := CapacityAtSLO(pts, 200)
+	if len(caps) != 2 || caps[0] != (Capacity{"joyride", 0}) || caps[1] != (Capacity{"kernel", 2000}) {
+		t.Fatalf("%+v", caps)
+	}
+	out := filepath.Join(t.TempDir(), "capacity")
+	if err := CapacityBars(pts, 200, "capacity", out); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []string{".png", ".svg", ".pdf"} {
+		if st, err := os.Stat(out + ext); err != nil || st.Size() == 0 {
+			t.Errorf("%s%s: %v", out, ext, err)
+		}
+	}
+}

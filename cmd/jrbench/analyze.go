@@ -140,6 +140,12 @@ func newPlotCmd() *cobra.Command {
 				}
 			}
 			drawn := []string{"latency-vs-load"}
+			if slo := m.sloUs(); slo > 0 {
+				if err := plots.CapacityBars(pts, slo, title+": throughput under the p99 SLO", filepath.Join(out, "capacity")); err != nil {
+					return err
+				}
+				drawn = append(drawn, "capacity")
+			}
 			for _, rate := range rates {
 				series, err := cdfSeries(dir, pts, rate)
 				if err != nil {
