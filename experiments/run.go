@@ -717,6 +717,29 @@ func (r *runner) report() analysis.Report {
 	if m.Error != "" {
 		notes = append(notes, "The run ended early: "+m.Error)
 	}
+	// The arrival check: did the requests really leave as a Poisson process?
+	checked, rejected, worst := 0, 0, ""
+	worstA2 := 0.0
+	for _, pm := range m.Points {
+		g := pm.Generator
+		if g == nil || g.ArrivalN == 0 {
+			continue
+		}
+		checked++
+		if g.ArrivalA2 > loadgen.ADCrit1 {
+			rejected++
+		}
+		if g.ArrivalA2 > worstA2 {
+			worstA2, worst = g.ArrivalA2, fmt.Sprintf("%s at %.0f req/s, rep %d", pm.Stack, pm.Rate, pm.Rep)
+		}
+	}
+	if checked > 0 {
+		notes = append(notes, fmt.Sprintf("Arrival check (Anderson–Darling of the first %d gaps between sends against "+
+			"the exponential of the offered rate, per point; meta.json points[].generator.arrival_a2): %d of %d points "+
+			"reject it at 1%% (A² > %.3f); the largest A² is %.1f (%s). A rejection means the sends bunched (the "+
+			"generator batched after a stall) more than a Poisson process would: compare with the late counts and the "+
+			"calibration's vCPU stalls.", loadgen.ArrivalSamples, rejected, checked, loadgen.ADCrit1, worstA2, worst))
+	}
 	rep := analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
 		Points: r.points, SLOp99us: float64(r.e.SLO.P99.Duration) / 1e3, Notes: notes}
 	if c := m.Calibration; c != nil {

@@ -67,6 +67,13 @@ type Result struct {
 	// so it is close to the run's wall time by design; more than one core's
 	// worth would mean it competed with itself.
 	CPUSeconds float64 `json:"cpu_s,omitempty"`
+	// ArrivalA2 is the Anderson–Darling statistic of the first ArrivalN gaps
+	// between measured requests as they really left, against the exponential
+	// of the offered rate (Poisson schedules only): above ADCrit1 the sends did
+	// not follow the schedule closely enough for the point to be read as
+	// open-loop Poisson load.
+	ArrivalA2 float64 `json:"arrival_a2,omitempty"`
+	ArrivalN  int     `json:"arrival_n,omitempty"`
 
 	// TCP points only (RunTCP).
 	Protocol       string  `json:"protocol,omitempty"`      // "tcp"; empty for UDP
@@ -181,6 +188,9 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 	hardStop := start + tsc.FromDuration(cfg.Warmup+cfg.Duration+cfg.Drain+5*time.Second)
 	lastSend := start
 	next := 0
+	// Send times of the first measured requests, for the arrival check
+	// (allocated here: the loop only appends within capacity).
+	sendTimes := make([]uint64, 0, ArrivalSamples+1)
 	for {
 		now := tsc.Read()
 		// Send everything that is due, a burst at a time.
@@ -207,6 +217,9 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 					res.Sent++
 					if lag > lateTicks {
 						res.Late++
+					}
+					if len(sendTimes) < cap(sendTimes) {
+						sendTimes = append(sendTimes, now)
 					}
 				} else {
 					res.WarmupSent++
@@ -253,6 +266,14 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 		}
 	}
 	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
+	if cfg.Schedule == Poisson && len(sendTimes) > 100 {
+		gaps := make([]float64, len(sendTimes)-1)
+		for i := range gaps {
+			gaps[i] = float64(sendTimes[i+1]-sendTimes[i]) * nsPerTick
+		}
+		res.ArrivalA2 = AndersonDarlingExp(gaps, 1e9/cfg.Rate)
+		res.ArrivalN = len(gaps)
+	}
 	if st, err := port.Stats(); err == nil {
 		res.Port = st
 	}
