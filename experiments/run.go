@@ -668,7 +668,7 @@ func (r *runner) finish() error {
 		errs = append(errs, err)
 	}
 	slo := float64(r.e.SLO.P99.Duration) / 1e3
-	title := r.e.Name + ": " + r.e.Workload.Protocol + " " + r.e.App + ", " + strconv.Itoa(r.e.Workload.Size) + " B"
+	title := Title(r.e)
 	if len(r.points) == 0 {
 		r.e.Plots = nil // nothing to draw
 	}
@@ -693,9 +693,15 @@ func (r *runner) finish() error {
 	return errors.Join(errs...)
 }
 
-func (r *runner) report() analysis.Report {
-	m := r.meta
-	meta := map[string]string{
+// Title is the figures' title for an experiment.
+func Title(e *Experiment) string {
+	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + strconv.Itoa(e.Workload.Size) + " B"
+}
+
+// ReportTable is report.md's run table, from what meta.json holds (the runner
+// and jrbench analyze both render it).
+func ReportTable(m *Meta) map[string]string {
+	t := map[string]string{
 		"run":       m.RunID,
 		"state":     m.State,
 		"commit":    m.Commit,
@@ -705,14 +711,22 @@ func (r *runner) report() analysis.Report {
 		"pm_qos":    fmt.Sprintf("requested %s, held %t (value %d µs)", m.PMQoS.Requested, m.PMQoS.Held, m.PMQoS.ValueUs),
 		"placement": fmt.Sprintf("generator on cpu %d, server on cpu %d", m.Placement.Generator, m.Placement.Server),
 		"order":     fmt.Sprintf("%s, seed %d", m.Order, m.Seed),
-		"workload": fmt.Sprintf("%s %s, %d B, %s arrivals, %v per point after %v warm-up, late after %v",
-			r.e.Workload.Protocol, r.e.App, r.e.Workload.Size, r.e.Workload.Schedule, r.e.Workload.Duration,
-			r.e.Workload.Warmup, r.e.Workload.LateThreshold),
 		"generator": "DPDK " + m.GenDriver + " vdev (jrgen)",
 	}
-	if m.Testbed != nil {
-		meta["testbed"] = fmt.Sprintf("local veth %s (%s) <-> %s (%s)", m.Testbed.Client.Iface, m.Testbed.Client.Addr, m.Testbed.Server.Iface, m.Testbed.Server.Addr)
+	if e := m.Experiment; e != nil {
+		t["workload"] = fmt.Sprintf("%s %s, %d B, %s arrivals, %v per point after %v warm-up, late after %v",
+			e.Workload.Protocol, e.App, e.Workload.Size, e.Workload.Schedule, e.Workload.Duration,
+			e.Workload.Warmup, e.Workload.LateThreshold)
 	}
+	if m.Testbed != nil {
+		t["testbed"] = fmt.Sprintf("local veth %s (%s) <-> %s (%s)", m.Testbed.Client.Iface, m.Testbed.Client.Addr, m.Testbed.Server.Iface, m.Testbed.Server.Addr)
+	}
+	return t
+}
+
+func (r *runner) report() analysis.Report {
+	m := r.meta
+	meta := ReportTable(&m)
 	var notes []string
 	if m.Error != "" {
 		notes = append(notes, "The run ended early: "+m.Error)

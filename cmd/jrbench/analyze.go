@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/experiments"
 	"github.com/joyride-bench/joyride/plots"
 	"github.com/spf13/cobra"
 )
@@ -134,7 +134,11 @@ func newPlotCmd() *cobra.Command {
 					rates = []float64{p.OfferedRPS}
 				}
 			}
-			for _, ps := range m.Experiment.Plots {
+			var plotSpecs []experiments.PlotSpec
+			if m.Experiment != nil {
+				plotSpecs = m.Experiment.Plots
+			}
+			for _, ps := range plotSpecs {
 				if ps.Kind == "cdf" && ps.Rate > 0 && !slices.Contains(rates, ps.Rate) {
 					rates = append(rates, ps.Rate)
 				}
@@ -235,50 +239,10 @@ func cdfSeries(dir string, pts []analysis.Point, rate float64) ([]plots.CDFSerie
 // use. It is decoded leniently, field by field, so that results directories
 // written by older or newer versions still read.
 type runMeta struct {
-	found      bool
-	Experiment struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-		App         string `json:"app"`
-		Workload    struct {
-			Protocol      string `json:"protocol"`
-			Size          int    `json:"size"`
-			Schedule      string `json:"schedule"`
-			Duration      string `json:"duration"`
-			Warmup        string `json:"warmup"`
-			LateThreshold string `json:"late_threshold"`
-		} `json:"workload"`
-		SLO struct {
-			P99 string `json:"p99"`
-		} `json:"slo"`
-		Plots []struct {
-			Kind string  `json:"kind"`
-			Rate float64 `json:"rate"`
-		} `json:"plots"`
-	} `json:"experiment"`
-	RunID     string            `json:"run_id"`
-	State     string            `json:"state"`
-	Error     string            `json:"error"`
-	Commit    string            `json:"commit"`
-	Host      map[string]string `json:"host"`
-	Order     string            `json:"order"`
-	Seed      int64             `json:"seed"`
-	GenDriver string            `json:"generator_driver"`
-	PMQoS     struct {
-		Requested string `json:"requested"`
-		Held      bool   `json:"held"`
-		ValueUs   int32  `json:"value_us"`
-	} `json:"pm_qos"`
-	Placement struct {
-		Generator int `json:"generator"`
-		Server    int `json:"server"`
-	} `json:"placement"`
-	Calibration *struct {
-		AA *struct {
-			NoiseP50us float64 `json:"noise_p50_us"`
-			NoiseP99us float64 `json:"noise_p99_us"`
-		} `json:"aa"`
-	} `json:"calibration"`
+	found bool
+	// Meta is meta.json decoded with the runner's own type (unknown fields of
+	// newer versions are ignored).
+	experiments.Meta
 }
 
 // readMeta reads dir/meta.json; a missing file gives an empty runMeta
@@ -302,26 +266,24 @@ func readMeta(dir string) (runMeta, error) {
 
 // title is the figures' title, as the runner writes it.
 func (m runMeta) title(dir string) string {
-	e := m.Experiment
-	if e.Name == "" {
+	if m.Experiment == nil || m.Experiment.Name == "" {
 		return filepath.Base(filepath.Clean(dir))
 	}
-	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + strconv.Itoa(e.Workload.Size) + " B"
+	return experiments.Title(m.Experiment)
 }
 
 // sloUs is the p99 objective in µs; 0 for none.
 func (m runMeta) sloUs() float64 {
-	d, err := time.ParseDuration(m.Experiment.SLO.P99)
-	if err != nil {
+	if m.Experiment == nil {
 		return 0
 	}
-	return float64(d) / 1e3
+	return float64(m.Experiment.SLO.P99.Duration) / 1e3
 }
 
 // generatedSections are the sections WriteReport writes itself; any other
 // "## " section of an existing report.md (the runner's calibration, for
 // instance) is carried over by analyze.
-var generatedSections = []string{"Run", "Results", "Latency above the null stack", "Validity checks", "Invalid points", "Notes"}
+var generatedSections = []string{"Run", "Results", "Latency above the null stack", "Ratios to the kernel", "Validity checks", "Invalid points", "Notes"}
 
 // runReport builds report.md's content for pts from dir's meta.json and the
 // extra sections of its current report.md.
@@ -332,23 +294,10 @@ func runReport(dir string, pts []analysis.Point) (analysis.Report, error) {
 	}
 	rep := analysis.Report{Title: "Results " + filepath.Base(filepath.Clean(dir)), Points: pts, SLOp99us: m.sloUs()}
 	if m.found {
-		e := m.Experiment
-		rep.Title, rep.Description = "Experiment "+e.Name, e.Description
-		rep.Meta = map[string]string{
-			"run":       m.RunID,
-			"state":     m.State,
-			"commit":    m.Commit,
-			"host":      m.Host["hostname"],
-			"kernel":    m.Host["kernel"],
-			"cpu":       m.Host["cpu"],
-			"pm_qos":    fmt.Sprintf("requested %s, held %t (value %d µs)", m.PMQoS.Requested, m.PMQoS.Held, m.PMQoS.ValueUs),
-			"placement": fmt.Sprintf("generator on cpu %d, server on cpu %d", m.Placement.Generator, m.Placement.Server),
-			"order":     fmt.Sprintf("%s, seed %d", m.Order, m.Seed),
-			"workload": fmt.Sprintf("%s %s, %d B, %s arrivals, %s per point after %s warm-up, late after %s",
-				e.Workload.Protocol, e.App, e.Workload.Size, e.Workload.Schedule, e.Workload.Duration,
-				e.Workload.Warmup, e.Workload.LateThreshold),
-			"generator": "DPDK " + m.GenDriver + " vdev (jrgen)",
+		if e := m.Experiment; e != nil {
+			rep.Title, rep.Description = "Experiment "+e.Name, e.Description
 		}
+		rep.Meta = experiments.ReportTable(&m.Meta)
 		if m.Error != "" {
 			rep.Notes = append(rep.Notes, "The run ended early: "+m.Error)
 		}
