@@ -3,7 +3,6 @@
 package experiments
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"syscall"
@@ -28,21 +27,7 @@ func (b *joyrideBed) xdpAttached(t *testing.T) bool {
 func TestAFXDPStackServesLinuxClients(t *testing.T) {
 	b := upBed(t)
 	udp := b.appOn(t, "afxdp", "echo", "udp", 9000)
-	t.Run("udp", func(t *testing.T) {
-		c := b.dial(t, "udp4", 9000)
-		buf := make([]byte, 2048)
-		for i := 0; i < 100; i++ {
-			msg := bytes.Repeat([]byte{byte(i)}, 64+i)
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			if _, err := c.Write(msg); err != nil {
-				t.Fatal(err)
-			}
-			n, err := c.Read(buf)
-			if err != nil || !bytes.Equal(buf[:n], msg) {
-				t.Fatalf("datagram %d: %v, %d bytes", i, err, n)
-			}
-		}
-	})
+	t.Run("udp", func(t *testing.T) { udpEchoes(t, b.dial(t, "udp4", 9000), 100) })
 	if !b.xdpAttached(t) {
 		t.Error("no XDP program on the server's veth while the afxdp stack runs")
 	}

@@ -97,6 +97,24 @@ func (b *joyrideBed) dial(t *testing.T, network string, port int) net.Conn {
 	return c
 }
 
+// udpEchoes sends n datagrams of growing size on c and checks each comes back
+// intact.
+func udpEchoes(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	for i := 0; i < n; i++ {
+		msg := bytes.Repeat([]byte{byte(i)}, 64+i)
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		k, err := c.Read(buf)
+		if err != nil || !bytes.Equal(buf[:k], msg) {
+			t.Fatalf("datagram %d: %v, %d bytes", i, err, k)
+		}
+	}
+}
+
 // tcpEchoes writes size bytes on c while reading them back, closes its
 // sending side, and checks the echo is complete and intact.
 func tcpEchoes(t *testing.T, c net.Conn, size int) {
@@ -138,21 +156,7 @@ func TestJoyrideServesLinuxClients(t *testing.T) {
 	b.app(t, "echo", "tcp", 9001)
 	b.app(t, "http", "tcp", 8080)
 
-	t.Run("udp", func(t *testing.T) {
-		c := b.dial(t, "udp4", 9000)
-		buf := make([]byte, 2048)
-		for i := 0; i < 100; i++ {
-			msg := bytes.Repeat([]byte{byte(i)}, 64+i)
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			if _, err := c.Write(msg); err != nil {
-				t.Fatal(err)
-			}
-			n, err := c.Read(buf)
-			if err != nil || !bytes.Equal(buf[:n], msg) {
-				t.Fatalf("datagram %d: %v, %d bytes", i, err, n)
-			}
-		}
-	})
+	t.Run("udp", func(t *testing.T) { udpEchoes(t, b.dial(t, "udp4", 9000), 100) })
 	t.Run("tcp", func(t *testing.T) { tcpEchoes(t, b.dial(t, "tcp4", 9001), 4<<20) })
 	t.Run("http-with-curl", func(t *testing.T) {
 		out, err := b.tb.Command(context.Background(), b.tb.Client, "curl", "-sS", "--max-time", "10",
