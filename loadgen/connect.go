@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -25,11 +27,16 @@ const ConnectTimeout = time.Second
 // server on an open-loop schedule (cfg.Rate connections/s) from a client
 // gVisor stack on port, and records each one's setup time — from its scheduled
 // time to ESTABLISHED (the handshake, plus any queueing in the server's stack)
-// — in the interval histograms, as Run records request latencies. Each
-// connection is then aborted (RST), so thousands of them leave no TIME_WAIT
-// state to exhaust the client's ports. A connection refused, reset or not
-// established within ConnectTimeout is lost. This is the figure Machnet reports
-// for its connection setup.
+// — in the interval histograms, as Run records request latencies. Once
+// established, each connection writes one request of cfg.Size bytes (the
+// generator's header) and waits for the first byte of the echo: the time from
+// the scheduled time to that byte (what an application that connects per
+// request waits for, the accept and the server's first read included) goes to
+// Result.FirstByte, its own histograms. The connection is then aborted (RST),
+// so thousands of them leave no TIME_WAIT state to exhaust the client's
+// ports. A connection refused, reset or not established within ConnectTimeout
+// is lost; one established but not answered within ConnectTimeout counts in
+// FirstByteLost. This is the figure Machnet reports for its connection setup.
 func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute || cfg.Warmup < 0 || cfg.Warmup > time.Minute {
 		return nil, fmt.Errorf("loadgen: duration %v / warm-up %v out of range", cfg.Duration, cfg.Warmup)
@@ -47,9 +54,15 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	res := &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
 		WarmupS: cfg.Warmup.Seconds(), TSCHz: hz, Protocol: "tcp-connect"}
 	res.Intervals = make([]*hdrhistogram.Histogram, nIntervals)
+	res.FirstByte = make([]*hdrhistogram.Histogram, nIntervals)
 	for i := range res.Intervals {
 		res.Intervals[i] = analysis.NewHistogram()
+		res.FirstByte[i] = analysis.NewHistogram()
 	}
+	size := max(cfg.Size, HeaderLen)
+	req := make([]byte, size)
+	binary.BigEndian.PutUint16(req, Magic)
+	var reader bytes.Reader
 
 	// The client stack, on a prefix that holds the server (as RunTCP).
 	bits := 32
@@ -65,9 +78,10 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	addr := tcpip.FullAddress{NIC: netstack.NICID, Addr: tcpip.AddrFrom4(cfg.Flow.DstIP.As4()), Port: cfg.Flow.DstPort}
 
 	type attempt struct {
-		id int
-		ep tcpip.Endpoint
-		wq *waiter.Queue
+		id          int
+		ep          tcpip.Endpoint
+		wq          *waiter.Queue
+		established bool // setup recorded, request written, waiting for its first byte
 	}
 	var pending []attempt
 	timeoutTicks := tsc.FromDuration(ConnectTimeout)
@@ -129,8 +143,26 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 		now = tsc.Read()
 		kept := pending[:0]
 		for _, a := range pending {
-			st := tcp.EndpointState(a.ep.State())
 			k := measured(a.id)
+			if a.established {
+				// Waiting for the echo's first byte.
+				switch {
+				case a.ep.Readiness(waiter.ReadableEvents)&waiter.ReadableEvents != 0:
+					if k != 0 {
+						res.FirstByte[k-1].RecordValue(int64(float64(now-sched[a.id]) * nsPerTick))
+					}
+					a.ep.Abort()
+				case now-sched[a.id] > timeoutTicks || tcp.EndpointState(a.ep.State()) != tcp.StateEstablished:
+					if k != 0 {
+						res.FirstByteLost++
+					}
+					a.ep.Abort()
+				default:
+					kept = append(kept, a)
+				}
+				continue
+			}
+			st := tcp.EndpointState(a.ep.State())
 			switch {
 			case st == tcp.StateEstablished:
 				if k != 0 {
@@ -139,7 +171,17 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 				} else {
 					res.WarmupReceived++
 				}
-				a.ep.Abort()
+				binary.BigEndian.PutUint64(req[2:], uint64(a.id))
+				reader.Reset(req)
+				if n, err := a.ep.Write(&reader, tcpip.WriteOptions{}); err != nil || int(n) != len(req) {
+					if k != 0 {
+						res.FirstByteLost++
+					}
+					a.ep.Abort()
+					continue
+				}
+				a.established = true
+				kept = append(kept, a)
 			case st == tcp.StateError || st == tcp.StateClose || now-sched[a.id] > timeoutTicks:
 				if k != 0 {
 					res.ConnFailures++
@@ -155,6 +197,16 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 		a.ep.Abort()
 	}
 	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
+	all := analysis.NewHistogram()
+	for k, h := range res.FirstByte {
+		h.SetStartTimeMs(res.Intervals[k].StartTimeMs())
+		h.SetEndTimeMs(res.Intervals[k].EndTimeMs())
+		all.Merge(h)
+	}
+	if res.FirstByteCount = all.TotalCount(); res.FirstByteCount > 0 {
+		res.FirstByteP50Us = float64(all.ValueAtQuantile(50)) / 1e3
+		res.FirstByteP99Us = float64(all.ValueAtQuantile(99)) / 1e3
+	}
 	if st, err := port.Stats(); err == nil {
 		res.Port = st
 	}

@@ -5,6 +5,9 @@ package loadgen
 import (
 	"testing"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/joyride-bench/joyride/analysis"
 )
 
 // Connections opened on a schedule against a gVisor server over the memif
@@ -30,6 +33,28 @@ func TestConnectRecordsEverySetup(t *testing.T) {
 	if got := srv.accepted.Load(); got < int64(res.Sent) {
 		t.Fatalf("server accepted %d connections, %d were opened", got, res.Sent)
 	}
+	// Every established connection's request was echoed: its first byte
+	// comes after the connection was set up.
+	var firstBytes int64
+	for _, h := range res.FirstByte {
+		firstBytes += h.TotalCount()
+	}
+	if firstBytes != res.FirstByteCount || uint64(firstBytes)+res.FirstByteLost != res.Received || res.FirstByteLost > res.Received/100 {
+		t.Fatalf("%d first bytes recorded (%d counted, %d lost) for %d connections", firstBytes, res.FirstByteCount, res.FirstByteLost, res.Received)
+	}
+	setup := merged(res.Intervals)
+	if p50 := setup.ValueAtQuantile(50); res.FirstByteP50Us*1e3 <= float64(p50) {
+		t.Fatalf("first byte p50 %.1f us is not after the setup p50 %.1f us", res.FirstByteP50Us, float64(p50)/1e3)
+	}
+	t.Logf("setup p50 %.1f us, first byte p50 %.1f us p99 %.1f us", float64(setup.ValueAtQuantile(50))/1e3, res.FirstByteP50Us, res.FirstByteP99Us)
+}
+
+func merged(hs []*hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	all := analysis.NewHistogram()
+	for _, h := range hs {
+		all.Merge(h)
+	}
+	return all
 }
 
 // Nobody listening: every attempt is refused and counted lost, and the run

@@ -3,7 +3,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
-	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -63,10 +63,13 @@ type Result struct {
 	SentRPS     float64 `json:"sent_rps"`     // Sent / duration
 	MaxLagUs    float64 `json:"max_send_lag_us"`
 	// CPUSeconds is the generator process's CPU time (user + system) over the
-	// whole run, setup included (filled by jrgen). The generator busy-polls,
-	// so it is close to the run's wall time by design; more than one core's
-	// worth would mean it competed with itself.
+	// whole run, setup included (filled by jrgen). Each engine busy-polls, so
+	// it is close to the run's wall time times the engines by design; more
+	// than that would mean the generator competed with itself.
 	CPUSeconds float64 `json:"cpu_s,omitempty"`
+	// MaxRSSKiB is the generator process's peak resident memory (filled by
+	// jrgen): what its connections and buffers cost.
+	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
 	// ArrivalA2 is the Anderson–Darling statistic of the first ArrivalN gaps
 	// between measured requests as they really left, against the exponential
 	// of the offered rate (Poisson schedules only): above ADCrit1 the sends did
@@ -76,15 +79,40 @@ type Result struct {
 	ArrivalN  int     `json:"arrival_n,omitempty"`
 
 	// TCP points only (RunTCP).
-	Protocol       string  `json:"protocol,omitempty"`      // "tcp"; empty for UDP
-	Conns          int     `json:"conns,omitempty"`         // connections the load was spread over
-	ConnectSeconds float64 `json:"connect_s,omitempty"`     // time to establish them, before the warm-up
-	ConnFailures   uint64  `json:"conn_failures,omitempty"` // connections reset or closed by the server during the run
+	Protocol      string `json:"protocol,omitempty"`       // "tcp"; empty for UDP
+	Conns         int    `json:"conns,omitempty"`          // connections the load was spread over
+	Window        int    `json:"window,omitempty"`         // closed loop: requests outstanding per connection
+	SizeDist      string `json:"size_dist,omitempty"`      // request sizes drawn from this (Size is then the largest)
+	ReceivedBytes uint64 `json:"received_bytes,omitempty"` // payload bytes of the measured replies
+	// Memcached points only: the application, and the measured gets that
+	// found their value (hits) or not (misses).
+	App    string `json:"app,omitempty"`
+	Hits   uint64 `json:"hits,omitempty"`
+	Misses uint64 `json:"misses,omitempty"`
+	// Connect points only (RunConnect): the first byte of the echo of each
+	// established connection's first request, from its scheduled time.
+	FirstByteP50Us float64 `json:"first_byte_p50_us,omitempty"`
+	FirstByteP99Us float64 `json:"first_byte_p99_us,omitempty"`
+	FirstByteCount int64   `json:"first_byte_count,omitempty"`
+	FirstByteLost  uint64  `json:"first_byte_lost,omitempty"` // established, never answered
+	// FirstByte are their histograms (ns), per Interval like Intervals.
+	FirstByte      []*hdrhistogram.Histogram `json:"-"`
+	ConnectSeconds float64                   `json:"connect_s,omitempty"`     // time to establish them, before the warm-up
+	ConnFailures   uint64                    `json:"conn_failures,omitempty"` // connections reset or closed by the server during the run
+
+	// Multi-queue points only (RunMulti): the engines (one per queue), the
+	// replies (warm-up included) that arrived on another queue than the one
+	// their request left from, and each engine's share.
+	Queues     int            `json:"queues,omitempty"`
+	CrossQueue uint64         `json:"cross_queue,omitempty"`
+	Engines    []EngineResult `json:"engines,omitempty"`
 
 	TSCHz     float64   `json:"tsc_hz"`
 	ServerMAC string    `json:"server_mac"`
 	Start     time.Time `json:"start"`
-	Port      nic.Stats `json:"port"`
+	// Port are the port's counters (with several queues, the sum of the
+	// queues' counters).
+	Port nic.Stats `json:"port"`
 
 	// Intervals are the latency histograms (ns), one per Interval of the measured
 	// span, by scheduled send time.
@@ -125,38 +153,73 @@ func (c *Config) DstMACMissing() bool { return len(c.Flow.DstMAC) != 6 }
 
 // Run offers one point of load on port and returns what it measured. It blocks
 // for Warmup+Duration+Drain, on a goroutine locked to its OS thread; the caller
-// pins the process to its core.
+// pins the process to its core. It is the one-engine case of RunMulti, on the
+// calling goroutine.
 func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
-	if err := cfg.check(); err != nil {
-		return nil, fmt.Errorf("loadgen: %w", err)
-	}
-	tmpl, err := newUDPTemplate(cfg.Flow, cfg.Size, cfg.Service.Enabled())
-	if err != nil {
-		return nil, err
-	}
-	offsets, err := DrawSchedule(cfg.Schedule, cfg.Rate, cfg.Warmup+cfg.Duration, cfg.Seed)
-	if err != nil {
-		return nil, err
-	}
-	service := cfg.Service.Draw(len(offsets), cfg.Seed)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	res, _, err := run([]nic.Port{port}, nil, resp, cfg)
+	return res, err
+}
 
-	hz := tsc.Hz()
-	nsPerTick := 1e9 / hz
-	nIntervals := int((cfg.Duration + Interval - 1) / Interval)
-	res := &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
-		WarmupS: cfg.Warmup.Seconds(), Size: cfg.Size, TSCHz: hz, ServerMAC: cfg.Flow.DstMAC.String()}
-	res.Intervals = make([]*hdrhistogram.Histogram, nIntervals)
-	for i := range res.Intervals {
-		res.Intervals[i] = analysis.NewHistogram()
+// engine is one open-loop sender and receiver on one queue, with its own
+// schedule, request template (its own UDP source port) and counters. What
+// other engines read of it (sched, interval, seen: a reply may arrive on
+// their queue) is written before the engines start, except seen, which is
+// atomic: see multi.go.
+type engine struct {
+	idx     int
+	port    nic.Port
+	tmpl    *UDPTemplate
+	offsets []time.Duration
+	service []uint64
+	// sched[i] is request i's send time in TSC ticks after the run's start
+	// (group.start), computed before the start is known so that the
+	// conversion costs the first requests nothing.
+	sched []uint64
+	// interval[i] is the histogram of request i plus one (0 = warm-up);
+	// computed before the run so the loop only indexes.
+	interval []uint8
+	// seen has one bit per request, set by whichever engine receives the
+	// request's first reply.
+	seen []atomic.Uint64
+	// res holds this engine's counters: Sent, Late, NotSent, WarmupSent of
+	// its own requests; Received, WarmupReceived, Duplicates, Unmatched and
+	// the Intervals of the replies its queue received, whoever sent them.
+	res *Result
+	// sendTimes are the send times of its first measured requests (for the
+	// arrival check; allocated before: the loop only appends within capacity).
+	sendTimes []uint64
+	maxLag    uint64 // ticks
+	crossed   uint64 // first replies received here to another engine's requests
+}
+
+// newEngine prepares engine idx of nEngines for cfg (checked): a share of the
+// offered rate, its own seed, source port and schedule.
+func newEngine(cfg *Config, idx, nEngines, nIntervals int, port nic.Port) (*engine, error) {
+	flow := cfg.Flow
+	flow.SrcPort += uint16(idx)
+	tmpl, err := newUDPTemplate(flow, cfg.Size, cfg.Service.Enabled())
+	if err != nil {
+		return nil, err
 	}
-	// interval[i] is the histogram of request i (nil during warm-up); computed
-	// before the run so the loop only indexes.
+	// Replies to every engine's source port are recognised on every queue.
+	tmpl.rxPort, tmpl.rxPorts = cfg.Flow.SrcPort, uint16(nEngines)
+	seed := engineSeed(cfg.Seed, idx)
+	offsets, err := engineSchedule(cfg, idx, nEngines, seed)
+	if err != nil {
+		return nil, err
+	}
 	n := len(offsets)
-	interval := make([]uint8, n) // 0 = warm-up, k = interval k-1
+	e := &engine{idx: idx, port: port, tmpl: tmpl, offsets: offsets,
+		service: cfg.Service.Draw(n, seed), sched: make([]uint64, n), interval: make([]uint8, n),
+		seen: make([]atomic.Uint64, (n+63)/64), sendTimes: make([]uint64, 0, ArrivalSamples+1),
+		res: &Result{Intervals: make([]*hdrhistogram.Histogram, nIntervals)}}
+	for i := range e.res.Intervals {
+		e.res.Intervals[i] = analysis.NewHistogram()
+	}
+	nsPerTick := 1e9 / tsc.Hz()
 	warmN := 0
 	for i, off := range offsets {
+		e.sched[i] = uint64(float64(off.Nanoseconds()) / nsPerTick)
 		if off < cfg.Warmup {
 			warmN++
 			continue
@@ -165,41 +228,35 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 		if k >= nIntervals {
 			k = nIntervals - 1
 		}
-		interval[i] = uint8(k + 1)
+		e.interval[i] = uint8(k + 1)
 	}
-	if nIntervals > 254 {
-		return nil, fmt.Errorf("loadgen: %d intervals exceed the 254 a point may have", nIntervals)
-	}
-	res.Scheduled = uint64(n - warmN)
+	e.res.Scheduled = uint64(n - warmN)
+	return e, nil
+}
 
-	seen := make([]uint64, (n+63)/64)
-	sched := make([]uint64, n)
-	tx, rx, slow := nic.NewBatch(cfg.Burst), nic.NewBatch(cfg.Burst), nic.NewBatch(1)
-	lateTicks := tsc.FromDuration(cfg.LateThreshold)
-	drainTicks := tsc.FromDuration(cfg.Drain)
+// loop sends engine e's requests at their times and receives replies on its
+// queue until every engine of g has sent everything and every request is
+// answered, or nothing was sent for the drain time.
+func (e *engine) loop(g *group) {
+	port, tmpl, res := e.port, e.tmpl, e.res
+	sched, interval := e.sched, e.interval
+	n := len(sched)
+	idBase := uint64(e.idx) << engineShift
+	burst, start, nsPerTick := g.burst, g.start, g.nsPerTick
+	tx, rx, slow := nic.NewBatch(burst), nic.NewBatch(burst), nic.NewBatch(1)
 	var maxLag uint64
-	var sentAll, recvAll uint64
-
-	res.Start = time.Now()
-	start := tsc.Read() + tsc.FromDuration(time.Millisecond)
-	for i, off := range offsets {
-		sched[i] = start + uint64(float64(off.Nanoseconds())/nsPerTick)
-	}
-	hardStop := start + tsc.FromDuration(cfg.Warmup+cfg.Duration+cfg.Drain+5*time.Second)
 	lastSend := start
 	next := 0
-	// Send times of the first measured requests, for the arrival check
-	// (allocated here: the loop only appends within capacity).
-	sendTimes := make([]uint64, 0, ArrivalSamples+1)
+	announced := false
 	for {
 		now := tsc.Read()
 		// Send everything that is due, a burst at a time.
-		if next < n && sched[next] <= now {
+		if next < n && start+sched[next] <= now {
 			k := 0
-			for next+k < n && k < cfg.Burst && sched[next+k] <= now {
+			for next+k < n && k < burst && start+sched[next+k] <= now {
 				k++
 			}
-			sent := sendBurst(port, tx, tmpl, offsets, service, next, k)
+			sent := sendBurst(port, tx, tmpl, e.offsets, e.service, idBase, next, k)
 			for j := 0; j < k; j++ {
 				id := next + j
 				measured := interval[id] != 0
@@ -209,75 +266,69 @@ func Run(port nic.Port, resp *arp.Responder, cfg Config) (*Result, error) {
 					}
 					continue
 				}
-				lag := now - sched[id]
+				lag := now - (start + sched[id])
 				if lag > maxLag {
 					maxLag = lag
 				}
 				if measured {
 					res.Sent++
-					if lag > lateTicks {
+					if lag > g.lateTicks {
 						res.Late++
 					}
-					if len(sendTimes) < cap(sendTimes) {
-						sendTimes = append(sendTimes, now)
+					if len(e.sendTimes) < cap(e.sendTimes) {
+						e.sendTimes = append(e.sendTimes, now)
 					}
 				} else {
 					res.WarmupSent++
 				}
 			}
-			sentAll += uint64(sent)
+			g.pending.Add(int64(sent))
 			next += k
 			lastSend = now
 		}
-		// Receive replies and stamp them once per burst.
+		// Receive replies (to any engine's requests) and stamp them once per burst.
 		if m := port.RxBurst(rx); m > 0 {
 			now = tsc.Read()
+			answered := int64(0)
 			for j := 0; j < m; j++ {
-				id, ok := tmpl.ParseReply(rx.Frames[j])
-				if !ok || id >= uint64(n) {
-					if answer, _, _ := resp.Handle(rx.Frames[j]); answer != nil {
-						arp.SendOne(port, slow, answer)
-					} else {
-						res.Unmatched++
-					}
+				o, k := g.owner(tmpl.ParseReply(rx.Frames[j]))
+				if o == nil {
+					g.slowPath(port, slow, rx.Frames[j], res)
 					continue
 				}
-				w, bit := id/64, uint64(1)<<(id%64)
-				if seen[w]&bit != 0 {
+				w, bit := k/64, uint64(1)<<(k%64)
+				if o.seen[w].Or(bit)&bit != 0 {
 					res.Duplicates++
 					continue
 				}
-				seen[w] |= bit
-				recvAll++
-				if k := interval[id]; k != 0 {
+				answered++
+				if o != e {
+					e.crossed++
+				}
+				if iv := o.interval[k]; iv != 0 {
 					res.Received++
-					res.Intervals[k-1].RecordValue(int64(float64(now-sched[id]) * nsPerTick))
+					res.Intervals[iv-1].RecordValue(int64(float64(now-(start+o.sched[k])) * nsPerTick))
 				} else {
 					res.WarmupReceived++
 				}
 			}
+			g.pending.Add(-answered)
 			port.Free(rx)
 		}
-		if next == n && (recvAll == sentAll || now-lastSend > drainTicks) {
+		if next == n {
+			if !announced {
+				g.doneSending(lastSend)
+				announced = true
+			}
+			if g.drained(now) {
+				break
+			}
+		}
+		if now > g.hardStop {
 			break
 		}
-		if now > hardStop {
-			break
-		}
 	}
-	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
-	if cfg.Schedule == Poisson && len(sendTimes) > 100 {
-		gaps := make([]float64, len(sendTimes)-1)
-		for i := range gaps {
-			gaps[i] = float64(sendTimes[i+1]-sendTimes[i]) * nsPerTick
-		}
-		res.ArrivalA2 = AndersonDarlingExp(gaps, 1e9/cfg.Rate)
-		res.ArrivalN = len(gaps)
-	}
-	if st, err := port.Stats(); err == nil {
-		res.Port = st
-	}
-	return res, nil
+	e.maxLag = maxLag
 }
 
 // finish stamps the interval histograms with their times and derives the
@@ -300,13 +351,14 @@ func finish(res *Result, cfg *Config, maxLagUs float64) {
 	res.MaxLagUs = maxLagUs
 }
 
-// sendBurst writes requests first..first+k-1 into fresh buffers and transmits
-// them; it returns how many left (the rest were never on the wire).
-func sendBurst(port nic.Port, tx *nic.Batch, tmpl *UDPTemplate, offsets []time.Duration, service []uint64, first, k int) int {
+// sendBurst writes requests first..first+k-1 (ids idBase|index) into fresh
+// buffers and transmits them; it returns how many left (the rest were never
+// on the wire).
+func sendBurst(port nic.Port, tx *nic.Batch, tmpl *UDPTemplate, offsets []time.Duration, service []uint64, idBase uint64, first, k int) int {
 	got := port.Alloc(tx, k)
 	for j := 0; j < got; j++ {
 		id := first + j
-		tx.Frames[j] = tmpl.Write(tx.Frames[j], uint64(id), uint64(offsets[id]), service[id])
+		tx.Frames[j] = tmpl.Write(tx.Frames[j], idBase|uint64(id), uint64(offsets[id]), service[id])
 	}
 	tx.N = got
 	return port.TxBurst(tx)

@@ -30,7 +30,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pair, err := dpdktest.OpenPair("jrlg", dpdk.PortConfig{})
+	// Two queue pairs per end: the multi-queue tests (multi_test.go) use
+	// both, everything else queue 0 (the ports as nic.Ports).
+	pair, err := dpdktest.OpenPair("jrlg", dpdk.PortConfig{RxQueues: 2, TxQueues: 2})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

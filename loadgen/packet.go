@@ -46,6 +46,9 @@ type UDPTemplate struct {
 	baseSum uint32 // one's-complement sum of the UDP pseudo-header + datagram with the header fields zero
 	flow    Flow
 	service bool // requests carry a service time (synthetic)
+	// Replies are accepted to UDP ports rxPort..rxPort+rxPorts-1: the flow's
+	// source port alone, or every engine's of a multi-queue run.
+	rxPort, rxPorts uint16
 }
 
 // NewUDPTemplate builds the template for payloads of size bytes (>= HeaderLen).
@@ -93,7 +96,7 @@ func newUDPTemplate(f Flow, size int, service bool) (*UDPTemplate, error) {
 	if err := gopacket.SerializeLayers(buf, opts, eth, ip, udp, gopacket.Payload(payload)); err != nil {
 		return nil, fmt.Errorf("loadgen: build request template: %w", err)
 	}
-	t := &UDPTemplate{frame: append([]byte(nil), buf.Bytes()...), flow: f, service: service}
+	t := &UDPTemplate{frame: append([]byte(nil), buf.Bytes()...), flow: f, service: service, rxPort: f.SrcPort, rxPorts: 1}
 	// The serialized checksum covers the payload with zero index fields; undo the
 	// final complement to get the running sum each request adds its fields to.
 	sum := binary.BigEndian.Uint16(t.frame[udpOff+6:])
@@ -148,8 +151,8 @@ func (t *UDPTemplate) ParseReply(f []byte) (id uint64, ok bool) {
 	if f[12] != 0x08 || f[13] != 0x00 || f[ethLen] != 0x45 || f[ethLen+9] != 17 {
 		return 0, false // not IPv4 without options, or not UDP
 	}
-	// The reply comes from the server's port to ours.
-	if binary.BigEndian.Uint16(f[udpOff:]) != t.flow.DstPort || binary.BigEndian.Uint16(f[udpOff+2:]) != t.flow.SrcPort {
+	// The reply comes from the server's port to ours (one of ours).
+	if binary.BigEndian.Uint16(f[udpOff:]) != t.flow.DstPort || binary.BigEndian.Uint16(f[udpOff+2:])-t.rxPort >= t.rxPorts {
 		return 0, false
 	}
 	p := f[payloadOff:]

@@ -47,3 +47,47 @@ func TestParseServiceRefusesBadSpecs(t *testing.T) {
 		t.Error("empty spec is not 'none'")
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, s := range []string{"64", "fixed:64", "uniform:64,4096", "exponential:1024", "bimodal:64,65536,0.1", "lognormal:1024,1"} {
+		d, err := ParseSize(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if back, err := ParseSize(d.String()); err != nil || back != d {
+			t.Fatalf("%s -> %v -> %v, %v", s, d, back, err)
+		}
+	}
+	for _, s := range []string{"", "0", "65537", "-1", "uniform:10", "uniform:100,10", "bimodal:1,2,1.5", "lognormal:100,0", "pareto:3", "exponential:x"} {
+		if _, err := ParseSize(s); err == nil {
+			t.Fatalf("%q accepted", s)
+		}
+	}
+}
+
+func TestSizeDrawMeansAndClamp(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		mean float64
+	}{{"exponential:1000", 1000}, {"lognormal:2000,1", 2000}, {"uniform:100,300", 200}, {"bimodal:100,1100,0.25", 350}} {
+		d, _ := ParseSize(c.spec)
+		xs := d.Draw(200000, 7, 1, 1<<20)
+		var sum float64
+		for _, x := range xs {
+			sum += float64(x)
+		}
+		if m := sum / float64(len(xs)); m < 0.97*c.mean || m > 1.03*c.mean {
+			t.Fatalf("%s: mean %.1f, want %.0f", c.spec, m, c.mean)
+		}
+		// Prefix-stable: a longer draw starts with the shorter one.
+		if ys := d.Draw(10, 7, 1, 1<<20); ys[9] != xs[9] {
+			t.Fatalf("%s: draws are not prefix-stable", c.spec)
+		}
+	}
+	d, _ := ParseSize("exponential:1000")
+	for _, x := range d.Draw(10000, 1, 18, 2000) {
+		if x < 18 || x > 2000 {
+			t.Fatalf("%d outside the clamp [18, 2000]", x)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
@@ -39,7 +40,25 @@ type TCPConfig struct {
 	// Conns is the number of connections, 1..MaxConns (default 1). Request i
 	// goes to connection i mod Conns.
 	Conns int
+	// Window, when > 0, makes the load closed-loop (Machnet's msg_gen): every
+	// connection keeps Window requests outstanding, sending the next one as
+	// soon as a reply comes back, for Warmup+Duration; Rate and Schedule are
+	// not used, and latency runs from the moment a request is issued. 0 is
+	// open loop: requests leave at their scheduled times whatever the replies
+	// do.
+	Window int
+	// Sizes, when not fixed, draws every request's size from a distribution
+	// (clamped to the protocol's header and MaxTCPSize) instead of Size; the
+	// echo's reply has the request's size.
+	Sizes SizeDist
+	// Memcached, when set, makes the requests memcached gets and sets (the
+	// server is a memcached) instead of the generator's echo requests; every
+	// key is stored before the warm-up. Size and Sizes are then not used.
+	Memcached *MemcachedConfig
 }
+
+// MaxWindow bounds TCPConfig.Window.
+const MaxWindow = 1024
 
 // tcpLockThread makes the TCP engine lock itself to its OS thread. It does not
 // by default: gVisor processes every received TCP segment on processor
@@ -53,18 +72,23 @@ type TCPConfig struct {
 // preempts the engine (10 ms). The benchmarks measure both.
 var tcpLockThread = false
 
-// RunTCP offers one point of open-loop TCP echo load on port through a
-// client-side gVisor stack of its own (nic/netstack) with the address
-// cfg.Flow.SrcIP. It opens cfg.Conns connections to DstIP:DstPort before the
-// warm-up (Result.ConnectSeconds says how long that took; it is not part of any
-// latency), then writes each request, Size bytes starting with the 18-byte
-// header, to its connection at its scheduled time, whatever the replies do
-// (several may be in flight on one connection), and parses the echoed byte
-// stream of every connection back into replies. A request is sent when the
-// connection took all its bytes: one that had to wait for send-buffer space is
-// sent (and possibly late) when written. A connection that fails (reset, or
-// closed by the server) loses its in-flight requests (lost), the requests due
-// on it afterwards are not sent, and it is counted in ConnFailures.
+// RunTCP offers one point of TCP echo load on port through a client-side
+// gVisor stack of its own (nic/netstack) with the address cfg.Flow.SrcIP. It
+// opens cfg.Conns connections to DstIP:DstPort before the warm-up
+// (Result.ConnectSeconds says how long that took; it is not part of any
+// latency), then offers the load and parses the echoed byte stream of every
+// connection back into replies (they come back in order on a connection).
+//
+// Open loop (Window 0): each request, of its size starting with the 18-byte
+// header, is written to its connection at its scheduled time, whatever the
+// replies do (several may be in flight on one connection). Closed loop
+// (Window W): every connection keeps W requests outstanding.
+//
+// A request is sent when the connection took all its bytes: one that had to
+// wait for send-buffer space is sent (and possibly late) when written. A
+// connection that fails (reset, or closed by the server) loses its in-flight
+// requests (lost), the requests due on it afterwards are not sent, and it is
+// counted in ConnFailures.
 //
 // It blocks for the connection setup plus Warmup+Duration+Drain; the port must
 // not be used by anything else meanwhile. The stack is closed (connections
@@ -73,17 +97,20 @@ func RunTCP(port nic.Port, cfg TCPConfig) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	offsets, err := DrawSchedule(cfg.Schedule, cfg.Rate, cfg.Warmup+cfg.Duration, cfg.Seed)
-	if err != nil {
-		return nil, err
+	if cfg.Memcached != nil {
+		cfg.Size, cfg.Sizes = cfg.Memcached.ValueSize, SizeDist{}
+	}
+	if cfg.Service.Enabled() && min(cfg.Sizes.Smallest(), cfg.Size) < SyntheticHeaderLen {
+		return nil, fmt.Errorf("loadgen: a synthetic request needs at least %d bytes, not %d", SyntheticHeaderLen, min(cfg.Sizes.Smallest(), cfg.Size))
+	}
+	var offsets []time.Duration
+	if cfg.Window == 0 {
+		var err error
+		if offsets, err = DrawSchedule(cfg.Schedule, cfg.Rate, cfg.Warmup+cfg.Duration, cfg.Seed); err != nil {
+			return nil, err
+		}
 	}
 	e, err := newTCPEngine(port, &cfg, offsets)
-	if err == nil && cfg.Service.Enabled() {
-		if cfg.Size < SyntheticHeaderLen {
-			err = fmt.Errorf("loadgen: a synthetic request needs at least %d bytes, not %d", SyntheticHeaderLen, cfg.Size)
-		}
-		e.service = cfg.Service.Draw(len(offsets), cfg.Seed)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +122,11 @@ func RunTCP(port nic.Port, cfg TCPConfig) (*Result, error) {
 	t0 := time.Now()
 	if err := e.connect(10*time.Second + time.Duration(cfg.Conns)*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	if p, ok := e.proto.(*memcachedProtocol); ok {
+		if err := e.preloadMemcached(p, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
 	}
 	e.res.ConnectSeconds = time.Since(t0).Seconds()
 	e.run()
@@ -108,6 +140,16 @@ func (c *TCPConfig) check() error {
 	var errs []error
 	if c.Conns == 0 {
 		c.Conns = 1
+	}
+	if c.Window < 0 || c.Window > MaxWindow {
+		errs = append(errs, fmt.Errorf("window %d outside 0..%d (0 is open loop)", c.Window, MaxWindow))
+	}
+	if !c.Sizes.Fixed() {
+		if c.Sizes.Smallest() > MaxTCPSize {
+			errs = append(errs, fmt.Errorf("sizes %v: every size would exceed %d", c.Sizes, MaxTCPSize))
+		}
+		// The largest request sizes the buffer requests are written from.
+		c.Size = min(c.Sizes.Largest(), MaxTCPSize)
 	}
 	if c.Conns < 1 || c.Conns > MaxConns {
 		errs = append(errs, fmt.Errorf("conns %d outside 1..%d", c.Conns, MaxConns))
@@ -132,7 +174,11 @@ func (c *TCPConfig) check() error {
 }
 
 // tcpConn is one connection: its gVisor endpoint, where its writer is in the
-// schedule, and its reply parser (it is the io.Writer its endpoint reads into).
+// load, and its reply parser (the io.Writer its endpoint reads into).
+//
+// Connection idx carries requests idx, idx+Conns, idx+2·Conns, ... in that
+// order, and replies come back in the same order, so the reply a connection
+// waits for is always its oldest request not yet answered (expect).
 type tcpConn struct {
 	e     *tcpEngine
 	idx   int
@@ -141,23 +187,38 @@ type tcpConn struct {
 	entry waiter.Entry
 	ready atomic.Bool // on the engine's ready list
 
-	next    int // next request index to write on this connection (idx, idx+Conns, ...)
+	next    int // next request to write on this connection
 	off     int // bytes of request next already written
+	issued  int // closed loop: first request not yet issued (next <= issued)
+	preKey  int // memcached: next key this connection stores before the run
+	expect  int // oldest request written and not yet answered (== next when none)
 	blocked bool
 	failed  bool
 
-	pos int // bytes of the current reply received
-	hdr [HeaderLen]byte
+	reader io.Writer // the protocol's reply parser
+}
+
+// tcpProtocol is what the engine speaks on its connections: how request id is
+// written and how a connection's reply stream is cut into replies.
+type tcpProtocol interface {
+	// request returns the bytes of request id (valid until the next call).
+	request(id int) []byte
+	// newReader returns c's reply parser: it consumes c's received byte
+	// stream and calls c.e.replied(c, ok) for every complete reply, in order
+	// (ok false for a reply that does not answer c.expect).
+	newReader(c *tcpConn) io.Writer
 }
 
 type tcpEngine struct {
 	cfg     *TCPConfig
+	proto   tcpProtocol
 	link    *netstack.Endpoint
 	s       *stack.Stack
 	conns   []*tcpConn
-	offsets []time.Duration
-	service []uint64 // per request, when the requests are synthetic
-	sched   []uint64
+	offsets []time.Duration // open loop: the schedule
+	service []uint64        // per request, when the requests are synthetic
+	sizes   []int32         // per request, when sizes are drawn
+	sched   []uint64        // when request i was due (open) or issued (closed), TSC
 	// interval[i] is the histogram of request i (0 = warm-up, k = interval k-1).
 	interval []uint8
 	seen     []uint64
@@ -168,18 +229,23 @@ type tcpEngine struct {
 	readyWork []int32 // the engine's copy being processed
 
 	blockedList []int32
+	reader      bytes.Reader // over the request being written
 
-	req    []byte       // the request being written
-	reader bytes.Reader // over req
-
-	next      int // first request not yet due
-	now       uint64
-	nsPerTick float64
-	lateTicks uint64
-	maxLag    uint64
-	sentAll   uint64
-	recvAll   uint64
-	lastSend  uint64
+	nIntervals int
+	// preloaded counts the sets answered while storing memcached's keys,
+	// preloadFailed those refused.
+	preloaded, preloadFailed int
+	next                     int // open loop: first request not yet due
+	now                      uint64
+	nsPerTick                float64
+	lateTicks                uint64
+	maxLag                   uint64
+	sentAll                  uint64
+	recvAll                  uint64
+	lastSend                 uint64
+	// Closed loop: the measured span starts at measureFrom and no request is
+	// issued from issueEnd on.
+	measureFrom, issueEnd, intervalTicks uint64
 }
 
 func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpEngine, error) {
@@ -188,34 +254,46 @@ func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpE
 		return nil, fmt.Errorf("loadgen: %d intervals exceed the 254 a point may have", nIntervals)
 	}
 	hz := tsc.Hz()
-	e := &tcpEngine{cfg: cfg, offsets: offsets, nsPerTick: 1e9 / hz,
-		lateTicks: tsc.FromDuration(cfg.LateThreshold), req: make([]byte, cfg.Size)}
+	e := &tcpEngine{cfg: cfg, offsets: offsets, nsPerTick: 1e9 / hz, nIntervals: nIntervals,
+		lateTicks: tsc.FromDuration(cfg.LateThreshold), intervalTicks: tsc.FromDuration(Interval)}
 	e.res = &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
 		WarmupS: cfg.Warmup.Seconds(), Size: cfg.Size, TSCHz: hz, Protocol: "tcp", Conns: cfg.Conns}
+	if !cfg.Sizes.Fixed() {
+		e.res.SizeDist = cfg.Sizes.String()
+	}
+	if cfg.Window > 0 {
+		e.res.Schedule, e.res.OfferedRPS, e.res.Window = "closed", 0, cfg.Window
+	}
 	e.res.Intervals = make([]*hdrhistogram.Histogram, nIntervals)
 	for i := range e.res.Intervals {
 		e.res.Intervals[i] = analysis.NewHistogram()
 	}
-	n := len(offsets)
-	e.interval = make([]uint8, n)
-	warmN := 0
-	for i, off := range offsets {
-		if off < cfg.Warmup {
-			warmN++
-			continue
+	if cfg.Window == 0 {
+		n := len(offsets)
+		e.grow(n)
+		warmN := 0
+		for i, off := range offsets {
+			if off < cfg.Warmup {
+				warmN++
+				continue
+			}
+			e.interval[i] = uint8(min(int((off-cfg.Warmup)/Interval), nIntervals-1) + 1)
 		}
-		k := int((off - cfg.Warmup) / Interval)
-		if k >= nIntervals {
-			k = nIntervals - 1
-		}
-		e.interval[i] = uint8(k + 1)
+		e.res.Scheduled = uint64(n - warmN)
+	} else {
+		// A first guess of how many requests the closed loop issues; grow
+		// extends the per-request arrays when it issues more.
+		e.grow(cfg.Conns * cfg.Window * 64)
 	}
-	e.res.Scheduled = uint64(n - warmN)
-	e.seen = make([]uint64, (n+63)/64)
-	e.sched = make([]uint64, n)
-	binary.BigEndian.PutUint16(e.req, Magic)
-	for i := HeaderLen; i < len(e.req); i++ {
-		e.req[i] = byte(i)
+	if cfg.Memcached != nil {
+		p, err := newMemcachedProtocol(e, *cfg.Memcached, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+		e.proto = p
+		e.res.Size, e.res.App = cfg.Memcached.ValueSize, "memcached"
+	} else {
+		e.proto = newEchoProtocol(e)
 	}
 
 	// The client stack: the generator's address on a prefix that holds the
@@ -234,6 +312,41 @@ func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpE
 	e.readyWork = make([]int32, 0, cfg.Conns)
 	e.blockedList = make([]int32, 0, cfg.Conns)
 	return e, nil
+}
+
+// grow makes the per-request arrays hold at least n requests. The open loop
+// sizes them once from its schedule; the closed loop, which cannot know how
+// many requests it will issue, doubles them as it goes (the draws are
+// prefix-stable, so request i's size and service time do not depend on when
+// the arrays grew).
+func (e *tcpEngine) grow(n int) {
+	if n <= len(e.sched) {
+		return
+	}
+	if e.cfg.Window > 0 {
+		n = max(n, 2*len(e.sched))
+	}
+	e.sched = append(e.sched, make([]uint64, n-len(e.sched))...)
+	e.interval = append(e.interval, make([]uint8, n-len(e.interval))...)
+	e.seen = append(e.seen, make([]uint64, (n+63)/64-len(e.seen))...)
+	if e.cfg.Service.Enabled() {
+		e.service = e.cfg.Service.Draw(n, e.cfg.Seed)
+	}
+	if !e.cfg.Sizes.Fixed() {
+		floor := HeaderLen
+		if e.cfg.Service.Enabled() {
+			floor = SyntheticHeaderLen
+		}
+		e.sizes = e.cfg.Sizes.Draw(n, e.cfg.Seed, floor, MaxTCPSize)
+	}
+}
+
+// size is request id's length in bytes (and its echo's).
+func (e *tcpEngine) size(id int) int {
+	if e.sizes != nil {
+		return int(e.sizes[id])
+	}
+	return e.cfg.Size
 }
 
 // notify is the waiter callback of connection i, run by gVisor's goroutines:
@@ -270,7 +383,8 @@ func (e *tcpEngine) connect(timeout time.Duration) error {
 			limit = 1
 		}
 		for opened < len(e.conns) && len(pending) < limit {
-			c := &tcpConn{e: e, idx: opened, next: opened}
+			c := &tcpConn{e: e, idx: opened, next: opened, issued: opened, expect: opened}
+			c.reader = e.proto.newReader(c)
 			ep, err := e.s.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &c.wq)
 			if err != nil {
 				return fmt.Errorf("connection %d: new endpoint: %s", opened, err)
@@ -328,23 +442,33 @@ func (e *tcpEngine) run() {
 	e.link.SetSpinning(true)
 	defer e.link.SetSpinning(false)
 	n := len(e.offsets)
-	nc := len(e.conns)
+	closed := cfg.Window > 0
 	drainTicks := tsc.FromDuration(cfg.Drain)
 	res.Start = time.Now()
 	start := tsc.Read() + tsc.FromDuration(time.Millisecond)
 	for i, off := range e.offsets {
 		e.sched[i] = start + uint64(float64(off.Nanoseconds())/e.nsPerTick)
 	}
+	e.measureFrom = start + tsc.FromDuration(cfg.Warmup)
+	e.issueEnd = e.measureFrom + tsc.FromDuration(cfg.Duration)
 	hardStop := start + tsc.FromDuration(cfg.Warmup+cfg.Duration+cfg.Drain+5*time.Second)
 	e.lastSend = start
+	if closed {
+		for tsc.Read() < start {
+		}
+		e.now = tsc.Read()
+		for _, c := range e.conns {
+			e.write(c) // every connection's first window
+		}
+	}
 	for {
 		now := tsc.Read()
 		e.now = now
-		// Write everything that is due to its connection.
+		// Open loop: write everything that is due to its connection.
 		for e.next < n && e.sched[e.next] <= now {
 			id := e.next
 			e.next++
-			c := e.conns[id%nc]
+			c := e.conns[id%len(e.conns)]
 			switch {
 			case c.failed:
 				e.notSent(id)
@@ -371,17 +495,23 @@ func (e *tcpEngine) run() {
 		}
 		// One link round: our writes leave, received segments go to gVisor.
 		e.poll()
-		// Read what gVisor made readable.
+		// Read what gVisor made readable; in a closed loop every reply makes
+		// room for the next request on its connection.
 		e.readyMu.Lock()
 		e.readyWork, e.readyList = e.readyList, e.readyWork[:0]
 		e.readyMu.Unlock()
 		if len(e.readyWork) > 0 {
 			e.now = tsc.Read()
 			for _, i := range e.readyWork {
-				e.read(e.conns[i])
+				c := e.conns[i]
+				e.read(c)
+				if closed && !c.failed && !c.blocked {
+					e.write(c)
+				}
 			}
 		}
-		if e.next == n && (len(e.blockedList) == 0 && e.recvAll == e.sentAll || now > e.lastSend+drainTicks) {
+		issuing := e.next < n || closed && now < e.issueEnd
+		if !issuing && (len(e.blockedList) == 0 && e.recvAll == e.sentAll || now > e.lastSend+drainTicks) {
 			break
 		}
 		if now > hardStop {
@@ -397,19 +527,39 @@ func (e *tcpEngine) run() {
 	finish(res, &cfg.Config, float64(e.maxLag)*e.nsPerTick/1e3)
 }
 
+// due reports whether c has a request to write now: in the open loop one whose
+// time has come, in the closed loop one the window allows (issued here: its
+// latency starts now).
+func (e *tcpEngine) due(c *tcpConn) bool {
+	if e.cfg.Window == 0 {
+		return c.next < e.next
+	}
+	if c.next < c.issued {
+		return true // issued, waiting for send-buffer space
+	}
+	nc := len(e.conns)
+	if (c.next-c.expect)/nc >= e.cfg.Window || e.now >= e.issueEnd {
+		return false
+	}
+	id := c.issued
+	e.grow(id + 1)
+	e.sched[id] = e.now
+	if e.now >= e.measureFrom {
+		e.interval[id] = uint8(min(int((e.now-e.measureFrom)/e.intervalTicks), e.nIntervals-1) + 1)
+		e.res.Scheduled++
+	}
+	c.issued += nc
+	return true
+}
+
 // write writes c's due requests until they are all written or the connection
 // runs out of send-buffer space (it is then blocked) or fails.
 func (e *tcpEngine) write(c *tcpConn) {
 	nc := len(e.conns)
-	size := len(e.req)
-	for c.next < e.next {
+	for e.due(c) {
 		id := c.next
-		binary.BigEndian.PutUint64(e.req[2:], uint64(id))
-		binary.BigEndian.PutUint64(e.req[10:], uint64(e.offsets[id]))
-		if e.service != nil {
-			binary.BigEndian.PutUint64(e.req[ServiceOffset:], e.service[id])
-		}
-		e.reader.Reset(e.req[c.off:])
+		req := e.proto.request(id)
+		e.reader.Reset(req[c.off:])
 		w, err := c.ep.Write(&e.reader, tcpip.WriteOptions{})
 		c.off += int(w)
 		if err != nil {
@@ -418,7 +568,7 @@ func (e *tcpEngine) write(c *tcpConn) {
 				return
 			}
 		}
-		if c.off < size {
+		if c.off < len(req) {
 			if !c.blocked {
 				c.blocked = true
 				e.blockedList = append(e.blockedList, int32(c.idx))
@@ -431,6 +581,9 @@ func (e *tcpEngine) write(c *tcpConn) {
 		e.lastSend = now
 		e.sentAll++
 		lag := now - e.sched[id]
+		if e.cfg.Window > 0 {
+			lag = 0 // a closed loop has no schedule to lag behind
+		}
 		if lag > e.maxLag {
 			e.maxLag = lag
 		}
@@ -449,7 +602,7 @@ func (e *tcpEngine) write(c *tcpConn) {
 func (e *tcpEngine) read(c *tcpConn) {
 	c.ready.Store(false) // a notification from now on queues c again
 	for !c.failed {
-		_, err := c.ep.Read(c, tcpip.ReadOptions{})
+		_, err := c.ep.Read(c.reader, tcpip.ReadOptions{})
 		if err == nil {
 			continue
 		}
@@ -460,48 +613,25 @@ func (e *tcpEngine) read(c *tcpConn) {
 	}
 }
 
-// Write implements io.Writer for the connection's endpoint to read into: it
-// cuts the byte stream into replies of Size bytes.
-func (c *tcpConn) Write(p []byte) (int, error) {
-	total := len(p)
-	size := len(c.e.req)
-	for len(p) > 0 {
-		if c.pos < HeaderLen {
-			k := copy(c.hdr[c.pos:], p)
-			c.pos += k
-			p = p[k:]
-			if c.pos < HeaderLen {
-				break
-			}
-		}
-		rest := size - c.pos
-		if rest > len(p) {
-			c.pos += len(p)
-			break
-		}
-		p = p[rest:]
-		c.pos = 0
-		c.e.reply(c)
+// replied records the reply to c's oldest outstanding request; ok false means
+// the reply was not a valid answer to it (counted unmatched, and the request
+// lost).
+func (e *tcpEngine) replied(c *tcpConn, ok bool) {
+	id := c.expect
+	if id >= c.next || c.failed {
+		e.res.Unmatched++ // bytes nobody asked for
+		return
 	}
-	return total, nil
-}
-
-// reply records the reply whose header c holds.
-func (e *tcpEngine) reply(c *tcpConn) {
-	id := binary.BigEndian.Uint64(c.hdr[2:])
-	if binary.BigEndian.Uint16(c.hdr[:]) != Magic || id >= uint64(len(e.offsets)) || id%uint64(len(e.conns)) != uint64(c.idx) {
+	c.expect += len(e.conns)
+	e.seen[id/64] |= 1 << (id % 64)
+	e.recvAll++
+	if !ok {
 		e.res.Unmatched++
 		return
 	}
-	w, bit := id/64, uint64(1)<<(id%64)
-	if e.seen[w]&bit != 0 {
-		e.res.Duplicates++
-		return
-	}
-	e.seen[w] |= bit
-	e.recvAll++
 	if k := e.interval[id]; k != 0 {
 		e.res.Received++
+		e.res.ReceivedBytes += uint64(e.size(id))
 		e.res.Intervals[k-1].RecordValue(int64(float64(e.now-e.sched[id]) * e.nsPerTick))
 	} else {
 		e.res.WarmupReceived++
@@ -516,25 +646,30 @@ func (e *tcpEngine) fail(c *tcpConn) {
 	}
 	c.failed = true
 	e.res.ConnFailures++
-	// Its in-flight requests (replies come in order on a connection: the sent
-	// ones after the last answered) will never be answered: stop waiting for
-	// them. They stay counted as sent, hence lost.
-	for id := c.next - len(e.conns); id >= 0; id -= len(e.conns) {
-		if e.seen[id/64]&(1<<(id%64)) != 0 {
-			break
-		}
+	// Its in-flight requests will never be answered: stop waiting for them.
+	// They stay counted as sent, hence lost.
+	for id := c.expect; id < c.next; id += len(e.conns) {
 		e.seen[id/64] |= 1 << (id % 64)
 		e.sentAll--
 	}
+	c.expect = c.next
 	e.dropBacklog(c)
 }
 
 // dropBacklog counts c's due but unwritten requests as not sent.
 func (e *tcpEngine) dropBacklog(c *tcpConn) {
-	for id := c.next; id < e.next; id += len(e.conns) {
+	last := e.next
+	if e.cfg.Window > 0 {
+		last = c.issued
+	}
+	for id := c.next; id < last; id += len(e.conns) {
 		e.notSent(id)
 	}
-	c.next = e.next + (c.idx-e.next%len(e.conns)+len(e.conns))%len(e.conns)
+	if e.cfg.Window > 0 {
+		c.next = c.issued
+	} else {
+		c.next = e.next + (c.idx-e.next%len(e.conns)+len(e.conns))%len(e.conns)
+	}
 	c.off = 0
 }
 
@@ -542,6 +677,76 @@ func (e *tcpEngine) notSent(id int) {
 	if e.interval[id] != 0 {
 		e.res.NotSent++
 	}
+}
+
+// echoProtocol is the generator's own request format (the 18-byte header:
+// magic, request id, scheduled offset; the synthetic service time after it;
+// filler to the request's size), echoed back whole by the server.
+type echoProtocol struct {
+	e   *tcpEngine
+	buf []byte
+}
+
+func newEchoProtocol(e *tcpEngine) *echoProtocol {
+	p := &echoProtocol{e: e, buf: make([]byte, e.cfg.Size)}
+	binary.BigEndian.PutUint16(p.buf, Magic)
+	for i := HeaderLen; i < len(p.buf); i++ {
+		p.buf[i] = byte(i)
+	}
+	return p
+}
+
+func (p *echoProtocol) request(id int) []byte {
+	e := p.e
+	binary.BigEndian.PutUint64(p.buf[2:], uint64(id))
+	var off uint64
+	if e.offsets != nil {
+		off = uint64(e.offsets[id])
+	}
+	binary.BigEndian.PutUint64(p.buf[10:], off)
+	if e.service != nil {
+		binary.BigEndian.PutUint64(p.buf[ServiceOffset:], e.service[id])
+	}
+	return p.buf[:e.size(id)]
+}
+
+func (p *echoProtocol) newReader(c *tcpConn) io.Writer { return &echoReader{c: c} }
+
+// echoReader cuts a connection's echoed stream into replies: each is as long
+// as the request it answers (c.expect), and its header must name that request.
+type echoReader struct {
+	c    *tcpConn
+	pos  int // bytes of the current reply received
+	size int // its length
+	hdr  [HeaderLen]byte
+}
+
+func (r *echoReader) Write(p []byte) (int, error) {
+	total := len(p)
+	c := r.c
+	for len(p) > 0 {
+		if r.pos == 0 {
+			r.size = c.e.size(min(c.expect, len(c.e.sched)-1))
+		}
+		if r.pos < HeaderLen {
+			k := copy(r.hdr[r.pos:], p)
+			r.pos += k
+			p = p[k:]
+			if r.pos < HeaderLen {
+				break
+			}
+		}
+		rest := r.size - r.pos
+		if rest > len(p) {
+			r.pos += len(p)
+			break
+		}
+		p = p[rest:]
+		r.pos = 0
+		id := binary.BigEndian.Uint64(r.hdr[2:])
+		c.e.replied(c, binary.BigEndian.Uint16(r.hdr[:]) == Magic && id == uint64(c.expect))
+	}
+	return total, nil
 }
 
 // close closes every connection (FIN), gives the handshakes a moment on the

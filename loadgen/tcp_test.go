@@ -146,6 +146,69 @@ func TestTCPEveryRequestIsAnswered(t *testing.T) {
 	}
 }
 
+// TestTCPClosedLoop: with a window of W per connection the generator keeps
+// exactly that many requests outstanding — it never has more in flight (the
+// server sees at most conns*W unanswered requests) — and every request it
+// issues is answered, with no schedule (nothing late, offered rate 0).
+func TestTCPClosedLoop(t *testing.T) {
+	srv := startTCPEcho(t, 0)
+	cfg := tcpCfg(4, 0, 500*time.Millisecond)
+	cfg.Window = 3
+	res, err := RunTCP(genPort, cfg)
+	srv.shutdown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Schedule != "closed" || res.Window != 3 || res.OfferedRPS != 0 || res.Late != 0 {
+		t.Fatalf("closed loop reported as schedule %q window %d offered %v late %d", res.Schedule, res.Window, res.OfferedRPS, res.Late)
+	}
+	if res.Sent < 1000 || res.Scheduled != res.Sent || res.Received != res.Sent || res.Lost != 0 || res.Unmatched != 0 || res.NotSent != 0 {
+		t.Fatalf("%+v", res)
+	}
+	var recorded int64
+	for _, h := range res.Intervals {
+		recorded += h.TotalCount()
+	}
+	if uint64(recorded) != res.Received || res.ReceivedBytes != 64*res.Received {
+		t.Fatalf("histograms hold %d latencies and %d bytes for %d replies", recorded, res.ReceivedBytes, res.Received)
+	}
+	// Little's law: throughput = outstanding / latency. With 12 requests
+	// always outstanding, the mean latency must match 12 / achieved rate
+	// (within a factor covering the gaps between a reply and the next write).
+	mean := res.Intervals[0].Mean() / 1e9
+	if little := 12 / res.AchievedRPS; mean > 1.5*little || mean < little/3 {
+		t.Fatalf("mean latency %.1f us, Little's law with 12 outstanding at %.0f/s says %.1f us", mean*1e6, res.AchievedRPS, little*1e6)
+	}
+	t.Logf("window 3 x 4 conns: %.0f replies/s, mean %.1f us, p99 %.1f us", res.AchievedRPS, mean*1e6,
+		float64(res.Intervals[0].ValueAtQuantile(99))/1e3)
+}
+
+// TestTCPSizeDistribution: requests of drawn sizes up to 64 KiB (spanning many
+// segments) come back whole, each reply cut at its request's length.
+func TestTCPSizeDistribution(t *testing.T) {
+	srv := startTCPEcho(t, 0)
+	cfg := tcpCfg(2, 2000, 500*time.Millisecond)
+	var err error
+	if cfg.Sizes, err = ParseSize("bimodal:100,65536,0.2"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := RunTCP(genPort, cfg)
+	srv.shutdown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent < 500 || res.Received != res.Sent || res.Lost != 0 || res.Unmatched != 0 || res.SizeDist != "bimodal:100,65536,0.2" {
+		t.Fatalf("%+v", res)
+	}
+	// The mean size is 0.8*100 + 0.2*65536 = 13187 bytes.
+	mean := float64(res.ReceivedBytes) / float64(res.Received)
+	if mean < 10000 || mean > 16500 {
+		t.Fatalf("mean reply %.0f bytes, want about 13187", mean)
+	}
+	t.Logf("%d replies, mean %.0f bytes, p50 %.1f us, p99 %.1f us", res.Received, mean,
+		float64(res.Intervals[0].ValueAtQuantile(50))/1e3, float64(res.Intervals[0].ValueAtQuantile(99))/1e3)
+}
+
 // TestTCPConnectionsClosedByTheServer: the server closes every connection 300 ms
 // after accepting it, in the middle of the warm-up-plus-measured span: every
 // connection is counted failed, what was in flight is lost, what was due later
@@ -177,7 +240,7 @@ func TestTCPConnectionsClosedByTheServer(t *testing.T) {
 
 func TestRunTCPRefusesBadConfig(t *testing.T) {
 	for _, c := range []TCPConfig{tcpCfg(0, 1000, time.Second), tcpCfg(MaxConns+1, 1000, time.Second),
-		tcpCfg(1, 1000, 0)} {
+		tcpCfg(1, 1000, 0), {Config: tcpCfg(1, 1000, time.Second).Config, Window: MaxWindow + 1}} {
 		if c.Conns == 0 {
 			c.Size = 10
 		}

@@ -32,7 +32,7 @@ func main() {
 	addr := flag.String("addr", "198.18.0.2/24", "the server's address and prefix on iface")
 	port := flag.Int("port", 9000, "UDP/TCP port the echo listens on")
 	protocol := flag.String("protocol", "udp", "transport of the echo: udp or tcp")
-	application := flag.String("app", "echo", "application: echo, synthetic (spin for each request's service time, then echo) over -protocol, or http (a stock net/http server, tcp)")
+	application := flag.String("app", "echo", "application: echo, synthetic (spin for each request's service time, then echo) over -protocol, http (a stock net/http server, tcp), or memcached (Debian's memcached, run as a child on the kernel stack, tcp)")
 	size := flag.Int("size", 64, "request size in bytes (synthetic over tcp frames the stream by it)")
 	cpu := flag.Int("cpu", 0, "core the stack's polling loop runs on (the process is pinned by its parent)")
 	prefix := flag.String("file-prefix", fmt.Sprintf("jrapp%d", os.Getpid()), "DPDK runtime file prefix")
@@ -51,8 +51,17 @@ func main() {
 	if *protocol != "udp" && *protocol != "tcp" {
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
-	if *application != "echo" && *application != "http" && *application != "synthetic" {
-		fail(2, "-app %q: allowed echo, synthetic, http", *application)
+	if _, external := app.Externals[*application]; external {
+		// An unmodified C program uses the kernel's sockets: on Joyride it
+		// needs the preload shim (issue 9), which does not exist yet.
+		if *stackName != "kernel" {
+			fail(2, "-app %s is an unmodified program on the kernel's sockets: it runs on the kernel stack only, not %q", *application, *stackName)
+		}
+		if *protocol != "tcp" {
+			fail(2, "-app %s serves tcp, not %q", *application, *protocol)
+		}
+	} else if *application != "echo" && *application != "http" && *application != "synthetic" {
+		fail(2, "-app %q: allowed echo, synthetic, http, memcached", *application)
 	}
 	if *size < 1 || *size > 1<<20 {
 		fail(2, "-size %d outside 1..1048576", *size)
@@ -93,6 +102,9 @@ func serve(ctx context.Context, st stacks.Stack, application, protocol, listen s
 	if r, ok := st.(stacks.Reflector); ok {
 		fmt.Println("READY")
 		return r.Reflect(ctx)
+	}
+	if x, ok := app.Externals[application]; ok {
+		return x.Run(ctx, listen, func() { fmt.Println("READY") })
 	}
 	if application == "http" {
 		ln, err := st.Listen("tcp4", listen)

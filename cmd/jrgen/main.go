@@ -1,14 +1,18 @@
-// Command jrgen is the DPDK load generator: one point of open-loop UDP or TCP
-// echo load from a DPDK port over a Linux interface (af_xdp or af_packet vdev),
-// bounded in time. The runner starts it in the client's network namespace,
-// pinned to its core. For UDP it resolves the server's MAC by ARP and offers the
-// load (loadgen.Run); for TCP (-protocol tcp) a client-side gVisor stack on the
-// port (which does its own ARP, and answers it for -src) opens -conns
-// connections and the load is spread over them (loadgen.RunTCP). It writes the
-// latency interval log (HdrHistogram .hlog, nanoseconds) to -hlog, and prints
-// the counters as one JSON object (loadgen.Result) on standard output. With
-// -blast (UDP only) it measures the wire's packet-rate limit instead
-// (loadgen.BlastResult).
+// Command jrgen is the DPDK load generator: one point of UDP or TCP echo load
+// from a DPDK port over a Linux interface (af_xdp or af_packet vdev), bounded
+// in time. The runner starts it in the client's network namespace, pinned to
+// its core. For UDP it resolves the server's MAC by ARP and offers open-loop
+// load (loadgen.Run); for TCP (-protocol tcp) a client-side gVisor stack on
+// the port (which does its own ARP, and answers it for -src) opens -conns
+// connections and the load is spread over them (loadgen.RunTCP): open loop at
+// -rate, or closed loop with -window requests outstanding per connection,
+// requests of -size bytes or of sizes drawn from -sizes. -mode connect opens
+// connections at -rate instead and records each one's setup time, and the time
+// to the first byte of an echo on it (loadgen.RunConnect). It writes the
+// latency interval log (HdrHistogram .hlog, nanoseconds) to -hlog (connect
+// mode: the first-byte log next to it, x.ttfb.hlog), and prints the counters
+// as one JSON object (loadgen.Result) on standard output. With -blast (UDP
+// only) it measures the wire's packet-rate limit instead (loadgen.BlastResult).
 //
 // Exit status: 0 when the point ran (whatever it measured), 1 when it could not
 // run, 2 for bad flags.
@@ -21,9 +25,11 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/nic/arp"
@@ -46,6 +52,13 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "span before it, sent but not recorded")
 	size := flag.Int("size", 64, "request (and reply) bytes: the UDP payload, or the TCP message (at least 18)")
+	sizes := flag.String("sizes", "", "tcp only: draw each request's size (and its echo's) from a distribution instead of -size, e.g. uniform:64,4096, exponential:1024, bimodal:64,65536,0.1, lognormal:1024,1.0")
+	appName := flag.String("app", "echo", "tcp only: the server's application protocol: echo (the generator's requests, echoed) or memcached (gets and sets in memcached's text protocol)")
+	mcKeys := flag.Int("mc-keys", 10000, "memcached: key space (every key is stored before the run)")
+	mcPopularity := flag.String("mc-popularity", "zipf:0.99", "memcached: key popularity, uniform or zipf:θ")
+	mcGets := flag.Float64("mc-gets", 0.9, "memcached: share of gets (the rest are sets)")
+	mcValue := flag.Int("mc-value", 64, "memcached: bytes of every value")
+	window := flag.Int("window", 0, fmt.Sprintf("tcp only: closed loop with this many requests outstanding per connection, 1..%d (-rate and -schedule unused); 0 is open loop", loadgen.MaxWindow))
 	schedule := flag.String("schedule", "poisson", "arrival process: poisson or constant")
 	seed := flag.Uint64("seed", 1, "seed of the schedule")
 	late := flag.Duration("late", 50*time.Microsecond, "a request sent this long after its time counts as late")
@@ -78,6 +91,32 @@ func main() {
 	if err != nil {
 		fail(2, "-service: %v", err)
 	}
+	var sizeDist loadgen.SizeDist
+	if *sizes != "" {
+		if sizeDist, err = loadgen.ParseSize(*sizes); err != nil {
+			fail(2, "-sizes: %v", err)
+		}
+	}
+	if *protocol != "tcp" && (*sizes != "" || *window != 0) {
+		fail(2, "-sizes and -window need -protocol tcp")
+	}
+	var memcached *loadgen.MemcachedConfig
+	switch *appName {
+	case "echo":
+	case "memcached":
+		if *protocol != "tcp" || *mode != "rpc" {
+			fail(2, "-app memcached needs -protocol tcp and -mode rpc")
+		}
+		memcached = &loadgen.MemcachedConfig{Keys: *mcKeys, Popularity: *mcPopularity, GetFraction: *mcGets, ValueSize: *mcValue}
+		if err := memcached.Check(); err != nil {
+			fail(2, "%v", err)
+		}
+	default:
+		fail(2, "-app %q: allowed echo, memcached", *appName)
+	}
+	if *window < 0 || *window > loadgen.MaxWindow {
+		fail(2, "-window %d outside 0..%d", *window, loadgen.MaxWindow)
+	}
 	switch *protocol {
 	case "udp":
 	case "tcp":
@@ -90,7 +129,8 @@ func main() {
 	default:
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
-	args, name, err := dpdk.VdevArgs(*driver, *iface, *cpu, *prefix)
+	checkQueues(*protocol, *mode, *blast, fail) // -queues, -cpus: multi.go
+	args, name, err := vdevArgs(*driver, *iface, *cpu, *prefix)
 	if err != nil {
 		fail(2, "%v", err)
 	}
@@ -103,7 +143,7 @@ func main() {
 		dpdk.Cleanup()
 		plainFail(code, format, a...)
 	}
-	p, err := dpdk.OpenPort(name, dpdk.PortConfig{})
+	p, err := dpdk.OpenPort(name, portConfig())
 	if err != nil {
 		fail(1, "%v", err)
 	}
@@ -126,7 +166,7 @@ func main() {
 		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
 			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
 			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns})
+			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
@@ -135,7 +175,7 @@ func main() {
 		return
 	}
 	resp := arp.New(p.MAC(), srcIP)
-	mac, err := arp.Resolve(p, resp, dstIP, 5*time.Second)
+	mac, err := arp.Resolve(udpQueues(p, fail), resp, dstIP, 5*time.Second)
 	if err != nil {
 		p.Close()
 		fail(1, "%v", err)
@@ -171,7 +211,7 @@ func main() {
 		Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
 		Seed: *seed, LateThreshold: *late, Service: service,
 	}
-	res, err := loadgen.Run(p, resp, cfg)
+	res, err := runUDP(p, resp, cfg)
 	p.Close()
 	if err != nil {
 		fail(1, "%v", err)
@@ -186,12 +226,20 @@ func finish(res *loadgen.Result, hlog string, fail func(int, string, ...any)) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		res.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		res.MaxRSSKiB = ru.Maxrss // Linux reports KiB
 	}
 	if hlog != "" {
-		if err := analysis.WriteFileAtomic(hlog, func(w io.Writer) error {
-			return analysis.WriteHlog(w, res.Start, res.Intervals)
-		}); err != nil {
-			fail(1, "write %s: %v", hlog, err)
+		logs := map[string][]*hdrhistogram.Histogram{hlog: res.Intervals}
+		if res.FirstByte != nil {
+			// Connect mode: the time to the first byte has a log of its own.
+			logs[FirstByteHlog(hlog)] = res.FirstByte
+		}
+		for path, hs := range logs {
+			if err := analysis.WriteFileAtomic(path, func(w io.Writer) error {
+				return analysis.WriteHlog(w, res.Start, hs)
+			}); err != nil {
+				fail(1, "write %s: %v", path, err)
+			}
 		}
 	}
 	out, _ := json.Marshal(res)
@@ -200,3 +248,7 @@ func finish(res *loadgen.Result, hlog string, fail func(int, string, ...any)) {
 }
 
 var benchmarkNet = netip.MustParsePrefix("198.18.0.0/15")
+
+// FirstByteHlog is where a connect point's time-to-first-byte log goes, next
+// to its setup-time log: x.hlog -> x.ttfb.hlog.
+func FirstByteHlog(hlog string) string { return strings.TrimSuffix(hlog, ".hlog") + ".ttfb.hlog" }

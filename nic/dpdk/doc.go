@@ -25,6 +25,7 @@ package dpdk
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 )
 
@@ -69,19 +70,57 @@ func (c *PortConfig) defaults() {
 
 // VdevArgs returns EAL arguments for a process that drives one Linux interface
 // through a vdev, without hugepages or PCI scanning, pinned to cpu. driver is
-// "af_xdp", "af_packet" or "memif"; the port is then named "net_<driver>0".
+// "af_xdp" or "af_packet"; the port is then named "net_<driver>0".
+// It is VdevQueues with one queue.
 func VdevArgs(driver, iface string, cpu int, filePrefix string) ([]string, string, error) {
-	var vdev string
+	args, ports, _, err := VdevQueues(driver, iface, cpu, 1, filePrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	return args, ports[0], nil
+}
+
+// MaxVdevQueues bounds the queue pairs VdevQueues sets up: DPDK keeps per-queue
+// counters for 16 queues (RTE_ETHDEV_QUEUE_STAT_CNTRS), which is also the most
+// queue pairs the af_xdp PMD takes.
+const MaxVdevQueues = 16
+
+// VdevQueues returns EAL arguments for a process that polls queues queue pairs
+// of one Linux interface (queues 0..queues-1), and the DPDK ports that give
+// them: open each name in ports with PortConfig{RxQueues: perPort, TxQueues:
+// perPort}; port i's queue j is the interface's queue i*perPort+j.
+//
+// The two drivers need different layouts:
+//   - af_xdp: one vdev per queue (net_af_xdp0..N-1, vdev i with start_queue=i,
+//     queue_count=1), each a port with one queue pair. DPDK 22.11's af_xdp PMD
+//     refuses queue_count above the interface's *combined* channel count, and
+//     veth reports only separate RX and TX counts (`ethtool -l`: combined
+//     n/a), so one vdev with queue_count=N cannot open a veth's N queues; N
+//     vdevs with one queue each can, and work on any NIC alike. Each has its
+//     own mbuf pool and UMEM.
+//   - af_packet: one vdev with qpairs=N (one port, N queues): its queues are N
+//     packet sockets in one PACKET_FANOUT group, which spreads received frames
+//     over them by flow hash, whatever queue the interface received them on.
+//
+// The interface needs at least queues RX and TX queues (a veth:
+// `ip link add ... numrxqueues N numtxqueues N`; testbed/local Options.Queues).
+func VdevQueues(driver, iface string, cpu, queues int, filePrefix string) (args, ports []string, perPort int, err error) {
+	if queues < 1 || queues > MaxVdevQueues {
+		return nil, nil, 0, fmt.Errorf("%d queues: a vdev port has 1..%d", queues, MaxVdevQueues)
+	}
+	args = []string{"jr", "--no-huge", "--no-pci", "-m", "512",
+		"-l", strconv.Itoa(cpu), "--file-prefix", filePrefix, "--log-level", "*:warning"}
 	switch driver {
 	case "af_xdp":
-		vdev = "net_af_xdp0,iface=" + iface + ",start_queue=0,queue_count=1"
+		for q := 0; q < queues; q++ {
+			name := "net_af_xdp" + strconv.Itoa(q)
+			args = append(args, "--vdev", name+",iface="+iface+",start_queue="+strconv.Itoa(q)+",queue_count=1")
+			ports = append(ports, name)
+		}
+		return args, ports, 1, nil
 	case "af_packet":
-		vdev = "net_af_packet0,iface=" + iface + ",qpairs=1,framecnt=4096"
-	default:
-		return nil, "", errors.New("unknown DPDK vdev driver " + driver + " (allowed: af_xdp, af_packet)")
+		args = append(args, "--vdev", "net_af_packet0,iface="+iface+",qpairs="+strconv.Itoa(queues)+",framecnt=4096")
+		return args, []string{"net_af_packet0"}, queues, nil
 	}
-	args := []string{"jr", "--no-huge", "--no-pci", "-m", "512",
-		"-l", strconv.Itoa(cpu), "--file-prefix", filePrefix, "--log-level", "*:warning",
-		"--vdev", vdev}
-	return args, "net_" + driver + "0", nil
+	return nil, nil, 0, errors.New("unknown DPDK vdev driver " + driver + " (allowed: af_xdp, af_packet)")
 }

@@ -240,10 +240,17 @@ type Port struct {
 	mtu      int
 	features nic.Features
 	q0       *Queue
-	closed   bool
+	// queues are the port's queue pairs (max of RX and TX queues), made once
+	// at open so that Queue hands out the same scratch memory every time and
+	// Close frees it.
+	queues []*Queue
+	closed bool
 }
 
-// Queue is one RX/TX queue pair of a port.
+// Queue is one RX/TX queue pair of a port. It is a nic.Port of its own (the
+// one-goroutine-per-queue rule applies), so engines that each own a queue can
+// be written against nic.Port; MAC, MTU and Features are the port's, Stats the
+// queue's share of them, and Close does nothing (close the Port).
 type Queue struct {
 	port *Port
 	q    C.uint16_t
@@ -321,7 +328,10 @@ func OpenPort(name string, cfg PortConfig) (*Port, error) {
 		p.mtu = int(mtu)
 	}
 	p.features = p.readFeatures(cfg, int(rxd), int(txd))
-	p.q0 = newQueue(p, 0)
+	for q := 0; q < max(cfg.RxQueues, cfg.TxQueues); q++ {
+		p.queues = append(p.queues, newQueue(p, q))
+	}
+	p.q0 = p.queues[0]
 	return p, nil
 }
 
@@ -349,13 +359,17 @@ func (p *Port) readFeatures(cfg PortConfig, rxd, txd int) nic.Features {
 // Name is the DPDK device name the port was opened by.
 func (p *Port) Name() string { return p.name }
 
-// Queue returns queue pair q (0 <= q < configured queues).
+// Queue returns queue pair q (0 <= q < configured queues); it panics for any
+// other q, which DPDK would not check before crashing.
 func (p *Port) Queue(q int) *Queue {
-	if q == 0 {
-		return p.q0
+	if q < 0 || q >= len(p.queues) {
+		panic(fmt.Sprintf("dpdk: port %s has %d queue pairs, no queue %d", p.name, len(p.queues), q))
 	}
-	return newQueue(p, q)
+	return p.queues[q]
 }
+
+// Queues is the number of queue pairs (the larger of RX and TX queues).
+func (p *Port) Queues() int { return len(p.queues) }
 
 // RxBurst implements nic.Port on queue 0.
 func (p *Port) RxBurst(b *nic.Batch) int { return p.q0.RxBurst(b) }
@@ -430,9 +444,11 @@ func (p *Port) Close() error {
 		err = fmt.Errorf("dpdk: close %s: %s", p.name, errString(rc))
 	}
 	C.rte_mempool_free(p.pool)
-	C.free(unsafe.Pointer(p.q0.cData))
-	C.free(unsafe.Pointer(p.q0.cLens))
-	C.free(unsafe.Pointer(p.q0.cMbufs))
+	for _, q := range p.queues {
+		C.free(unsafe.Pointer(q.cData))
+		C.free(unsafe.Pointer(q.cLens))
+		C.free(unsafe.Pointer(q.cMbufs))
+	}
 	return err
 }
 
@@ -506,4 +522,49 @@ func (q *Queue) Free(b *nic.Batch) {
 	b.N = 0
 }
 
-var _ nic.Port = (*Port)(nil)
+// MAC implements nic.Port: the port's address.
+func (q *Queue) MAC() net.HardwareAddr { return q.port.mac }
+
+// MTU implements nic.Port: the port's MTU.
+func (q *Queue) MTU() int { return q.port.mtu }
+
+// Features implements nic.Port: the port's features.
+func (q *Queue) Features() nic.Features { return q.port.features }
+
+// Stats implements nic.Port with this queue's share of the port's counters, so
+// that the stats of all of a port's queues add up to the port's: packets,
+// bytes and RX errors per queue (DPDK's q_* counters), and the counters DPDK
+// keeps only per port (missed, TX errors, no-mbuf, the driver's xstats) on
+// queue 0. A port with one queue reports exactly Port.Stats.
+func (q *Queue) Stats() (nic.Stats, error) {
+	if len(q.port.queues) == 1 {
+		return q.port.Stats()
+	}
+	var s C.struct_rte_eth_stats
+	if rc := C.rte_eth_stats_get(q.port.id, &s); rc != 0 {
+		return nic.Stats{}, fmt.Errorf("dpdk: stats of %s: %s", q.port.name, errString(rc))
+	}
+	var qs nic.Stats
+	if i := int(q.q); i < C.RTE_ETHDEV_QUEUE_STAT_CNTRS {
+		qs.RxPackets, qs.TxPackets = uint64(s.q_ipackets[i]), uint64(s.q_opackets[i])
+		qs.RxBytes, qs.TxBytes = uint64(s.q_ibytes[i]), uint64(s.q_obytes[i])
+		qs.RxErrors = uint64(s.q_errors[i])
+	}
+	if q.q == 0 {
+		st, err := q.port.Stats()
+		if err != nil {
+			return nic.Stats{}, err
+		}
+		qs.RxMissed, qs.TxErrors, qs.RxNoMbuf, qs.Extended = st.RxMissed, st.TxErrors, st.RxNoMbuf, st.Extended
+	}
+	return qs, nil
+}
+
+// Close implements nic.Port: a queue is closed with its port, so it does
+// nothing.
+func (q *Queue) Close() error { return nil }
+
+var (
+	_ nic.Port = (*Port)(nil)
+	_ nic.Port = (*Queue)(nil)
+)

@@ -186,6 +186,36 @@ func TestFeaturesDescribeTheVdev(t *testing.T) {
 	}
 }
 
+// A queue is a nic.Port of its own: the port's MAC, MTU and features, with
+// one queue the port's stats; Close leaves the port open.
+func TestQueueIsAPort(t *testing.T) {
+	q := server.Queue(0)
+	if server.Queues() != 1 || q.MAC().String() != server.MAC().String() || q.MTU() != server.MTU() ||
+		q.Features() != server.Features() {
+		t.Fatalf("queue 0 of %s: %d queues, MAC %v MTU %d features %v", server.Name(), server.Queues(), q.MAC(), q.MTU(), q.Features())
+	}
+	ps, err := server.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := q.Stats()
+	if err != nil || qs.RxPackets != ps.RxPackets || qs.TxPackets != ps.TxPackets {
+		t.Fatalf("one queue's stats %+v (%v), the port's %+v", qs, err, ps)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, up, err := server.Link(); err != nil || !up {
+		t.Fatalf("closing a queue closed the port: up %v, %v", up, err)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "has 1 queue pairs, no queue 1") {
+			t.Fatalf("Queue(1) of a one-queue port: %v, want a panic naming the queues", r)
+		}
+	}()
+	server.Queue(1)
+}
+
 // BenchmarkTxRxBurst measures the burst calls: alloc + write + TX on one port, RX +
 // free on the other, 32 frames a burst over memif. Reported per frame.
 func BenchmarkTxRxBurst(b *testing.B) {

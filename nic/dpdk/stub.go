@@ -40,5 +40,23 @@ func (p *Port) Features() nic.Features                       { return nic.Featur
 func (p *Port) Stats() (nic.Stats, error)                    { return nic.Stats{}, ErrUnavailable }
 func (p *Port) Close() error                                 { return nil }
 func (p *Port) Link() (speedMbps uint32, up bool, err error) { return 0, false, ErrUnavailable }
+func (p *Port) Queue(q int) *Queue                           { return nil }
+func (p *Port) Queues() int                                  { return 0 }
 
-var _ nic.Port = (*Port)(nil)
+// Queue is never opened without DPDK.
+type Queue struct{}
+
+func (q *Queue) RxBurst(b *nic.Batch) int      { return 0 }
+func (q *Queue) Alloc(b *nic.Batch, n int) int { return 0 }
+func (q *Queue) TxBurst(b *nic.Batch) int      { return 0 }
+func (q *Queue) Free(b *nic.Batch)             {}
+func (q *Queue) MAC() net.HardwareAddr         { return nil }
+func (q *Queue) MTU() int                      { return 0 }
+func (q *Queue) Features() nic.Features        { return nic.Features{} }
+func (q *Queue) Stats() (nic.Stats, error)     { return nic.Stats{}, ErrUnavailable }
+func (q *Queue) Close() error                  { return nil }
+
+var (
+	_ nic.Port = (*Port)(nil)
+	_ nic.Port = (*Queue)(nil)
+)

@@ -108,6 +108,9 @@ type Testbed struct {
 	ID     string `json:"id"`
 	Client Node   `json:"client"`
 	Server Node   `json:"server"`
+	// Queues is the number of RX and TX queues of each veth end when more
+	// than one (Options.Queues); 0 means one.
+	Queues int `json:"queues,omitempty"`
 
 	// Status is filled in by List and not stored: "up" (state file and
 	// both namespaces present), "orphan" (namespaces without a state
@@ -121,6 +124,27 @@ type Options struct {
 	// ID names the testbed; empty picks 6 random hex characters. At most
 	// 11 characters of [a-z0-9-], starting with a letter or digit.
 	ID string
+	// Queues is the number of RX and TX queues of each veth end, 1..MaxQueues;
+	// 0 means 1. More than one is for a multi-queue generator (one DPDK
+	// queue per core): a frame sent on one end's TX queue i arrives on the
+	// other end's RX queue i, so the sender's queue choice decides which of
+	// the receiver's queues (and so which XSK) sees it.
+	Queues int
+}
+
+// MaxQueues bounds Options.Queues: as many queue pairs as DPDK's vdevs open
+// (dpdk.MaxVdevQueues).
+const MaxQueues = 16
+
+// queues is the veth's queue count the options ask for.
+func (o Options) queues() (int, error) {
+	switch {
+	case o.Queues == 0:
+		return 1, nil
+	case o.Queues < 1 || o.Queues > MaxQueues:
+		return 0, fmt.Errorf("invalid testbed queue count %d (allowed: 1..%d, or 0 for 1)", o.Queues, MaxQueues)
+	}
+	return o.Queues, nil
 }
 
 // names returns the testbed skeleton for id, before anything exists.
@@ -172,9 +196,13 @@ func hook(step string) error {
 
 func statePath(id string) string { return filepath.Join(StateDir, id+".json") }
 
+// queues is the number of RX and TX queues of each veth end.
+func (t *Testbed) queues() int { return max(t.Queues, 1) }
+
 // Up creates a testbed: two namespaces, a veth pair between them with one
-// RX and one TX queue per end, addresses, links up, TX checksum offload
-// off. On any error everything it created is removed again.
+// RX and one TX queue per end (opts.Queues of each when set), addresses,
+// links up, TX checksum offload off. On any error everything it created is
+// removed again.
 func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	id := opts.ID
 	if id == "" {
@@ -185,7 +213,14 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	if err := ValidID(id); err != nil {
 		return nil, err
 	}
+	nq, err := opts.queues()
+	if err != nil {
+		return nil, err
+	}
 	t := names(id)
+	if nq > 1 {
+		t.Queues = nq
+	}
 	for _, a := range []netip.Prefix{t.Client.Addr, t.Server.Addr} {
 		if !benchNet.Contains(a.Addr()) {
 			// Guard against someone editing the constants.
@@ -258,7 +293,7 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("testbed %s: %w", id, err)
 		}
-		if err := setupNode(n, handles[n.Netns]); err != nil {
+		if err := setupNode(n, handles[n.Netns], t.queues()); err != nil {
 			return nil, fmt.Errorf("testbed %s: %w", id, err)
 		}
 	}
@@ -286,17 +321,20 @@ func createVeth(t *Testbed, clientNs, serverNs netns.NsHandle) error {
 	la := netlink.NewLinkAttrs()
 	la.Name = t.Client.Iface
 	la.MTU = MTU
-	// One queue pair per end: DPDK's net_af_xdp binds queue 0 by default,
+	// One queue pair per end by default: DPDK's net_af_xdp binds queue 0,
 	// and with more queues the kernel would spread traffic over queues the
-	// XSK never sees.
-	la.NumTxQueues = 1
-	la.NumRxQueues = 1
+	// XSK never sees. A multi-queue testbed is for users that bind every
+	// queue (one XSK per queue); both ends get the same count, which veth
+	// also requires for XDP (no fewer RX queues than the peer's TX queues).
+	nq := t.queues()
+	la.NumTxQueues = nq
+	la.NumRxQueues = nq
 	veth := netlink.NewVeth(la)
 	veth.PeerName = t.Server.Iface
 	veth.PeerNamespace = netlink.NsFd(int(serverNs))
 	veth.PeerMTU = MTU
-	veth.PeerNumTxQueues = 1
-	veth.PeerNumRxQueues = 1
+	veth.PeerNumTxQueues = uint32(nq)
+	veth.PeerNumRxQueues = uint32(nq)
 	if err := h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s (netns %s) <-> %s (netns %s): %w",
 			t.Client.Iface, t.Client.Netns, t.Server.Iface, t.Server.Netns, err)
@@ -306,8 +344,8 @@ func createVeth(t *Testbed, clientNs, serverNs netns.NsHandle) error {
 
 // setupNode configures one end inside its namespace: IPv6 off on the veth,
 // TX checksum offload off, address, lo and veth up; then reads back the
-// MAC and checks the queue counts.
-func setupNode(n *Node, ns netns.NsHandle) error {
+// MAC and checks that the end has nq RX and TX queues.
+func setupNode(n *Node, ns netns.NsHandle, nq int) error {
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink handle in netns %s: %w", n.Netns, err)
@@ -356,9 +394,9 @@ func setupNode(n *Node, ns netns.NsHandle) error {
 		return fmt.Errorf("netns %s: re-read %s: %w", n.Netns, n.Iface, err)
 	}
 	a := link.Attrs()
-	if a.NumTxQueues != 1 || a.NumRxQueues != 1 {
-		return fmt.Errorf("netns %s: %s has %d TX / %d RX queues, want 1/1",
-			n.Netns, n.Iface, a.NumTxQueues, a.NumRxQueues)
+	if a.NumTxQueues != nq || a.NumRxQueues != nq {
+		return fmt.Errorf("netns %s: %s has %d TX / %d RX queues, want %d/%d",
+			n.Netns, n.Iface, a.NumTxQueues, a.NumRxQueues, nq, nq)
 	}
 	n.MAC = append(net.HardwareAddr(nil), a.HardwareAddr...)
 	return nil

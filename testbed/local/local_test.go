@@ -233,6 +233,57 @@ func TestUpLayout(t *testing.T) {
 	}
 }
 
+// TestUpWithQueues makes a veth pair with 2 RX and 2 TX queues per end (the
+// multi-queue generator's wire), records the count in the state file, and
+// refuses counts outside 1..MaxQueues. The default path stays at 1/1
+// (TestUpLayout) and writes no queue count.
+func TestUpWithQueues(t *testing.T) {
+	id := testID(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tb, err := Up(ctx, Options{ID: id, Queues: 2})
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	t.Cleanup(func() { _ = tb.Down() })
+	if tb.Queues != 2 {
+		t.Errorf("testbed says %d queues, want 2", tb.Queues)
+	}
+	for _, n := range []Node{tb.Client, tb.Server} {
+		link, err := handleIn(t, n.Netns).LinkByName(n.Iface)
+		if err != nil {
+			t.Fatalf("%s: %s not found: %v", n.Netns, n.Iface, err)
+		}
+		if a := link.Attrs(); a.NumTxQueues != 2 || a.NumRxQueues != 2 {
+			t.Errorf("%s: %d TX / %d RX queues, want 2/2", n.Iface, a.NumTxQueues, a.NumRxQueues)
+		}
+	}
+	got, err := readState(tb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Queues != 2 {
+		t.Errorf("state file records %d queues, want 2", got.Queues)
+	}
+
+	def := up(t)
+	raw, err := os.ReadFile(statePath(def.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Queues != 0 || strings.Contains(string(raw), "queues") {
+		t.Errorf("default testbed records queues (%d):\n%s", def.Queues, raw)
+	}
+
+	for _, q := range []int{-1, MaxQueues + 1} {
+		bad := testID(t)
+		if _, err := Up(ctx, Options{ID: bad, Queues: q}); err == nil || !strings.Contains(err.Error(), "allowed: 1..16") {
+			t.Errorf("Up with %d queues: %v, want a refusal naming 1..16", q, err)
+		}
+		assertGone(t, bad)
+	}
+}
+
 // TestUDPCrossesVeth sends a real datagram from a socket in the client
 // namespace to 198.18.0.2 and receives it on a socket in the server
 // namespace. A packet socket on the server's veth captures the same frame
