@@ -20,9 +20,12 @@ FUZZTIME ?= 200000x
 
 # Debian packages the project needs: DPDK 22.11 and its vdev PMDs, libxdp/libbpf
 # for af_xdp, iproute2 for namespaces, util-linux for taskset, gcc for cgo, curl
-# as a Linux HTTP client and ethtool for the AF_XDP tests' veths.
+# as a Linux HTTP client, ethtool for the AF_XDP tests' veths and sockperf as
+# the peer the generator is checked against (jrbench peer-check), memcached as
+# an unmodified application under test (experiments/memcached.yaml).
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
-	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool
+	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool sockperf \
+	memcached
 
 .PHONY: all deps build test experiment paper clean check-root check-go
 
@@ -54,10 +57,11 @@ test: build check-root
 	$(GO) test -count=1 ./nic/dpdk
 	JRBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) $(TESTFLAGS) ./...
 	# Hostile input, fuzzed for a bounded time: what an application writes into
-	# its shared region, what arrives on the wire at the generator, the
-	# reflector and the user-space stack.
+	# its shared region, what arrives on the wire at the generator (frames, and
+	# a memcached server's replies), the reflector and the user-space stack.
 	$(GO) test -run '^$$' -fuzz '^FuzzServiceRecv$$' -fuzztime $(FUZZTIME) ./stacks/joyride/channel
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReply$$' -fuzztime $(FUZZTIME) ./loadgen
+	$(GO) test -run '^$$' -fuzz '^FuzzMemcachedReader$$' -fuzztime $(FUZZTIME) ./loadgen
 	$(GO) test -run '^$$' -fuzz '^FuzzSwapUDP$$' -fuzztime $(FUZZTIME) ./stacks/null
 	$(GO) test -run '^$$' -fuzz '^FuzzEndpointDeliver$$' -fuzztime $(FUZZTIME) ./nic/netstack
 

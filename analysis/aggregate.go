@@ -11,8 +11,16 @@ import (
 // repetitions, valid or not. When NValid is 0 the means and spreads are 0.
 type Aggregate struct {
 	Stack, Protocol, App string
-	// OfferedRPS is the offered rate the repetitions share, requests/s.
+	// OfferedRPS is the offered rate the repetitions share, requests/s (0 in
+	// a closed loop).
 	OfferedRPS float64
+	// Size and Window are the request size and closed-loop window the
+	// repetitions share (see Point). SizeSwept is set when the points
+	// aggregated together had several sizes, so that names tell them apart.
+	Size, Window int
+	SizeSwept    bool
+	// Gbps is the mean payload throughput of the valid repetitions, Gbit/s.
+	Gbps float64
 	// N counts all repetitions, NValid the valid ones.
 	N, NValid int
 	// AchievedRPS is the mean achieved rate, AchievedMin/Max its spread.
@@ -64,27 +72,31 @@ func (s *spread) get() (mean, lo, hi float64) {
 	return s.sum / float64(s.n), s.min, s.max
 }
 
-// AggregateByStackRate groups pts by (stack, protocol, app, offered rate) and
-// summarizes the repetitions of each group. Invalid points are counted (N, the
-// totals, AllValid) but left out of the means. The result is sorted by stack,
-// protocol, app, then offered rate.
+// AggregateByStackRate groups pts by (stack, protocol, app, size, window,
+// offered rate) and summarizes the repetitions of each group. Invalid points
+// are counted (N, the totals, AllValid) but left out of the means. The result
+// is sorted by stack, protocol, app, size, window, then offered rate.
 func AggregateByStackRate(pts []Point) []Aggregate {
 	type key struct {
 		stack, protocol, app string
+		size, window         int
 		rate                 float64
 	}
 	type acc struct {
 		agg                        Aggregate
-		ach, p50, p99, p999        spread
+		ach, p50, p99, p999, gbps  spread
 		ciReps                     int
 		p50lo, p50hi, p99lo, p99hi spread
 	}
 	groups := map[key]*acc{}
+	sizes := map[int]bool{}
 	for _, p := range pts {
-		k := key{p.Stack, p.Protocol, p.App, p.OfferedRPS}
+		sizes[p.Size] = true
+		k := key{p.Stack, p.Protocol, p.App, p.Size, p.Window, p.OfferedRPS}
 		a := groups[k]
 		if a == nil {
-			a = &acc{agg: Aggregate{Stack: p.Stack, Protocol: p.Protocol, App: p.App, OfferedRPS: p.OfferedRPS, AllValid: true}}
+			a = &acc{agg: Aggregate{Stack: p.Stack, Protocol: p.Protocol, App: p.App, OfferedRPS: p.OfferedRPS,
+				Size: p.Size, Window: p.Window, AllValid: true}}
 			groups[k] = a
 		}
 		a.agg.N++
@@ -103,6 +115,7 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		}
 		a.agg.NValid++
 		a.ach.add(p.AchievedRPS)
+		a.gbps.add(p.Gbps)
 		a.p50.add(p.P50us)
 		a.p99.add(p.P99us)
 		a.p999.add(p.P999us)
@@ -118,6 +131,8 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 	for _, a := range groups {
 		g := a.agg
 		g.AchievedRPS, g.AchievedMin, g.AchievedMax = a.ach.get()
+		g.Gbps, _, _ = a.gbps.get()
+		g.SizeSwept = len(sizes) > 1
 		g.P50us, g.P50Min, g.P50Max = a.p50.get()
 		g.P99us, g.P99Min, g.P99Max = a.p99.get()
 		g.P999us, g.P999Min, g.P999Max = a.p999.get()
@@ -131,6 +146,8 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 			cmp.Compare(a.Stack, b.Stack),
 			cmp.Compare(a.Protocol, b.Protocol),
 			cmp.Compare(a.App, b.App),
+			cmp.Compare(a.Size, b.Size),
+			cmp.Compare(a.Window, b.Window),
 			cmp.Compare(a.OfferedRPS, b.OfferedRPS),
 		)
 	})

@@ -8,11 +8,12 @@ import (
 	"strings"
 )
 
-// Diff compares one (stack, protocol, app, offered rate) between two runs A
-// and B.
+// Diff compares one (stack, protocol, app, size, window, offered rate)
+// between two runs A and B.
 type Diff struct {
 	Stack, Protocol, App string
 	OfferedRPS           float64
+	Size, Window         int
 	// A and B are the aggregates of each run (AggregateByStackRate); InA and
 	// InB say whether the run measured the point at all.
 	A, B     Aggregate
@@ -32,8 +33,8 @@ func (d Diff) Comparable() bool { return d.InA && d.InB && d.A.NValid > 0 && d.B
 // HasCI reports whether both runs carry confidence intervals for the point.
 func (d Diff) HasCI() bool { return d.Comparable() && d.A.HasCI() && d.B.HasCI() }
 
-// Compare matches the points of runs a and b by (stack, protocol, app,
-// offered rate), aggregates the repetitions of each (means over the valid
+// Compare matches the points of runs a and b by (stack, protocol, app, size,
+// window, offered rate), aggregates the repetitions of each (means over the valid
 // ones; intervals from the lowest lower bound to the highest upper bound) and
 // returns one Diff per point measured by either run, sorted like
 // AggregateByStackRate.
@@ -46,14 +47,15 @@ func (d Diff) HasCI() bool { return d.Comparable() && d.A.HasCI() && d.B.HasCI()
 func Compare(a, b []Point) []Diff {
 	type key struct {
 		stack, protocol, app string
+		size, window         int
 		rate                 float64
 	}
 	diffs := map[key]*Diff{}
 	get := func(g Aggregate) *Diff {
-		k := key{g.Stack, g.Protocol, g.App, g.OfferedRPS}
+		k := key{g.Stack, g.Protocol, g.App, g.Size, g.Window, g.OfferedRPS}
 		d := diffs[k]
 		if d == nil {
-			d = &Diff{Stack: g.Stack, Protocol: g.Protocol, App: g.App, OfferedRPS: g.OfferedRPS}
+			d = &Diff{Stack: g.Stack, Protocol: g.Protocol, App: g.App, OfferedRPS: g.OfferedRPS, Size: g.Size, Window: g.Window}
 			diffs[k] = d
 		}
 		return d
@@ -79,7 +81,8 @@ func Compare(a, b []Point) []Diff {
 	}
 	slices.SortFunc(out, func(x, y Diff) int {
 		return cmp.Or(cmp.Compare(x.Stack, y.Stack), cmp.Compare(x.Protocol, y.Protocol),
-			cmp.Compare(x.App, y.App), cmp.Compare(x.OfferedRPS, y.OfferedRPS))
+			cmp.Compare(x.App, y.App), cmp.Compare(x.Size, y.Size), cmp.Compare(x.Window, y.Window),
+			cmp.Compare(x.OfferedRPS, y.OfferedRPS))
 	})
 	return out
 }
@@ -135,7 +138,7 @@ func CompareMarkdown(nameA, nameB string, diffs []Diff) string {
 				outsideN++
 			}
 		}
-		pf("| %s | %s/%s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(d.Stack), mdCell(d.Protocol), mdCell(d.App), fmtRate(d.OfferedRPS),
+		pf("| %s | %s/%s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(d.Stack), mdCell(d.Protocol), mdCell(d.App), fmtLoad(Aggregate{OfferedRPS: d.OfferedRPS, Window: d.Window}),
 			cell(d.InA, d.A, d.A.P50us, d.A.P50Lo, d.A.P50Hi), cell(d.InB, d.B, d.B.P50us, d.B.P50Lo, d.B.P50Hi), delta(d.DP50, d.P50Outside),
 			cell(d.InA, d.A, d.A.P99us, d.A.P99Lo, d.A.P99Hi), cell(d.InB, d.B, d.B.P99us, d.B.P99Lo, d.B.P99Hi), delta(d.DP99, d.P99Outside))
 	}

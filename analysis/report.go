@@ -101,18 +101,29 @@ func renderReport(r Report) string {
 		first := g[0]
 		withCI := slices.ContainsFunc(g, Aggregate.HasCI)
 		pf("### %s\n\n", mdText(groupName(first)))
+		// A closed loop's load is its window, and its result the throughput.
+		closed := first.Window > 0
+		offered, tput, tputAlign := "offered (req/s)", "", ""
+		if closed {
+			offered, tput, tputAlign = "load", " Gbit/s |", "---:|"
+		}
 		if withCI {
-			pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p50 95%% CI (µs) | p99 (µs) | p99 95%% CI (µs) | p99.9 (µs) | lost | late | valid |\n")
-			pf("|---:|---:|---:|:---:|---:|:---:|---:|---:|---:|:---:|\n")
+			pf("| %s | achieved (req/s) |%s p50 (µs) | p50 95%% CI (µs) | p99 (µs) | p99 95%% CI (µs) | p99.9 (µs) | lost | late | valid |\n", offered, tput)
+			pf("|---:|---:|%s---:|:---:|---:|:---:|---:|---:|---:|:---:|\n", tputAlign)
 		} else {
-			pf("| offered (req/s) | achieved (req/s) | p50 (µs) | p99 (µs) | p99.9 (µs) | lost | late | valid |\n")
-			pf("|---:|---:|---:|---:|---:|---:|---:|:---:|\n")
+			pf("| %s | achieved (req/s) |%s p50 (µs) | p99 (µs) | p99.9 (µs) | lost | late | valid |\n", offered, tput)
+			pf("|---:|---:|%s---:|---:|---:|---:|---:|:---:|\n", tputAlign)
 		}
 		for _, a := range g {
 			achieved, p50, p99, p999 := "—", "—", "—", "—"
 			p50ci, p99ci := "—", "—"
-			if a.NValid > 0 {
+			if a.NValid > 0 && closed {
+				achieved = fmtRate(math.Round(a.AchievedRPS))
+			}
+			if a.NValid > 0 && !closed {
 				achieved = fmt.Sprintf("%s (%.1f%%)", fmtRate(a.AchievedRPS), pct(a.AchievedRPS, a.OfferedRPS))
+			}
+			if a.NValid > 0 {
 				p50 = fmtSpread(a.P50us, a.P50Min, a.P50Max, a.NValid)
 				p99 = fmtSpread(a.P99us, a.P99Min, a.P99Max, a.NValid)
 				p999 = fmtSpread(a.P999us, a.P999Min, a.P999Max, a.NValid)
@@ -124,26 +135,35 @@ func renderReport(r Report) string {
 			if !a.AllValid {
 				valid = "**" + valid + "**"
 			}
+			if closed {
+				achieved += fmt.Sprintf(" | %.3f", a.Gbps)
+			}
 			if withCI {
-				pf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p50ci, p99, p99ci, p999,
+				pf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtLoad(a), achieved, p50, p50ci, p99, p99ci, p999,
 					fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
 			} else {
-				pf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtRate(a.OfferedRPS), achieved, p50, p99, p999,
+				pf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtLoad(a), achieved, p50, p99, p999,
 					fmtCount(a.Lost, a.Sent), fmtCount(a.Late, a.Sent), valid)
 			}
 		}
 		pf("\n")
 		keep, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) })
-		pf("- Highest rate with achieved ≥ %.0f%% of offered: %s\n", capacityFraction*100, rateOrNone(keep, ok))
+		what := "rate" // whose achieved rate was kept up with
+		if closed {
+			what = "throughput"
+			pf("- Highest throughput: %s\n", rateOrNone(keep, ok))
+		} else {
+			pf("- Highest rate with achieved ≥ %.0f%% of offered: %s\n", capacityFraction*100, rateOrNone(keep, ok))
+		}
 		if r.SLOp99us > 0 {
 			if withCI {
 				// The knee is judged on the upper confidence bound: a rate
 				// "meets" the SLO only if its p99 does with 95% confidence.
 				slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.HasCI() && a.P99Hi <= r.SLOp99us })
-				pf("- Highest rate whose p99 upper 95%% bound ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+				pf("- Highest %s whose p99 upper 95%% bound ≤ %s µs (and achieved ≥ %.0f%%): %s\n", what, fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
 			} else {
 				slo, ok := highestRate(g, func(a Aggregate) bool { return keepsUp(a) && a.P99us <= r.SLOp99us })
-				pf("- Highest rate meeting p99 ≤ %s µs (and achieved ≥ %.0f%%): %s\n", fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
+				pf("- Highest %s meeting p99 ≤ %s µs (and achieved ≥ %.0f%%): %s\n", what, fmtUs(r.SLOp99us), capacityFraction*100, rateOrNone(slo, ok))
 			}
 		}
 		pf("\n")
@@ -171,7 +191,7 @@ func renderReport(r Report) string {
 				reason = "(no reason given)"
 			}
 			pf("| %s | %s | %s | %s | %d | %s |\n", mdCell(p.Stack), mdCell(p.Protocol), mdCell(p.App),
-				fmtRate(p.OfferedRPS), p.Rep, mdCell(reason))
+				fmtLoad(Aggregate{OfferedRPS: p.OfferedRPS, Window: p.Window}), p.Rep, mdCell(reason))
 		}
 		pf("\n")
 	}
@@ -202,7 +222,7 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 f
 	findNull := func(a Aggregate) (Aggregate, bool) {
 		var any *Aggregate
 		for i, n := range nulls {
-			if n.OfferedRPS != a.OfferedRPS {
+			if !sameLoad(n, a) {
 				continue
 			}
 			if n.Protocol == a.Protocol {
@@ -243,7 +263,7 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 f
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s%s | %s%s |\n", mdCell(groupName(a)), fmtRate(a.OfferedRPS),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s%s | %s%s |\n", mdCell(groupName(a)), fmtLoad(a),
 			fmtUs(a.P50us), fmtUs(n.P50us), fmtSigned(a.P50us-n.P50us), noise(a.P50us-n.P50us, noiseP50),
 			fmtSigned(a.P99us-n.P99us), noise(a.P99us-n.P99us, noiseP99))
 		rows++
@@ -349,14 +369,23 @@ const BaselineStack = "kernel"
 // both ran validly. Ratios > 1 favour the stack for capacity, < 1 for latency.
 func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 	groups := groupAggregates(aggs)
-	var base []Aggregate
+	// Each group is compared with the kernel's group of the same protocol,
+	// application and size.
+	baseOf := func(g []Aggregate) []Aggregate {
+		for _, k := range groups {
+			if k[0].Stack == BaselineStack && k[0].Protocol == g[0].Protocol && k[0].App == g[0].App && k[0].Size == g[0].Size {
+				return k
+			}
+		}
+		return nil
+	}
+	rows := 0
 	for _, g := range groups {
-		if g[0].Stack == BaselineStack {
-			base = g
-			break
+		if g[0].Stack != BaselineStack && baseOf(g) != nil {
+			rows++
 		}
 	}
-	if base == nil || len(groups) < 2 {
+	if rows == 0 {
 		return
 	}
 	capacity := func(g []Aggregate) (float64, bool) { return highestRate(g, keepsUp) }
@@ -381,12 +410,13 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 		"ratios below 1 favour the stack.\n\n", capacityFraction*100)
 	fmt.Fprintf(b, "| stack | capacity | capacity ratio | capacity under SLO ratio | at rate | p50 ratio | p99 ratio |\n")
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|\n")
-	bc, bok := capacity(base)
-	bs, bsok := sloCap(base)
 	for _, g := range groups {
-		if g[0].Stack == BaselineStack || g[0].Protocol != base[0].Protocol {
+		base := baseOf(g)
+		if g[0].Stack == BaselineStack || base == nil {
 			continue
 		}
+		bc, bok := capacity(base)
+		bs, bsok := sloCap(base)
 		c, ok := capacity(g)
 		sc, sok := sloCap(g)
 		sloRatio := "—"
@@ -400,8 +430,8 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 				continue
 			}
 			for _, k := range base {
-				if k.OfferedRPS == a.OfferedRPS && k.NValid > 0 && k.P50us > 0 && k.P99us > 0 {
-					rate = fmtRate(a.OfferedRPS)
+				if sameLoad(k, a) && k.NValid > 0 && k.P50us > 0 && k.P99us > 0 {
+					rate = fmtLoad(a)
 					p50r = fmt.Sprintf("%.2f×", a.P50us/k.P50us)
 					p99r = fmt.Sprintf("%.2f×", a.P99us/k.P99us)
 					break search
@@ -428,10 +458,34 @@ func groupAggregates(aggs []Aggregate) [][]Aggregate {
 }
 
 func sameGroup(a, b Aggregate) bool {
-	return a.Stack == b.Stack && a.Protocol == b.Protocol && a.App == b.App
+	return a.Stack == b.Stack && a.Protocol == b.Protocol && a.App == b.App && a.Size == b.Size
 }
 
-// groupName is "stack (protocol/app)", leaving out empty parts.
+// sameLoad reports whether a and b are the same load level: the same offered
+// rate, or the same closed-loop window, at the same size.
+func sameLoad(a, b Aggregate) bool {
+	return a.OfferedRPS == b.OfferedRPS && a.Window == b.Window && a.Size == b.Size
+}
+
+// load is a's load in requests/s: the offered rate, or in a closed loop (which
+// offers none) the rate achieved.
+func load(a Aggregate) float64 {
+	if a.Window > 0 {
+		return a.AchievedRPS
+	}
+	return a.OfferedRPS
+}
+
+// fmtLoad names a's load level: its offered rate, or "window W".
+func fmtLoad(a Aggregate) string {
+	if a.Window > 0 {
+		return fmt.Sprintf("window %d", a.Window)
+	}
+	return fmtRate(a.OfferedRPS)
+}
+
+// groupName is "stack (protocol/app)", leaving out empty parts, with the
+// request size when the run swept sizes: "stack (protocol/app, 1024 B)".
 func groupName(a Aggregate) string {
 	var parts []string
 	for _, s := range []string{a.Protocol, a.App} {
@@ -439,23 +493,31 @@ func groupName(a Aggregate) string {
 			parts = append(parts, s)
 		}
 	}
+	if a.SizeSwept && a.Size > 0 {
+		sz := fmt.Sprintf("%d B", a.Size)
+		if len(parts) == 0 {
+			return a.Stack + " (" + sz + ")"
+		}
+		parts[len(parts)-1] += ", " + sz
+	}
 	if len(parts) == 0 {
 		return a.Stack
 	}
 	return a.Stack + " (" + strings.Join(parts, "/") + ")"
 }
 
-// keepsUp reports whether the valid repetitions achieved enough of the offered rate.
+// keepsUp reports whether the valid repetitions achieved enough of the offered
+// rate (a closed loop, which offers no rate, always does).
 func keepsUp(a Aggregate) bool {
-	return a.NValid > 0 && a.AchievedRPS >= capacityFraction*a.OfferedRPS
+	return a.NValid > 0 && (a.Window > 0 || a.AchievedRPS >= capacityFraction*a.OfferedRPS)
 }
 
-// highestRate returns the highest offered rate in g satisfying ok.
+// highestRate returns the highest load (see load) in g satisfying ok.
 func highestRate(g []Aggregate, ok func(Aggregate) bool) (float64, bool) {
 	best, found := 0.0, false
 	for _, a := range g {
-		if ok(a) && (!found || a.OfferedRPS > best) {
-			best, found = a.OfferedRPS, true
+		if ok(a) && (!found || load(a) > best) {
+			best, found = load(a), true
 		}
 	}
 	return best, found

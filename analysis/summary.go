@@ -43,6 +43,15 @@ type Point struct {
 	Reason string
 	// Hlog is the path of the point's .hlog relative to the run directory.
 	Hlog string
+	// Size is the request size in bytes (the mean when sizes are drawn), 0
+	// when unknown (a summary.csv from before it existed).
+	Size int
+	// Window is, for a closed-loop point, the requests each connection kept
+	// outstanding; 0 for open loop, where OfferedRPS is the load.
+	Window int
+	// Gbps is the payload throughput of the measured replies, Gbit/s in one
+	// direction (the echo carries as much back).
+	Gbps float64
 	// Checks are the validity checks of the point's interval log
 	// (CheckPoint); nil when not checked. Of them summary.csv keeps the
 	// interval count, τ, p and the 5% critical value of the ADF test, ρ, p and
@@ -61,6 +70,7 @@ var summaryHeader = []string{
 	"rep", "valid", "reason", "hlog",
 	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
 	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
+	"size", "window", "gbps",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -91,9 +101,10 @@ func pointFields(p Point) []string {
 	} else {
 		f = append(f, "", "", "", "")
 	}
+	tail := []string{strconv.Itoa(p.Size), strconv.Itoa(p.Window), strconv.FormatFloat(p.Gbps, 'f', 4, 64)}
 	c := p.Checks
 	if c == nil {
-		return append(f, "", "", "", "", "", "", "", "")
+		return append(append(f, "", "", "", "", "", "", "", ""), tail...)
 	}
 	f = append(f, strconv.Itoa(c.Intervals))
 	if c.ADF.Ran {
@@ -106,7 +117,7 @@ func pointFields(p Point) []string {
 	} else {
 		f = append(f, "", "", "")
 	}
-	return append(f, c.Verdict)
+	return append(append(f, c.Verdict), tail...)
 }
 
 // WriteSummaryCSV writes pts to path as summary.csv (header first, one row per
@@ -231,6 +242,16 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	num("p50_hi_us", &p.P50Hi)
 	num("p99_lo_us", &p.P99Lo)
 	num("p99_hi_us", &p.P99Hi)
+	num("gbps", &p.Gbps)
+	integer := func(name string, dst *int) {
+		if v, ok := field(name); ok && v != "" && err == nil {
+			if *dst, err = strconv.Atoi(v); err != nil {
+				err = fmt.Errorf("column %s: %q is not an integer", name, v)
+			}
+		}
+	}
+	integer("size", &p.Size)
+	integer("window", &p.Window)
 	if err != nil {
 		return p, err
 	}

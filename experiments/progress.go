@@ -37,7 +37,11 @@ func newProgress(w io.Writer, n int) *progress {
 }
 
 func (p *progress) update(i int, pt Point) {
-	desc := fmt.Sprintf("point %d/%d %s %.0f rps rep %d", i+1, p.n, pt.Stack.Name, pt.Rate, pt.Rep)
+	load := fmt.Sprintf("%.0f rps", pt.Rate)
+	if pt.Window > 0 {
+		load = fmt.Sprintf("window %d", pt.Window)
+	}
+	desc := fmt.Sprintf("point %d/%d %s %s rep %d", i+1, p.n, pt.Stack.Name, load, pt.Rep)
 	switch {
 	case p.bar != nil:
 		p.bar.Describe(desc)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +23,6 @@ import (
 
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/loadgen"
-	"github.com/joyride-bench/joyride/plots"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
@@ -35,6 +35,33 @@ import (
 type Placement struct {
 	Generator int `json:"generator"`
 	Server    int `json:"server"`
+	// GeneratorExtra are more cores for the generator: with them it runs one
+	// engine per core, each on a queue of its own (jrgen -queues, loadgen's
+	// RunMulti), on a testbed whose veth has that many queues. UDP echo only,
+	// and only the kernel stack serves several queues. On a machine with spare
+	// cores this keeps the generator from being the bottleneck; on this
+	// 2-core VM an extra engine shares the server's core.
+	GeneratorExtra []int `json:"generator_extra,omitempty"`
+}
+
+// generatorCPUs lists every core the generator runs on, its main one first.
+func (p Placement) generatorCPUs() []int { return append([]int{p.Generator}, p.GeneratorExtra...) }
+
+// checkGeneratorCores refuses extra generator cores where they cannot work.
+func checkGeneratorCores(e *Experiment, p Placement) error {
+	if len(p.GeneratorExtra) == 0 {
+		return nil
+	}
+	w := e.Workload
+	if w.Protocol != "udp" || w.Mode != "rpc" || e.App == "memcached" {
+		return fmt.Errorf("%d generator cores: several engines offer UDP requests only (this experiment is %s %s)", len(p.generatorCPUs()), w.Protocol, w.Mode)
+	}
+	for _, s := range e.Stacks {
+		if s.Name != "kernel" {
+			return fmt.Errorf("%d generator cores: only the kernel stack serves the veth's several queues, not %q", len(p.generatorCPUs()), s.Name)
+		}
+	}
+	return nil
 }
 
 // DefaultPlacement is the local testbed's placement.
@@ -103,6 +130,8 @@ type PointMeta struct {
 	Index     int             `json:"index"`
 	Stack     string          `json:"stack"`
 	Rate      float64         `json:"rate"`
+	Window    int             `json:"window,omitempty"`
+	Size      int             `json:"size,omitempty"`
 	Rep       int             `json:"rep"`
 	Seed      int64           `json:"seed"`
 	Placement Placement       `json:"placement"`
@@ -130,6 +159,9 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 	if o.Placement == nil {
 		p := DefaultPlacement
 		o.Placement = &p
+	}
+	if err := checkGeneratorCores(e, *o.Placement); err != nil {
+		return "", err
 	}
 	if o.GenDriver == "" {
 		o.GenDriver = "af_xdp"
@@ -159,7 +191,7 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 			Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
 		for _, p := range e.Points() {
 			r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
-				Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
+				Window: p.Window, Size: p.Size, Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
 		}
 	}
 	dir := r.dir
@@ -322,7 +354,7 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 	if err := local.EnsureBPFFS(); err != nil {
 		return err
 	}
-	tb, err := local.Up(ctx, local.Options{})
+	tb, err := local.Up(ctx, local.Options{Queues: len(r.o.Placement.generatorCPUs())})
 	if err != nil {
 		return fmt.Errorf("testbed: %w", err)
 	}
@@ -373,7 +405,7 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 		r.points = append(r.points, pt)
 		if r.o.Log != nil {
 			progress.clear()
-			fmt.Fprintf(r.o.Log, "point %d/%d %-7s %8.0f rps rep %d: %s\n", i+1, len(pts), p.Stack.Name, p.Rate, p.Rep, describePoint(pt, perr))
+			fmt.Fprintf(r.o.Log, "point %d/%d %-7s %s rep %d: %s\n", i+1, len(pts), p.Stack.Name, r.e.Workload.Describe(p.Level), p.Rep, describePoint(pt, perr))
 		}
 		// Nothing measured is lost if a later point or the run dies.
 		if err := analysis.WriteSummaryCSV(filepath.Join(r.dir, "summary.csv"), r.points); err != nil {
@@ -400,9 +432,18 @@ func describePoint(p analysis.Point, err error) string {
 	return s
 }
 
-// hlogName is the interval log of one point, relative to the run directory.
-func hlogName(p Point, protocol string) string {
-	return filepath.Join("hist", fmt.Sprintf("%s_%s_%.0f_rep%d.hlog", p.Stack.Name, protocol, p.Rate, p.Rep))
+// hlogName is the interval log of one point, relative to the run directory:
+// stack_protocol_<rate>_rep<n>.hlog, with w<window> for a closed loop's rate
+// and _<size>B after it when the workload sweeps sizes.
+func hlogName(p Point, w Workload) string {
+	load := fmt.Sprintf("%.0f", p.Rate)
+	if p.Window > 0 {
+		load = fmt.Sprintf("w%d", p.Window)
+	}
+	if len(w.Sizes) > 0 {
+		load += fmt.Sprintf("_%dB", p.Size)
+	}
+	return filepath.Join("hist", fmt.Sprintf("%s_%s_%s_rep%d.hlog", p.Stack.Name, w.Protocol, load, p.Rep))
 }
 
 // probe is one measurement the runner makes: an experiment point or a
@@ -410,6 +451,8 @@ func hlogName(p Point, protocol string) string {
 type probe struct {
 	Stack    StackSpec
 	Rate     float64
+	Window   int // closed loop; Rate is then 0
+	Size     int // request size; 0 means Workload.Size
 	Rep      int
 	Seed     int64
 	Workload Workload
@@ -418,8 +461,8 @@ type probe struct {
 }
 
 func (r *runner) pointProbe(p Point) probe {
-	return probe{Stack: p.Stack, Rate: p.Rate, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
-		Hlog: hlogName(p, r.e.Workload.Protocol), Log: fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name)}
+	return probe{Stack: p.Stack, Rate: p.Rate, Window: p.Window, Size: p.Size, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
+		Hlog: hlogName(p, r.e.Workload), Log: fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name)}
 }
 
 // runPoint runs one point of the experiment.
@@ -433,8 +476,9 @@ func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadge
 func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen.Result, string, error) {
 	r.lastResources = nil
 	w := p.Workload
+	size := cmp.Or(p.Size, w.Size)
 	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
-		Hlog: p.Hlog}
+		Hlog: p.Hlog, Size: size, Window: p.Window}
 	opts, err := json.Marshal(p.Stack.Options)
 	if err != nil {
 		return pt, nil, "", err
@@ -461,7 +505,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
 		"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort), "-protocol", w.Protocol,
 		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID, "-run-dir", runDir,
-		"-app", r.e.App, "-size", strconv.Itoa(w.Size))
+		"-app", r.e.App, "-size", strconv.Itoa(size))
 	if err != nil {
 		return pt, nil, "", err
 	}
@@ -482,13 +526,19 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	}
 	sample(0)
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
-	out, genLog, gerr := r.generator(ctx, bound,
+	genArgs := []string{}
+	if mc := w.Memcached; r.e.App == "memcached" && mc != nil {
+		genArgs = append(genArgs, "-app", "memcached", "-mc-keys", strconv.Itoa(mc.Keys), "-mc-popularity", mc.Popularity,
+			"-mc-gets", strconv.FormatFloat(mc.GetFraction, 'f', -1, 64), "-mc-value", strconv.Itoa(mc.ValueSize))
+	}
+	out, genLog, gerr := r.generator(ctx, bound, append(genArgs,
 		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
-		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(w.Size),
+		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(size),
+		"-sizes", w.SizeDist, "-window", strconv.Itoa(p.Window),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
-		"-mode", cmp.Or(w.Mode, "rpc"))
+		"-mode", cmp.Or(w.Mode, "rpc"))...)
 	sample(1)
 	// A server-side process that died during the point makes it a failure,
 	// not a latency result (whatever the generator saw).
@@ -511,6 +561,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		return pt, nil, serverLog, fmt.Errorf("generator output: %v", err)
 	}
 	pt.AchievedRPS, pt.Sent, pt.Received, pt.Lost, pt.Late = res.AchievedRPS, res.Sent, res.Received, res.Lost, res.Late
+	bytes := res.ReceivedBytes // counted per reply by the TCP engine
+	if bytes == 0 {
+		bytes = res.Received * uint64(size)
+	}
+	pt.Gbps = float64(bytes) * 8 / w.Duration.Seconds() / 1e9
 	// Percentiles come from the interval log on disk, as any later analysis will.
 	h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
 	if err != nil {
@@ -533,11 +588,18 @@ func (r *runner) generator(ctx context.Context, bound time.Duration, args ...str
 	pl := *r.o.Placement
 	gctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	base := []string{"-c", strconv.Itoa(pl.Generator),
+	cpus := make([]string, 0, 1+len(pl.GeneratorExtra))
+	for _, c := range pl.generatorCPUs() {
+		cpus = append(cpus, strconv.Itoa(c))
+	}
+	base := []string{"-c", strings.Join(cpus, ","),
 		filepath.Join(r.o.BinDir, "jrgen"), "-driver", r.o.GenDriver, "-iface", r.tb.Client.Iface,
 		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-" + r.tb.ID,
 		"-src", r.tb.Client.Addr.Addr().String(), "-dst", r.tb.Server.Addr.Addr().String(),
 		"-port", strconv.Itoa(ServerPort)}
+	if len(pl.GeneratorExtra) > 0 && !slices.Contains(args, "-blast") {
+		base = append(base, "-queues", strconv.Itoa(len(cpus)), "-cpus", strings.Join(cpus, ","))
+	}
 	gen := r.tb.CommandWithBPFFS(gctx, r.tb.Client, "taskset", append(base, args...)...)
 	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
 	gen.WaitDelay = 5 * time.Second
@@ -667,27 +729,15 @@ func (r *runner) finish() error {
 	if err := analysis.WriteSummaryCSV(filepath.Join(r.dir, "summary.csv"), r.points); err != nil {
 		errs = append(errs, err)
 	}
-	slo := float64(r.e.SLO.P99.Duration) / 1e3
-	title := Title(r.e)
-	if len(r.points) == 0 {
-		r.e.Plots = nil // nothing to draw
-	}
-	for _, ps := range r.e.Plots {
-		switch ps.Kind {
-		case "latency-vs-load":
-			errs = append(errs, plots.LatencyVsLoad(r.points, title, filepath.Join(r.dir, "plots", "latency-vs-load"), slo))
-		case "capacity":
-			errs = append(errs, plots.CapacityBars(r.points, slo, title+": throughput under the p99 SLO", filepath.Join(r.dir, "plots", "capacity")))
-		case "cdf":
-			// Unreadable logs were already reported by their points.
-			series, _ := plots.CDFAtRate(r.points, ps.Rate, func(p analysis.Point) (string, error) {
-				return filepath.Join(r.dir, p.Hlog), nil
-			})
-			if len(series) > 0 {
-				name := fmt.Sprintf("cdf-%.0f", ps.Rate)
-				errs = append(errs, plots.LatencyCDF(series, fmt.Sprintf("%s at %.0f requests/s", title, ps.Rate), filepath.Join(r.dir, "plots", name)))
+	if len(r.points) > 0 {
+		_, err := DrawPlots(r.e, Title(r.e), r.points, filepath.Join(r.dir, "plots"), func(p analysis.Point) (string, error) {
+			f := filepath.Join(r.dir, p.Hlog)
+			if _, err := os.Stat(f); err != nil {
+				return "", nil // its point already reported why it has no log
 			}
-		}
+			return f, nil
+		})
+		errs = append(errs, err)
 	}
 	errs = append(errs, analysis.WriteReport(filepath.Join(r.dir, "report.md"), r.report()))
 	return errors.Join(errs...)
@@ -695,7 +745,18 @@ func (r *runner) finish() error {
 
 // Title is the figures' title for an experiment.
 func Title(e *Experiment) string {
-	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + strconv.Itoa(e.Workload.Size) + " B"
+	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + sizeText(e.Workload)
+}
+
+// sizeText says what sizes the workload's requests have.
+func sizeText(w Workload) string {
+	switch {
+	case len(w.Sizes) > 0:
+		return fmt.Sprintf("%d–%d B", w.Sizes[0], w.Sizes[len(w.Sizes)-1])
+	case w.SizeDist != "":
+		return "sizes " + w.SizeDist + " B"
+	}
+	return strconv.Itoa(w.Size) + " B"
 }
 
 // ReportTable is report.md's run table, from what meta.json holds (the runner
@@ -709,13 +770,17 @@ func ReportTable(m *Meta) map[string]string {
 		"kernel":    m.Host["kernel"],
 		"cpu":       m.Host["cpu"],
 		"pm_qos":    fmt.Sprintf("requested %s, held %t (value %d µs)", m.PMQoS.Requested, m.PMQoS.Held, m.PMQoS.ValueUs),
-		"placement": fmt.Sprintf("generator on cpu %d, server on cpu %d", m.Placement.Generator, m.Placement.Server),
+		"placement": fmt.Sprintf("generator on cpu %s, server on cpu %d", strings.Trim(fmt.Sprint(m.Placement.generatorCPUs()), "[]"), m.Placement.Server),
 		"order":     fmt.Sprintf("%s, seed %d", m.Order, m.Seed),
 		"generator": "DPDK " + m.GenDriver + " vdev (jrgen)",
 	}
 	if e := m.Experiment; e != nil {
-		t["workload"] = fmt.Sprintf("%s %s, %d B, %s arrivals, %v per point after %v warm-up, late after %v",
-			e.Workload.Protocol, e.App, e.Workload.Size, e.Workload.Schedule, e.Workload.Duration,
+		arrivals := e.Workload.Schedule + " arrivals"
+		if len(e.Workload.Windows) > 0 {
+			arrivals = fmt.Sprintf("closed loop (windows %v per connection)", e.Workload.Windows)
+		}
+		t["workload"] = fmt.Sprintf("%s %s, %s, %s, %v per point after %v warm-up, late after %v",
+			e.Workload.Protocol, e.App, sizeText(e.Workload), arrivals, e.Workload.Duration,
 			e.Workload.Warmup, e.Workload.LateThreshold)
 	}
 	if m.Testbed != nil {
@@ -756,6 +821,9 @@ func (r *runner) report() analysis.Report {
 	}
 	rep := analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
 		Points: r.points, SLOp99us: float64(r.e.SLO.P99.Duration) / 1e3, Notes: notes}
+	if md := firstByteMarkdown(m.Points); md != "" {
+		rep.Sections = append(rep.Sections, analysis.Section{Title: "Time to first byte", Markdown: md})
+	}
 	if c := m.Calibration; c != nil {
 		rep.Sections = append(rep.Sections, analysis.Section{Title: "Calibration", Markdown: c.markdown(generatorPeak(r.points))})
 		if c.AA != nil {
@@ -766,6 +834,63 @@ func (r *runner) report() analysis.Report {
 		rep.Notes = notes
 	}
 	return rep
+}
+
+// firstByteMarkdown tabulates, for connect points, the time from each
+// connection's scheduled start to the first byte of the echo of its first
+// request (the setup time is the latency of the Results tables), per stack and
+// rate: means over the repetitions that measured it. "" when no point did.
+func firstByteMarkdown(pms []PointMeta) string {
+	type key struct {
+		stack string
+		rate  float64
+	}
+	type acc struct {
+		n        int
+		p50, p99 float64
+		count    int64
+		lost     uint64
+	}
+	groups := map[key]*acc{}
+	var keys []key
+	for _, pm := range pms {
+		g := pm.Generator
+		if g == nil || g.Protocol != "tcp-connect" {
+			continue
+		}
+		k := key{pm.Stack, pm.Rate}
+		a := groups[k]
+		if a == nil {
+			a = &acc{}
+			groups[k] = a
+			keys = append(keys, k)
+		}
+		a.lost += g.FirstByteLost
+		if g.FirstByteCount > 0 {
+			a.n++
+			a.p50 += g.FirstByteP50Us
+			a.p99 += g.FirstByteP99Us
+			a.count += g.FirstByteCount
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	slices.SortFunc(keys, func(a, b key) int { return cmp.Or(cmp.Compare(a.stack, b.stack), cmp.Compare(a.rate, b.rate)) })
+	var b strings.Builder
+	b.WriteString("Each established connection writes one request and waits for the first byte of its echo: the time from " +
+		"the connection's scheduled start to that byte is what an application connecting per request waits for (the server's " +
+		"accept and first read included). Means over the repetitions; the logs are hist/*.ttfb.hlog.\n\n" +
+		"| stack | connections/s | first byte p50 (µs) | first byte p99 (µs) | answered | not answered |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, k := range keys {
+		a := groups[k]
+		p50, p99 := "—", "—"
+		if a.n > 0 {
+			p50, p99 = fmt.Sprintf("%.2f", a.p50/float64(a.n)), fmt.Sprintf("%.2f", a.p99/float64(a.n))
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %d | %d |\n", k.stack, k.rate, p50, p99, a.count, a.lost)
+	}
+	return b.String()
 }
 
 // generatorPeak is the highest achieved rate of any valid point that achieved

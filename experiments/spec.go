@@ -35,8 +35,11 @@ type Experiment struct {
 	Testbed string `yaml:"testbed" json:"testbed"`
 	// Stacks are the stacks under test, at least one, names unique.
 	Stacks []StackSpec `yaml:"stacks" json:"stacks"`
-	// App is the application served on each stack; "echo" (the default) is the
-	// only application for now.
+	// App is the application served on each stack: "echo" (the default),
+	// "synthetic" (spins for each request's service time, then echoes) or
+	// "memcached" (Debian's memcached, on the kernel stack only until the
+	// preload shim lets it run on the others; the generator speaks its text
+	// protocol, see Workload.Memcached).
 	App string `yaml:"app" json:"app"`
 	// Workload is the offered load, the same for every stack.
 	Workload Workload `yaml:"workload" json:"workload"`
@@ -87,9 +90,22 @@ type Workload struct {
 	// "bursty:ON,OFF" (Poisson arrivals during ON periods, none during OFF, at
 	// the rate that keeps the offered mean).
 	Schedule string `yaml:"schedule" json:"schedule"`
-	// Rates are the offered loads in requests/s: required, each in (0, 5e6],
-	// strictly increasing.
+	// SizeDist, set when the file gives size as a distribution such as
+	// "exponential:1024" or "bimodal:64,65536,0.1" (tcp only; see
+	// loadgen.ParseSize), draws every request's size from it; Size is then its
+	// mean.
+	SizeDist string `yaml:"-" json:"size_dist,omitempty"`
+	// Sizes, instead of size, sweeps the request size: every load level runs
+	// at each size (each in size's range, strictly increasing).
+	Sizes []int `yaml:"sizes,omitempty" json:"sizes,omitempty"`
+	// Rates are the offered loads in requests/s, each in (0, 5e6], strictly
+	// increasing; required unless Windows is given.
 	Rates []float64 `yaml:"rates" json:"rates"`
+	// Windows, instead of rates, makes the load closed-loop (tcp only): each
+	// connection keeps W requests outstanding, for each W of the list (each in
+	// 1..1024, strictly increasing), and the result is the throughput achieved
+	// and the latency from each request's issue.
+	Windows []int `yaml:"windows,omitempty" json:"windows,omitempty"`
 	// Duration is the measured time of each point, 100ms..600s, default 2s.
 	Duration Duration `yaml:"duration" json:"duration"`
 	// Warmup runs before Duration and is discarded, 0..60s, default 500ms.
@@ -109,6 +125,28 @@ type Workload struct {
 	// "bimodal:5us,100us,0.1", "lognormal:10us,1.0"; required with app:
 	// synthetic, refused otherwise.
 	Service string `yaml:"service,omitempty" json:"service,omitempty"`
+	// Memcached shapes the requests of app memcached; defaults filled for it,
+	// refused for other apps.
+	Memcached *MemcachedSpec `yaml:"memcached,omitempty" json:"memcached,omitempty"`
+}
+
+// MemcachedSpec is the memcached workload: gets and sets of keys of a given
+// popularity, every key stored before the measurement.
+type MemcachedSpec struct {
+	// Keys is the key space, 1..1048576, default 10000.
+	Keys int `yaml:"keys" json:"keys"`
+	// Popularity is "uniform" or "zipf:θ" (default zipf:0.99, the skew of
+	// YCSB and of Facebook's ETC trace).
+	Popularity string `yaml:"popularity" json:"popularity"`
+	// GetFraction is the share of gets, [0, 1], default 0.9.
+	GetFraction float64 `yaml:"get_fraction" json:"get_fraction"`
+	// ValueSize is the bytes of every value, 1..65536, default 64.
+	ValueSize int `yaml:"value_size" json:"value_size"`
+}
+
+// Loadgen is the spec as the generator's configuration.
+func (m MemcachedSpec) Loadgen() loadgen.MemcachedConfig {
+	return loadgen.MemcachedConfig{Keys: m.Keys, Popularity: m.Popularity, GetFraction: m.GetFraction, ValueSize: m.ValueSize}
 }
 
 // MaxConnections bounds workload.connections.
@@ -137,6 +175,52 @@ type PlotSpec struct {
 	// Workload.Rates. 0 in the file means the lowest rate, and Load replaces it
 	// with that rate. Not allowed for other kinds.
 	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Window is, for a cdf of a closed loop, which window to draw (one of
+	// Workload.Windows; 0 in the file means the smallest).
+	Window int `yaml:"window,omitempty" json:"window,omitempty"`
+	// Size is, for a cdf of a size sweep, which size to draw (one of
+	// Workload.Sizes; 0 in the file means the smallest).
+	Size int `yaml:"size,omitempty" json:"size,omitempty"`
+}
+
+// Level is one load level of the workload: a request size and either an
+// offered rate (open loop) or a window (closed loop).
+type Level struct {
+	Size   int
+	Rate   float64
+	Window int
+}
+
+// Levels lists the workload's load levels: for each size of the sweep (or the
+// one size), each rate or window, in increasing order.
+func (w Workload) Levels() []Level {
+	sizes := w.Sizes
+	if len(sizes) == 0 {
+		sizes = []int{w.Size}
+	}
+	var out []Level
+	for _, sz := range sizes {
+		for _, r := range w.Rates {
+			out = append(out, Level{Size: sz, Rate: r})
+		}
+		for _, win := range w.Windows {
+			out = append(out, Level{Size: sz, Window: win})
+		}
+	}
+	return out
+}
+
+// Describe names a level for people: "10000 req/s", "window 4", with the size
+// when the workload sweeps sizes.
+func (w Workload) Describe(l Level) string {
+	s := strconv.FormatFloat(l.Rate, 'f', -1, 64) + " req/s"
+	if l.Window > 0 {
+		s = fmt.Sprintf("window %d", l.Window)
+	}
+	if len(w.Sizes) > 0 {
+		s += fmt.Sprintf(", %d B", l.Size)
+	}
+	return s
 }
 
 // Duration is a time.Duration written in YAML as a string with a unit, such as
@@ -210,21 +294,22 @@ func (e *SpecError) Error() string {
 
 // Allowed values, in the order error messages list them.
 var (
-	topKeys      = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
-	stackKeys    = []string{"name", "options"}
-	workloadKeys = []string{"mode", "protocol", "connections", "service", "size", "schedule", "rates", "duration", "warmup", "late_threshold"}
-	sloKeys      = []string{"p99"}
-	machineKeys  = []string{"pm_qos"}
-	plotKeys     = []string{"kind", "rate"}
+	topKeys       = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
+	stackKeys     = []string{"name", "options"}
+	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "size", "sizes", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
+	memcachedKeys = []string{"keys", "popularity", "get_fraction", "value_size"}
+	sloKeys       = []string{"p99"}
+	machineKeys   = []string{"pm_qos"}
+	plotKeys      = []string{"kind", "rate", "window", "size"}
 
 	testbeds  = []string{"local"}
-	apps      = []string{"echo", "synthetic"}
+	apps      = []string{"echo", "synthetic", "memcached"}
 	protocols = []string{"udp", "tcp"}
 	schedules = []string{"poisson", "constant"}
 	modes     = []string{"rpc", "connect"}
 	orders    = []string{"interleaved", "sequential"}
 	pmQoS     = []string{"on", "off"}
-	plotKinds = []string{"latency-vs-load", "cdf", "capacity"}
+	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size"}
 )
 
 // Limits on values.
@@ -406,6 +491,12 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 			p.add(n, "workload", "app synthetic needs workload.service (e.g. service: exponential:10us)")
 		case e.App != "synthetic" && w.Service != "":
 			p.add(n, "workload.service", "only the synthetic app takes a service time (app is %q)", e.App)
+		case e.App != "memcached" && w.Memcached != nil:
+			p.add(n, "workload.memcached", "only app memcached takes a memcached workload (app is %q)", e.App)
+		case e.App == "memcached":
+			p.memcachedApp(n, e)
+		case e.App == "synthetic" && w.SizeDist != "":
+			p.add(n, "workload.size", "the synthetic app frames its TCP stream by one fixed size: give size a number (or sweep sizes), not a distribution")
 		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
 			p.add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
 		}
@@ -437,14 +528,17 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		}
 	}
 	if n := m["plots"]; n != nil {
-		e.Plots = p.plots(n, e.Workload.Rates)
+		e.Plots = p.plots(n, &e.Workload)
 		for i, ps := range e.Plots {
 			if ps.Kind == "capacity" && e.SLO.P99.Duration <= 0 {
 				p.add(n, fmt.Sprintf("plots[%d]", i), "a capacity plot needs slo.p99 (the throughput each stack sustains under it)")
 			}
 		}
 	} else {
-		e.Plots = []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: lowest(e.Workload.Rates)}}
+		e.Plots = []PlotSpec{{Kind: "latency-vs-load"}, defaultCDF(e.Workload, PlotSpec{Kind: "cdf"})}
+		if len(e.Workload.Sizes) > 1 {
+			e.Plots = append(e.Plots, PlotSpec{Kind: "msg-size"})
+		}
 	}
 	return e
 }
@@ -534,21 +628,59 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 		}
 	}
 	if sn := m["size"]; sn != nil {
-		if v, ok := p.integer(sn, "workload.size"); ok {
+		if sn.Kind == yaml.ScalarNode && sn.ShortTag() == "!!str" {
+			// A distribution of sizes.
+			d, err := loadgen.ParseSize(sn.Value)
 			switch {
-			case w.Protocol == "tcp" && (v < MinSize || v > MaxTCPSize):
-				p.add(sn, "workload.size", "%s is out of range for tcp (%d..%d bytes; the generator's header needs %d)", sn.Value, MinSize, MaxTCPSize, MinSize)
-			case w.Protocol != "tcp" && (v < MinSize || v > MaxUDPSize):
-				p.add(sn, "workload.size", "%s is out of range for udp (%d..%d bytes: the generator's header needs %d, and one 1500-byte frame holds %d)", sn.Value, MinSize, MaxUDPSize, MinSize, MaxUDPSize)
+			case err != nil:
+				p.add(sn, "workload.size", "%v", err)
+			case w.Protocol != "tcp":
+				p.add(sn, "workload.size", "a distribution of sizes needs protocol: tcp (a udp request is one frame of one size)")
+			case d.Fixed():
+				if p.sizeInRange(sn, "workload.size", w.Protocol, d.Mean) {
+					w.Size = d.Mean
+				}
 			default:
-				w.Size = int(v)
+				w.SizeDist, w.Size = d.String(), max(d.Mean, MinSize)
+			}
+		} else if v, ok := p.integer(sn, "workload.size"); ok && p.sizeInRange(sn, "workload.size", w.Protocol, int(v)) {
+			w.Size = int(v)
+		}
+	}
+	if sn := m["sizes"]; sn != nil {
+		if m["size"] != nil {
+			p.add(sn, "workload.sizes", "give either size (one size or a distribution) or sizes (a sweep), not both")
+		} else {
+			w.Sizes = p.intList(sn, "workload.sizes", "size", func(item *yaml.Node, path string, v int64) bool {
+				return p.sizeInRange(item, path, w.Protocol, int(v))
+			})
+			if len(w.Sizes) > 0 {
+				w.Size = w.Sizes[0]
 			}
 		}
 	}
-	if rn := m["rates"]; rn != nil {
+	rn, wn := m["rates"], m["windows"]
+	switch {
+	case rn != nil && wn != nil:
+		p.add(wn, "workload.windows", "give either rates (open loop) or windows (closed loop), not both")
+	case wn != nil:
+		if w.Protocol != "tcp" {
+			p.add(wn, "workload.windows", "a closed loop keeps requests outstanding on connections: it needs protocol: tcp")
+		}
+		if sn := m["schedule"]; sn != nil {
+			p.add(sn, "workload.schedule", "a closed loop (windows) has no schedule: each reply sends the next request")
+		}
+		w.Windows = p.intList(wn, "workload.windows", "window", func(item *yaml.Node, path string, v int64) bool {
+			if v < 1 || v > loadgen.MaxWindow {
+				p.add(item, path, "%s is out of range (1..%d requests outstanding per connection)", item.Value, loadgen.MaxWindow)
+				return false
+			}
+			return true
+		})
+	case rn != nil:
 		w.Rates = p.rates(rn)
-	} else {
-		p.add(n, "workload", "missing key \"rates\" (offered requests/s, a strictly increasing list such as [10000, 50000])")
+	default:
+		p.add(n, "workload", "missing key \"rates\" (offered requests/s, a strictly increasing list such as [10000, 50000]; or windows: [1, 4, 16] for a closed loop over tcp)")
 	}
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
@@ -556,6 +688,9 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	p.enum(m["mode"], "workload.mode", modes, &w.Mode)
 	if w.Mode == "connect" && w.Protocol != "tcp" {
 		p.add(m["mode"], "workload.mode", "connect opens TCP connections: it needs protocol: tcp")
+	}
+	if w.Mode == "connect" && (w.Windows != nil || w.Sizes != nil || w.SizeDist != "") {
+		p.add(m["mode"], "workload.mode", "connect opens connections at rates: windows and sizes do not apply")
 	}
 	if sn := m["service"]; sn != nil {
 		if v, ok := p.str(sn, "workload.service"); ok {
@@ -565,6 +700,9 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 				w.Service = v
 			}
 		}
+	}
+	if mn := m["memcached"]; mn != nil {
+		w.Memcached = p.memcached(mn)
 	}
 	if cn := m["connections"]; cn != nil {
 		if v, ok := p.integer(cn, "workload.connections"); ok {
@@ -578,6 +716,118 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			}
 		}
 	}
+}
+
+// memcachedApp checks an experiment of app memcached and fills the
+// workload's defaults.
+func (p *parser) memcachedApp(n *yaml.Node, e *Experiment) {
+	w := &e.Workload
+	if w.Memcached == nil {
+		w.Memcached = &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}
+	}
+	w.Size = w.Memcached.ValueSize // what summary.csv's size column reports
+	if w.Protocol != "tcp" || w.Mode != "rpc" {
+		p.add(n, "workload", "app memcached speaks memcached's text protocol over tcp: it needs protocol: tcp and mode rpc")
+	}
+	if w.Sizes != nil || w.SizeDist != "" {
+		p.add(n, "workload", "app memcached sizes its requests by memcached.value_size: size and sizes do not apply")
+	}
+	for _, s := range e.Stacks {
+		if s.Name != "kernel" {
+			p.add(n, "stacks", "app memcached is Debian's unmodified memcached on the kernel's sockets: it runs on the kernel stack only (Joyride needs the preload shim of issue 9), not %q", s.Name)
+		}
+	}
+}
+
+// memcached reads workload.memcached, defaults filled.
+func (p *parser) memcached(n *yaml.Node) *MemcachedSpec {
+	const path = "workload.memcached"
+	ms := &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}
+	m, ok := p.mapping(n, path, memcachedKeys)
+	if !ok {
+		return ms
+	}
+	if kn := m["keys"]; kn != nil {
+		if v, ok := p.integer(kn, path+".keys"); ok {
+			if v < 1 || v > loadgen.MaxMemcachedKeys {
+				p.add(kn, path+".keys", "%s is out of range (1..%d)", kn.Value, loadgen.MaxMemcachedKeys)
+			} else {
+				ms.Keys = int(v)
+			}
+		}
+	}
+	if pn := m["popularity"]; pn != nil {
+		if v, ok := p.str(pn, path+".popularity"); ok {
+			if _, err := loadgen.ParsePopularity(v); err != nil {
+				p.add(pn, path+".popularity", "%v", err)
+			} else {
+				ms.Popularity = v
+			}
+		}
+	}
+	if gn := m["get_fraction"]; gn != nil {
+		if v, ok := p.number(gn, path+".get_fraction"); ok {
+			if !(v >= 0 && v <= 1) {
+				p.add(gn, path+".get_fraction", "%s is out of range (a share of gets in [0, 1])", gn.Value)
+			} else {
+				ms.GetFraction = v
+			}
+		}
+	}
+	if vn := m["value_size"]; vn != nil {
+		if v, ok := p.integer(vn, path+".value_size"); ok {
+			if v < 1 || v > loadgen.MaxMemcachedValue {
+				p.add(vn, path+".value_size", "%s is out of range (1..%d bytes)", vn.Value, loadgen.MaxMemcachedValue)
+			} else {
+				ms.ValueSize = int(v)
+			}
+		}
+	}
+	return ms
+}
+
+// sizeInRange checks a request size against the protocol's limits.
+func (p *parser) sizeInRange(n *yaml.Node, path, protocol string, v int) bool {
+	switch {
+	case protocol == "tcp" && (v < MinSize || v > MaxTCPSize):
+		p.add(n, path, "%d is out of range for tcp (%d..%d bytes; the generator's header needs %d)", v, MinSize, MaxTCPSize, MinSize)
+	case protocol != "tcp" && (v < MinSize || v > MaxUDPSize):
+		p.add(n, path, "%d is out of range for udp (%d..%d bytes: the generator's header needs %d, and one 1500-byte frame holds %d)", v, MinSize, MaxUDPSize, MinSize, MaxUDPSize)
+	default:
+		return true
+	}
+	return false
+}
+
+// intList reads a non-empty, strictly increasing list of integers, each
+// checked by ok (which reports its own problem); nil when any is wrong.
+func (p *parser) intList(n *yaml.Node, path, what string, ok func(*yaml.Node, string, int64) bool) []int {
+	seq, isSeq := p.sequence(n, path)
+	if !isSeq {
+		return nil
+	}
+	if len(seq) == 0 {
+		p.add(n, path, "empty: list at least one %s", what)
+		return nil
+	}
+	var out []int
+	good := true
+	for i, item := range seq {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		v, isInt := p.integer(item, ipath)
+		switch {
+		case !isInt || !ok(item, ipath, v):
+			good = false
+		case len(out) > 0 && int(v) <= out[len(out)-1]:
+			p.add(item, ipath, "%s is not above the previous %s %d (the list must be strictly increasing)", item.Value, what, out[len(out)-1])
+			good = false
+		}
+		out = append(out, int(v))
+	}
+	if !good {
+		return nil
+	}
+	return out
 }
 
 func (p *parser) rates(n *yaml.Node) []float64 {
@@ -622,7 +872,8 @@ func (p *parser) rates(n *yaml.Node) []float64 {
 	return out
 }
 
-func (p *parser) plots(n *yaml.Node, rates []float64) []PlotSpec {
+func (p *parser) plots(n *yaml.Node, w *Workload) []PlotSpec {
+	rates := w.Rates
 	const path = "plots"
 	seq, ok := p.sequence(n, path)
 	if !ok {
@@ -660,12 +911,66 @@ func (p *parser) plots(n *yaml.Node, rates []float64) []PlotSpec {
 			}
 			ps.Rate = v
 		}
-		if ps.Kind == "cdf" && ps.Rate == 0 {
-			ps.Rate = lowest(rates)
+		if !p.plotSelector(m["window"], ipath+".window", ps.Kind, "window", w.Windows, &ps.Window) ||
+			!p.plotSelector(m["size"], ipath+".size", ps.Kind, "size", w.Sizes, &ps.Size) {
+			continue
+		}
+		if ps.Kind == "msg-size" && len(w.Sizes) < 2 {
+			p.add(kn, ipath+".kind", "a msg-size plot draws a sweep of sizes: it needs workload.sizes with at least two sizes")
+			continue
+		}
+		if ps.Kind == "cdf" {
+			ps = defaultCDF(*w, ps)
 		}
 		out = append(out, ps)
 	}
 	return out
+}
+
+// plotSelector reads a cdf's window or size: one of the workload's list, or
+// 0 for the smallest.
+func (p *parser) plotSelector(n *yaml.Node, path, kind, what string, allowed []int, dst *int) bool {
+	if n == nil {
+		return true
+	}
+	v, ok := p.integer(n, path)
+	switch {
+	case !ok:
+		return false
+	case kind != "cdf":
+		p.add(n, path, "only a cdf plot takes a %s (this plot is %q)", what, kind)
+		return false
+	case v != 0 && !slices.Contains(allowed, int(v)):
+		p.add(n, path, "%s is not one of workload.%ss (allowed: %v, or 0 for the smallest)", n.Value, what, allowed)
+		return false
+	}
+	*dst = int(v)
+	return true
+}
+
+// defaultCDF fills a cdf's unset selectors with the workload's first level.
+func defaultCDF(w Workload, ps PlotSpec) PlotSpec {
+	if len(w.Windows) > 0 {
+		ps.Rate = 0
+		if ps.Window == 0 {
+			ps.Window = w.Windows[0]
+		}
+	} else if ps.Rate == 0 {
+		ps.Rate = lowest(w.Rates)
+	}
+	if len(w.Sizes) > 0 && ps.Size == 0 {
+		ps.Size = w.Sizes[0]
+	}
+	return ps
+}
+
+// Level is the load level a cdf plot draws.
+func (ps PlotSpec) Level(w Workload) Level {
+	l := Level{Size: w.Size, Rate: ps.Rate, Window: ps.Window}
+	if len(w.Sizes) > 0 {
+		l.Size = ps.Size
+	}
+	return l
 }
 
 func formatRates(rates []float64) string {
@@ -812,8 +1117,8 @@ type Point struct {
 	Index int
 	// Stack is the stack under test.
 	Stack StackSpec
-	// Rate is the offered load in requests/s.
-	Rate float64
+	// Level is the load: size, and rate or window.
+	Level
 	// Rep is the repetition, from 0.
 	Rep int
 	// Seed seeds this point's request schedule; it depends only on the
@@ -847,7 +1152,8 @@ type Point struct {
 // distinct from every other point's, so the schedules are reproducible and do
 // not depend on the order.
 func (e *Experiment) Points() []Point {
-	nStacks, nRates, reps := len(e.Stacks), len(e.Workload.Rates), max(e.Repetitions, 1)
+	levels := e.Workload.Levels()
+	nStacks, nRates, reps := len(e.Stacks), len(levels), max(e.Repetitions, 1)
 	if nStacks == 0 || nRates == 0 {
 		return nil
 	}
@@ -856,7 +1162,7 @@ func (e *Experiment) Points() []Point {
 		pts = append(pts, Point{
 			Index: len(pts),
 			Stack: e.Stacks[s],
-			Rate:  e.Workload.Rates[r],
+			Level: levels[r],
 			Rep:   rep,
 			Seed:  pointSeed(e.Seed, s, r, rep),
 		})

@@ -105,7 +105,7 @@ func TestBadFiles(t *testing.T) {
 		msg  string
 	}{
 		{"unknown-key.yaml", 3, "", `unknown key "stackz" (allowed: name, description, testbed, stacks, app, workload, repetitions, seed, order, slo, machine, plots)`},
-		{"wrong-type.yaml", 6, "workload.size", `expected an integer, got "abc"`},
+		{"wrong-type.yaml", 6, "workload.size", `size "abc": want a byte count in 1..65536 or a distribution`},
 		{"wrong-type.yaml", 7, "workload.duration", `expected a duration with a unit such as "2s", "500ms" or "50us", got 2`},
 		{"negative-rate.yaml", 7, "workload.rates[2]", `-5 is not a positive rate (requests/s > 0)`},
 		{"unknown-stack.yaml", 4, "stacks[1].name", `unknown stack "foo" (registered: `},
@@ -119,7 +119,7 @@ func TestBadFiles(t *testing.T) {
 		{"many-problems.yaml", 11, "repetitions", `0 is out of range (1..100)`},
 		{"many-problems.yaml", 12, "order", `"random" is not allowed (allowed: interleaved, sequential)`},
 		{"many-problems.yaml", 15, "plots[0].rate", `7 is not one of workload.rates (allowed: 1000, 2000, or 0 for the lowest)`},
-		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity)`},
+		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity, msg-size)`},
 	} {
 		path := filepath.Join("testdata", tc.file)
 		_, err := Load(path)
@@ -266,7 +266,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, size, schedule, rates, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, size, sizes, schedule, rates, windows, duration, warmup, late_threshold)`},
 		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo, synthetic)`},
@@ -277,9 +277,9 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p50: 1ms}\n", `x.yaml:4: slo: unknown key "p50" (allowed: p99)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: maybe}\n", `x.yaml:4: machine.pm_qos: "maybe" is not allowed (allowed: on, off)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {governor: performance}\n", `x.yaml:4: machine: unknown key "governor" (allowed: pm_qos)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity, msg-size)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf plot takes a rate`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate, window, size)`},
 	} {
 		_, err := Parse("x.yaml", []byte(tc.yaml))
 		if err == nil {
@@ -547,5 +547,124 @@ func TestCapacityPlotNeedsAnSLO(t *testing.T) {
 	}
 	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {rates: [1000]}\nplots: [{kind: capacity}]\n")); err == nil || !strings.Contains(err.Error(), "slo.p99") {
 		t.Fatalf("capacity without an SLO: %v", err)
+	}
+}
+
+func TestClosedLoopWindows(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel, joyride]\nworkload: {protocol: tcp, connections: 4, windows: [1, 4, 16]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.Workload.Windows, []int{1, 4, 16}) || e.Workload.Rates != nil {
+		t.Fatalf("windows %v rates %v", e.Workload.Windows, e.Workload.Rates)
+	}
+	if pts := e.Points(); len(pts) != 6 || pts[0].Window == 0 || pts[0].Rate != 0 || pts[0].Size != 64 {
+		t.Fatalf("points %+v", pts)
+	}
+	// The default CDF is of the smallest window.
+	if len(e.Plots) != 2 || e.Plots[1].Kind != "cdf" || e.Plots[1].Window != 1 || e.Plots[1].Rate != 0 {
+		t.Fatalf("plots %+v", e.Plots)
+	}
+	for _, c := range []struct{ yaml, path, msg string }{
+		{"workload: {windows: [1]}", "workload.windows", "needs protocol: tcp"},
+		{"workload: {protocol: tcp, windows: [1], rates: [1000]}", "workload.windows", "not both"},
+		{"workload: {protocol: tcp, windows: [0]}", "workload.windows[0]", "out of range"},
+		{"workload: {protocol: tcp, windows: [4, 2]}", "workload.windows[1]", "strictly increasing"},
+		{"workload: {protocol: tcp, windows: [1], schedule: constant}", "workload.schedule", "no schedule"},
+		{"workload: {protocol: tcp, windows: []}", "workload.windows", "empty"},
+		{"workload: {protocol: tcp, mode: connect, windows: [2]}", "workload.mode", "do not apply"},
+		{"workload: {protocol: tcp, windows: [2]}\nplots: [{kind: cdf, window: 3}]", "plots[0].window", "not one of"},
+		{"workload: {protocol: tcp, rates: [100]}\nplots: [{kind: latency-vs-load, window: 3}]", "plots[0].window", "only a cdf"},
+	} {
+		_, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+c.yaml+"\n"))
+		if err == nil {
+			t.Errorf("%s: accepted", c.yaml)
+			continue
+		}
+		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
+			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
+		}
+	}
+}
+
+func TestSizesSweepAndDistribution(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {protocol: tcp, sizes: [64, 1024, 65536], windows: [1, 8]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := e.Workload.Levels()
+	if len(levels) != 6 || levels[0] != (Level{Size: 64, Window: 1}) || levels[5] != (Level{Size: 65536, Window: 8}) {
+		t.Fatalf("levels %+v", levels)
+	}
+	// A sweep of sizes draws the msg-size figure by default, and the CDF of
+	// the smallest size.
+	if len(e.Plots) != 3 || e.Plots[2].Kind != "msg-size" || e.Plots[1].Size != 64 {
+		t.Fatalf("plots %+v", e.Plots)
+	}
+	if got := e.Workload.Describe(levels[3]); got != "window 8, 1024 B" {
+		t.Fatalf("describe: %q", got)
+	}
+	// Seeds depend on the level index: distinct for every level.
+	seeds := map[int64]bool{}
+	for _, p := range e.Points() {
+		seeds[p.Seed] = true
+	}
+	if len(seeds) != 6 {
+		t.Fatalf("%d distinct seeds for 6 points", len(seeds))
+	}
+	d, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {protocol: tcp, size: \"bimodal:64,65536,0.1\", rates: [1000]}\n"))
+	if err != nil || d.Workload.SizeDist != "bimodal:64,65536,0.1" || d.Workload.Size != 6611 {
+		t.Fatalf("distribution: %v %+v", err, d.Workload)
+	}
+	for _, c := range []struct{ yaml, path, msg string }{
+		{"workload: {size: \"uniform:64,128\", rates: [1]}", "workload.size", "needs protocol: tcp"},
+		{"workload: {protocol: tcp, size: \"pareto:3\", rates: [1]}", "workload.size", "unknown distribution"},
+		{"workload: {sizes: [64, 2000], rates: [1]}", "workload.sizes[1]", "out of range for udp"},
+		{"workload: {sizes: [64, 64], rates: [1]}", "workload.sizes[1]", "strictly increasing"},
+		{"workload: {size: 64, sizes: [64, 128], rates: [1]}", "workload.sizes", "not both"},
+		{"workload: {rates: [1]}\nplots: [{kind: msg-size}]", "plots[0].kind", "at least two sizes"},
+		{"app: synthetic\nworkload: {protocol: tcp, service: \"constant:1us\", size: \"uniform:64,128\", rates: [1]}", "workload.size", "fixed size"},
+	} {
+		_, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+c.yaml+"\n"))
+		if err == nil {
+			t.Errorf("%s: accepted", c.yaml)
+			continue
+		}
+		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
+			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
+		}
+	}
+}
+
+func TestMemcachedApp(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1000]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := e.Workload.Memcached; m == nil || *m != (MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}) {
+		t.Fatalf("defaults: %+v", m)
+	}
+	e, err = Parse("x.yaml", []byte("name: x\nstacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1000], memcached: {keys: 5, popularity: uniform, get_fraction: 1, value_size: 4000}}\n"))
+	if err != nil || e.Workload.Memcached.Keys != 5 || e.Workload.Size != 4000 {
+		t.Fatalf("%v %+v", err, e)
+	}
+	for _, c := range []struct{ yaml, path, msg string }{
+		{"stacks: [joyride]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", "kernel stack only"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {rates: [1]}", "workload", "needs protocol: tcp"},
+		{"stacks: [kernel]\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}}", "workload.memcached", "only app memcached"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {popularity: zipf:9}}", "workload.memcached.popularity", "zipf:θ"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 0}}", "workload.memcached.keys", "out of range"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {get_fraction: 2}}", "workload.memcached.get_fraction", "out of range"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {valuesize: 2}}", "workload.memcached", "unknown key"},
+		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], sizes: [64, 128]}", "workload", "do not apply"},
+	} {
+		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
+		if err == nil {
+			t.Errorf("%s: accepted", c.yaml)
+			continue
+		}
+		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
+			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
+		}
 	}
 }

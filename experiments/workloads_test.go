@@ -4,7 +4,10 @@ package experiments
 
 import (
 	"context"
+	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/joyride-bench/joyride/analysis"
@@ -13,6 +16,13 @@ import (
 // runInline runs an experiment given as YAML text on a fresh testbed and
 // returns its summary.
 func runInline(t *testing.T, yaml string) []analysis.Point {
+	t.Helper()
+	pts, _ := runInlineDir(t, yaml)
+	return pts
+}
+
+// runInlineDir is runInline that also returns the run directory.
+func runInlineDir(t *testing.T, yaml string) ([]analysis.Point, string) {
 	t.Helper()
 	bin := binDir(t)
 	e, err := Parse("inline.yaml", []byte(yaml))
@@ -28,7 +38,7 @@ func runInline(t *testing.T, yaml string) []analysis.Point {
 		t.Fatal(err)
 	}
 	assertTestbedGone(t, readMeta(t, dir))
-	return pts
+	return pts, dir
 }
 
 // TCP load from the DPDK generator over 16 connections, through the runner.
@@ -60,9 +70,10 @@ workload: {service: "constant:300us", rates: [1000], duration: 1s, warmup: 200ms
 }
 
 // Connection setup through the runner: every connection established, each
-// setup time recorded.
+// setup time recorded, and the time to the echo's first byte in its own log
+// and in report.md.
 func TestConnectWorkloadThroughTheRunner(t *testing.T) {
-	pts := runInline(t, `name: connect-inline
+	pts, dir := runInlineDir(t, `name: connect-inline
 stacks: [kernel, joyride]
 workload: {mode: connect, protocol: tcp, rates: [300], duration: 1s, warmup: 200ms}
 `)
@@ -70,6 +81,50 @@ workload: {mode: connect, protocol: tcp, rates: [300], duration: 1s, warmup: 200
 		if p.Sent < 200 || p.Received != p.Sent || p.P50us <= 0 || p.P50us > 5000 {
 			t.Errorf("%s: %d connections opened, %d established, p50 setup %.1f µs", p.Stack, p.Sent, p.Received, p.P50us)
 		}
+		ttfb, err := analysis.ReadHlog(filepath.Join(dir, strings.TrimSuffix(p.Hlog, ".hlog")+".ttfb.hlog"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := ttfb.TotalCount(); n < int64(p.Received)*99/100 || float64(ttfb.ValueAtQuantile(50))/1e3 <= p.P50us {
+			t.Errorf("%s: %d first bytes for %d connections, p50 %.1f µs (setup p50 %.1f µs)", p.Stack, n, p.Received,
+				float64(ttfb.ValueAtQuantile(50))/1e3, p.P50us)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(report), "## Time to first byte") || !strings.Contains(string(report), "| joyride | 300 |") {
+		t.Errorf("report.md has no time-to-first-byte table for joyride: %v\n%s", err, report)
+	}
+}
+
+// A closed loop over a sweep of sizes through the runner: every point keeps
+// its window, replies come back whole at each size, the throughput is the
+// bytes answered, and the msg-size figures are drawn.
+func TestClosedLoopSizeSweepThroughTheRunner(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: msg-size-inline
+stacks: [kernel, joyride]
+workload: {protocol: tcp, connections: 2, sizes: [64, 16384], windows: [2], duration: 500ms, warmup: 200ms}
+`)
+	if len(pts) != 4 {
+		t.Fatalf("%d points, want 4", len(pts))
+	}
+	for _, p := range pts {
+		if p.Window != 2 || (p.Size != 64 && p.Size != 16384) || p.OfferedRPS != 0 || p.Sent < 100 || p.Received != p.Sent || !p.Valid {
+			t.Errorf("%s %d B window %d: offered %v sent %d received %d valid %v (%s)", p.Stack, p.Size, p.Window, p.OfferedRPS,
+				p.Sent, p.Received, p.Valid, p.Reason)
+		}
+		// The throughput is the answered bytes over the measured second half.
+		if want := p.AchievedRPS * float64(p.Size) * 8 / 1e9; math.Abs(p.Gbps-want) > 0.01*want+1e-4 {
+			t.Errorf("%s %d B: %.4f Gbit/s, %.0f replies/s of %d B make %.4f", p.Stack, p.Size, p.Gbps, p.AchievedRPS, p.Size, want)
+		}
+	}
+	for _, f := range []string{"msg-size-throughput.png", "msg-size-latency.pdf", "cdf-w2-64B.svg"} {
+		if _, err := os.Stat(filepath.Join(dir, "plots", f)); err != nil {
+			t.Error(err)
+		}
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil || !strings.Contains(string(report), "### kernel (tcp/echo, 16384 B)") || !strings.Contains(string(report), "| window 2 |") {
+		t.Errorf("report.md lacks the per-size closed-loop tables: %v\n%s", err, report)
 	}
 }
 
@@ -106,5 +161,65 @@ workload: {mode: connect, protocol: tcp, rates: [400], duration: 5s, warmup: 500
 		if r[1].FDs > r[0].FDs+4 || r[1].Threads > r[0].Threads+4 {
 			t.Errorf("%s: descriptors %d -> %d, threads %d -> %d", name, r[0].FDs, r[1].FDs, r[0].Threads, r[1].Threads)
 		}
+	}
+}
+
+// Debian's memcached as the application, driven by the generator's memcached
+// protocol: every request answered, the gets hit the keys stored before the
+// run, and the sets and gets both travel.
+func TestMemcachedThroughTheRunner(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: memcached-inline
+stacks: [kernel]
+app: memcached
+workload:
+  protocol: tcp
+  connections: 4
+  memcached: {keys: 2000, popularity: "zipf:0.99", get_fraction: 0.7, value_size: 300}
+  rates: [2000]
+  duration: 1s
+  warmup: 200ms
+`)
+	p := pts[0]
+	if p.App != "memcached" || p.Size != 300 || p.Sent < 1500 || p.Received != p.Sent || p.Lost != 0 {
+		t.Fatalf("%+v", p)
+	}
+	g := readMeta(t, dir).Points[0].Generator
+	if g == nil || g.Unmatched != 0 || g.Misses != 0 {
+		t.Fatalf("generator: %+v", g)
+	}
+	// About 70% of the measured requests are gets, and every one hit.
+	if share := float64(g.Hits) / float64(g.Received); share < 0.6 || share > 0.8 {
+		t.Fatalf("%d hits of %d replies: %.2f, want about 0.7 gets", g.Hits, g.Received, share)
+	}
+}
+
+// The generator on two cores: two engines, one per queue of a two-queue veth,
+// their results merged into one point; the kernel answers on both queues.
+func TestMultiCoreGeneratorThroughTheRunner(t *testing.T) {
+	bin := binDir(t)
+	e, err := Parse("inline.yaml", []byte("name: multi-inline\nstacks: [kernel]\nworkload: {rates: [4000], duration: 1s, warmup: 200ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := Placement{Generator: 1, Server: 0, GeneratorExtra: []int{0}}
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Placement: &pl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readMeta(t, dir)
+	assertTestbedGone(t, m)
+	g := m.Points[0].Generator
+	if g == nil || g.Queues != 2 || len(g.Engines) != 2 || g.Sent < 3000 || g.Received != g.Sent {
+		t.Fatalf("generator: %+v", g)
+	}
+	for i, eng := range g.Engines {
+		if eng.Sent == 0 {
+			t.Errorf("engine %d sent nothing: %+v", i, eng)
+		}
+	}
+	// Where several engines cannot work, the run is refused before it starts.
+	j, _ := Parse("inline.yaml", []byte("name: multi-inline\nstacks: [joyride]\nworkload: {rates: [4000]}\n"))
+	if _, err := Run(context.Background(), j, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Placement: &pl}); err == nil || !strings.Contains(err.Error(), "only the kernel stack") {
+		t.Fatalf("joyride with 2 generator cores: %v", err)
 	}
 }

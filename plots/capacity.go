@@ -31,8 +31,12 @@ func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
 		if a.HasCI() {
 			p99 = a.P99Hi
 		}
-		if a.NValid > 0 && a.AchievedRPS >= 0.99*a.OfferedRPS && p99 > 0 && p99 <= sloUs && a.OfferedRPS > best[a.Stack] {
-			best[a.Stack] = a.OfferedRPS
+		load := a.OfferedRPS
+		if a.Window > 0 {
+			load = a.AchievedRPS // a closed loop offers no rate: what it achieved
+		}
+		if a.NValid > 0 && a.AchievedRPS >= 0.99*a.OfferedRPS && p99 > 0 && p99 <= sloUs && load > best[a.Stack] {
+			best[a.Stack] = load
 		}
 	}
 	out := make([]Capacity, 0, len(best))

@@ -43,11 +43,17 @@ func LatencyVsLoad(pts []analysis.Point, title, outBase string, sloUs float64) e
 	p.Legend.Top, p.Legend.Left = true, true
 
 	aggs := analysis.AggregateByStackRate(pts)
-	multi := false
+	multi, allClosed := false, len(aggs) > 0
 	for _, a := range aggs {
 		if a.Protocol != aggs[0].Protocol || a.App != aggs[0].App {
 			multi = true
 		}
+		allClosed = allClosed && a.Window > 0
+	}
+	if allClosed {
+		// A closed loop offers no rate: each window is drawn at the
+		// throughput it achieved (Machnet's latency-vs-throughput curves).
+		p.X.Label.Text = "throughput (krequests/s), one marker per window"
 	}
 	type curve struct {
 		name, label string
@@ -65,6 +71,9 @@ func LatencyVsLoad(pts []analysis.Point, title, outBase string, sloUs float64) e
 		name := g[0].Stack
 		if multi {
 			name += " " + g[0].Protocol + "/" + g[0].App
+		}
+		if g[0].SizeSwept {
+			name += fmt.Sprintf(" %d B", g[0].Size)
 		}
 		band := true
 		for _, a := range g {
@@ -97,6 +106,9 @@ func LatencyVsLoad(pts []analysis.Point, title, outBase string, sloUs float64) e
 					continue
 				}
 				x := a.OfferedRPS / 1000
+				if a.Window > 0 {
+					x = a.AchievedRPS / 1000
+				}
 				cv.xys = append(cv.xys, struct{ x, y, lo, hi float64 }{x, mean, lo, hi})
 				ymin, ymax, xmax = math.Min(ymin, mean), math.Max(ymax, mean), math.Max(xmax, x)
 				if lo > 0 {
@@ -202,23 +214,16 @@ func translucent(c color.Color, a uint8) color.Color {
 	return color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: a}
 }
 
-// groups splits aggregates (sorted by stack, protocol, app, rate) into curves.
+// groups splits aggregates (sorted by stack, protocol, app, size, window,
+// rate) into curves: one per stack, protocol, app and size.
 func groups(aggs []analysis.Aggregate) [][]analysis.Aggregate {
 	var out [][]analysis.Aggregate
 	for i, a := range aggs {
-		if i == 0 || a.Stack != aggs[i-1].Stack || a.Protocol != aggs[i-1].Protocol || a.App != aggs[i-1].App {
+		if i == 0 || a.Stack != aggs[i-1].Stack || a.Protocol != aggs[i-1].Protocol || a.App != aggs[i-1].App || a.Size != aggs[i-1].Size {
 			out = append(out, nil)
 		}
 		out[len(out)-1] = append(out[len(out)-1], a)
 	}
-	// Fixed stacks first (null, kernel, afxdp, joyride), so the legend reads the same in every figure.
-	order := map[string]int{"null": 0, "kernel": 1, "afxdp": 2, "joyride": 3}
-	rank := func(s string) int {
-		if r, ok := order[s]; ok {
-			return r
-		}
-		return len(order)
-	}
-	slices.SortStableFunc(out, func(a, b []analysis.Aggregate) int { return rank(a[0].Stack) - rank(b[0].Stack) })
+	slices.SortStableFunc(out, func(a, b []analysis.Aggregate) int { return stackRank(a[0].Stack) - stackRank(b[0].Stack) })
 	return out
 }

@@ -14,10 +14,16 @@ import (
 // file. Logs that cannot be read are left out and reported in the error; the
 // series built from the others are returned anyway.
 func CDFAtRate(pts []analysis.Point, rate float64, path func(analysis.Point) (string, error)) ([]CDFSeries, error) {
+	return CDFAt(pts, func(p analysis.Point) bool { return p.OfferedRPS == rate }, path)
+}
+
+// CDFAt is CDFAtRate for the points at is true of (a rate, a closed loop's
+// window, a size).
+func CDFAt(pts []analysis.Point, at func(analysis.Point) bool, path func(analysis.Point) (string, error)) ([]CDFSeries, error) {
 	pooled := map[string]*hdrhistogram.Histogram{}
 	var errs []error
 	for _, p := range pts {
-		if p.OfferedRPS != rate || !p.Valid {
+		if !at(p) || !p.Valid {
 			continue
 		}
 		file, err := path(p)

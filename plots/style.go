@@ -3,6 +3,8 @@ package plots
 import (
 	"hash/fnv"
 	"image/color"
+	"slices"
+	"strings"
 
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -56,4 +58,25 @@ func StackStyle(stack string) (color.Color, draw.GlyphStyle) {
 	c := palette[sum%uint32(len(palette))]
 	shape := shapes[(sum/uint32(len(palette)))%uint32(len(shapes))]
 	return c, draw.GlyphStyle{Color: c, Radius: glyphRadius, Shape: shape}
+}
+
+// stackOrder puts the fixed stacks first (null, kernel, afxdp, joyride), so
+// that legends read the same in every figure.
+var stackOrder = map[string]int{"null": 0, "kernel": 1, "afxdp": 2, "joyride": 3}
+
+func stackRank(s string) int {
+	if r, ok := stackOrder[s]; ok {
+		return r
+	}
+	return len(stackOrder)
+}
+
+// sortStacks sorts stack names in legend order, others by name after them.
+func sortStacks(names []string) {
+	slices.SortFunc(names, func(a, b string) int {
+		if d := stackRank(a) - stackRank(b); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
 }

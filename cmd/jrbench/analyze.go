@@ -13,7 +13,6 @@ import (
 
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/experiments"
-	"github.com/joyride-bench/joyride/plots"
 	"github.com/spf13/cobra"
 )
 
@@ -108,10 +107,11 @@ func newAnalyzeCmd() *cobra.Command {
 func newPlotCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "plot RUN_DIR",
-		Short: "Redraw RUN_DIR/plots from summary.csv and hist/: latency vs load and latency CDFs (PNG, SVG, PDF)",
-		Long: "plot draws plots/latency-vs-load (with confidence bands when summary.csv has them; run analyze first " +
-			"for a run that has none) and plots/cdf-<rate> at the lowest offered rate and at every CDF rate the " +
-			"experiment asked for in meta.json, valid repetitions pooled per stack.",
+		Short: "Redraw RUN_DIR/plots from summary.csv and hist/: the experiment's figures (PNG, SVG, PDF)",
+		Long: "plot draws the figures the experiment in meta.json asked for, as the runner does: latency-vs-load " +
+			"(with confidence bands when summary.csv has them; run analyze first for a run that has none), " +
+			"cdf-<level> (valid repetitions pooled per stack), capacity, msg-size. For a run without its experiment, " +
+			"latency-vs-load, the CDF at the lowest valid rate and, with an SLO, capacity.",
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := args[0]
@@ -123,46 +123,34 @@ func newPlotCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			title := m.title(dir)
 			out := filepath.Join(dir, "plots")
-			if err := plots.LatencyVsLoad(pts, title, filepath.Join(out, "latency-vs-load"), m.sloUs()); err != nil {
-				return err
-			}
-			var rates []float64
-			for _, p := range pts {
-				if p.Valid && (len(rates) == 0 || p.OfferedRPS < rates[0]) {
-					rates = []float64{p.OfferedRPS}
-				}
-			}
-			var plotSpecs []experiments.PlotSpec
+			// The figures the experiment asked for (for a run without its
+			// experiment in meta.json, latency vs load and, with an SLO, the
+			// capacity bars), and the CDF at the lowest rate measured validly.
+			var e experiments.Experiment
 			if m.Experiment != nil {
-				plotSpecs = m.Experiment.Plots
+				e = *m.Experiment
 			}
-			for _, ps := range plotSpecs {
-				if ps.Kind == "cdf" && ps.Rate > 0 && !slices.Contains(rates, ps.Rate) {
-					rates = append(rates, ps.Rate)
+			if e.Plots == nil {
+				e.Plots = []experiments.PlotSpec{{Kind: "latency-vs-load"}}
+				if e.SLO.P99.Duration > 0 {
+					e.Plots = append(e.Plots, experiments.PlotSpec{Kind: "capacity"})
 				}
 			}
-			drawn := []string{"latency-vs-load"}
-			if slo := m.sloUs(); slo > 0 {
-				if err := plots.CapacityBars(pts, slo, title+": throughput under the p99 SLO", filepath.Join(out, "capacity")); err != nil {
-					return err
+			if len(e.Workload.Sizes) == 0 && len(e.Workload.Windows) == 0 {
+				lowest := 0.0
+				for _, p := range pts {
+					if p.Valid && (lowest == 0 || p.OfferedRPS < lowest) {
+						lowest = p.OfferedRPS
+					}
 				}
-				drawn = append(drawn, "capacity")
+				if lowest > 0 && !slices.Contains(e.Plots, experiments.PlotSpec{Kind: "cdf", Rate: lowest}) {
+					e.Plots = append(e.Plots, experiments.PlotSpec{Kind: "cdf", Rate: lowest})
+				}
 			}
-			for _, rate := range rates {
-				series, err := cdfSeries(dir, pts, rate)
-				if err != nil {
-					return err
-				}
-				if len(series) == 0 {
-					continue
-				}
-				name := fmt.Sprintf("cdf-%.0f", rate)
-				if err := plots.LatencyCDF(series, fmt.Sprintf("%s at %.0f requests/s", title, rate), filepath.Join(out, name)); err != nil {
-					return err
-				}
-				drawn = append(drawn, name)
+			drawn, err := experiments.DrawPlots(&e, m.title(dir), pts, out, func(p analysis.Point) (string, error) { return hlogPath(dir, p) })
+			if err != nil {
+				return usageError{err}
 			}
 			fmt.Fprintf(os.Stderr, "%s: %s (.png, .svg, .pdf)\n", out, strings.Join(drawn, ", "))
 			return nil
@@ -223,16 +211,6 @@ func hlogPath(dir string, p analysis.Point) (string, error) {
 		return "", usageError{fmt.Errorf("%s: hlog %q is not a path inside the results directory", filepath.Join(dir, "summary.csv"), p.Hlog)}
 	}
 	return filepath.Join(dir, rel), nil
-}
-
-// cdfSeries pools, per stack, the interval logs of every valid repetition at
-// rate (as the runner does); an unreadable log is an error naming it.
-func cdfSeries(dir string, pts []analysis.Point, rate float64) ([]plots.CDFSeries, error) {
-	series, err := plots.CDFAtRate(pts, rate, func(p analysis.Point) (string, error) { return hlogPath(dir, p) })
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return series, nil
 }
 
 // runMeta is the part of meta.json (experiments.Meta) the offline commands

@@ -108,6 +108,7 @@ func addPlacementFlags(cmd *cobra.Command, o *experiments.RunOptions) {
 	p := experiments.DefaultPlacement
 	o.Placement = &p
 	cmd.Flags().IntVar(&p.Generator, "generator-cpu", p.Generator, "core the load generator is pinned to")
+	cmd.Flags().IntSliceVar(&p.GeneratorExtra, "generator-extra-cpus", nil, "more cores for the generator, one engine and veth queue each (UDP echo on the kernel stack only), e.g. 2,3")
 	cmd.Flags().IntVar(&p.Server, "server-cpu", p.Server, "core the stack under test and its application are pinned to")
 }
 
