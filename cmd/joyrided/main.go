@@ -40,6 +40,7 @@ func main() {
 	ring := flag.Int("ring", 1024, "descriptors per ring of each application's region")
 	buffers := flag.Int("buffers", 1024, "buffers per direction of each application's region")
 	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
+	maxSockets := flag.Int("max-sockets", service.DefaultMaxSockets, "sockets one application may hold (more are refused with EMFILE)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
 	flag.Parse()
 	if stopProfile := startCPUProfile(*cpuProfile); stopProfile != nil {
@@ -84,7 +85,7 @@ func main() {
 	}
 	link := netstack.New(port, netstack.Options{})
 	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
-		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, Log: log})
+		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets, Log: log})
 	if err != nil {
 		port.Close()
 		dpdk.Cleanup()

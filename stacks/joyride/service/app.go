@@ -293,6 +293,9 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 	if ap.Port() != 0 && ap.Port() < 1024 && a.cred.Uid != 0 {
 		return proto.Errorf(syscall.EACCES, "listen on port %d needs root", ap.Port())
 	}
+	if r, over := s.overLimit(a); over {
+		return r
+	}
 	proto4 := tcp.ProtocolNumber
 	if isUDP {
 		proto4 = udp.ProtocolNumber
@@ -337,6 +340,9 @@ func (s *Service) dial(a *app, req proto.Request) proto.Reply {
 	if err != nil {
 		return proto.Errorf(syscall.EINVAL, "dial: %v", err)
 	}
+	if r, over := s.overLimit(a); over {
+		return r
+	}
 	proto4 := tcp.ProtocolNumber
 	if isUDP {
 		proto4 = udp.ProtocolNumber
@@ -380,6 +386,21 @@ func (s *Service) dial(a *app, req proto.Request) proto.Reply {
 	remote, _ := ep.GetRemoteAddress()
 	s.markReady(k)
 	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local), Remote: addrString(remote)}
+}
+
+// overLimit refuses a new socket when a holds its MaxSockets already. (The
+// check is repeated nowhere else: a dial racing another request may exceed the
+// limit by the app's concurrent requests, which the control socket serializes
+// per app.)
+func (s *Service) overLimit(a *app) (proto.Reply, bool) {
+	a.mu.Lock()
+	n := len(a.socks)
+	a.mu.Unlock()
+	if n < s.cfg.MaxSockets {
+		return proto.Reply{}, false
+	}
+	s.stats.OverLimit.Add(1)
+	return proto.Errorf(syscall.EMFILE, "application holds %d sockets, its limit (joyrided -max-sockets)", n), true
 }
 
 // newSock registers an endpoint as the app's socket; a.mu must be held.

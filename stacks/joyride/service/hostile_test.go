@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -184,3 +186,60 @@ func dup(t *testing.T, fd int) int {
 }
 
 func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// An application at its socket limit is refused more (EMFILE), connections
+// accepted beyond it are reset, a closed socket frees a place, and another
+// application is not affected.
+func TestSocketLimitPerApplication(t *testing.T) {
+	old := svc.cfg.MaxSockets
+	svc.cfg.MaxSockets = 8
+	defer func() { svc.cfg.MaxSockets = old }()
+	before := svc.Stats().OverLimit.Load()
+
+	bad := attachRaw(t)
+	if rep := bad.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7510"}); !rep.OK {
+		t.Fatalf("listen tcp: %+v", rep)
+	}
+	var last uint32
+	for i := range 7 {
+		rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: fmt.Sprintf("198.18.0.2:%d", 7511+i)})
+		if !rep.OK {
+			t.Fatalf("socket %d of 8: %+v", i+2, rep)
+		}
+		last = rep.Sock
+	}
+	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
+		t.Fatalf("a ninth socket: %+v, want EMFILE", rep)
+	}
+	if rep := bad.control(t, proto.Request{Op: "dial", Network: "udp", Addr: "198.18.0.1:7400"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
+		t.Fatalf("a ninth socket by dial: %+v, want EMFILE", rep)
+	}
+	// A connection to its listener would be its ninth socket: reset.
+	c, err := gonet.DialTCP(peer, tcpip.FullAddress{Addr: tcpip.AddrFrom4(svcAddr.As4()), Port: 7510}, ipv4.ProtocolNumber)
+	if err == nil {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil || os.IsTimeout(err) {
+		t.Fatalf("a connection beyond the limit was not reset: %v", err)
+	}
+	if got := svc.Stats().OverLimit.Load() - before; got < 3 {
+		t.Fatalf("%d refusals counted, want at least 3", got)
+	}
+	// Closing a socket frees its place.
+	if rep := bad.control(t, proto.Request{Op: "close", Sock: last}); !rep.OK {
+		t.Fatalf("close: %+v", rep)
+	}
+	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); !rep.OK {
+		t.Fatalf("after a close: %+v", rep)
+	}
+	// Another application has its own count.
+	honest := attach(t)
+	pc, err := honest.ListenPacket("udp", "198.18.0.2:7302")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
+	udpEchoWorks(t, 7302)
+}

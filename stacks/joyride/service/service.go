@@ -80,6 +80,14 @@ type Config struct {
 	IdlePoll time.Duration
 	// Region shapes each application's shared memory.
 	Region channel.Config
+	// MaxSockets bounds the sockets one application may hold (listeners,
+	// connections, UDP sockets; accepted connections count), so that one
+	// application cannot exhaust the service's memory or ports for the others:
+	// the next socket is refused with EMFILE, an accepted connection beyond it
+	// reset. Every socket's buffering is bounded already (the send window, the
+	// region's rings), so this also bounds an application's buffered bytes.
+	// Default DefaultMaxSockets.
+	MaxSockets int
 	// Log receives the service's log (default: slog.Default()).
 	Log *slog.Logger
 }
@@ -125,9 +133,14 @@ type Stats struct {
 	MsgsDown   atomic.Uint64 // messages delivered to applications
 	Sleeps     atomic.Uint64 // times the engine went to sleep
 	Corrupt    atomic.Uint64 // applications disconnected for corrupting their region
+	OverLimit  atomic.Uint64 // sockets refused (or accepted connections reset) at an application's MaxSockets
 	DownFull   atomic.Uint64 // deliveries deferred because an application's ring was full
 	BadSockets atomic.Uint64 // messages naming a socket the application does not own
 }
+
+// DefaultMaxSockets is Config.MaxSockets unless set: as many as the
+// generator's largest experiment opens, with room to spare.
+const DefaultMaxSockets = 16384
 
 // minSleep is the engine's first sleep after it stops spinning.
 const minSleep = 20 * time.Microsecond
@@ -146,6 +159,9 @@ func New(link Link, cfg Config) (*Service, error) {
 	}
 	if cfg.IdlePoll <= 0 {
 		cfg.IdlePoll = time.Millisecond
+	}
+	if cfg.MaxSockets <= 0 {
+		cfg.MaxSockets = DefaultMaxSockets
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -534,6 +550,14 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 			ep, wq, err := k.ep.Accept(&peer)
 			if err != nil {
 				break
+			}
+			if len(a.socks) >= s.cfg.MaxSockets {
+				// Over the application's limit: reset the connection, as a
+				// kernel whose process is out of descriptors would leave it
+				// unaccepted.
+				ep.Abort()
+				s.stats.OverLimit.Add(1)
+				continue
 			}
 			c := a.newSock(s, ep, wq, false, false)
 			remote := netip.AddrPortFrom(netip.AddrFrom4(peer.Addr.As4()), peer.Port).String()
