@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/internal/procstats"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
@@ -293,6 +294,11 @@ type ProcResources struct {
 	RSSKiB  int64 `json:"rss_kib"`
 	FDs     int   `json:"fds"`
 	Threads int   `json:"threads"`
+	// Goroutines and HeapKiB are what the Go process reported when asked
+	// (SIGUSR1, internal/procstats); 0 when it did not answer within a
+	// second.
+	Goroutines int   `json:"goroutines,omitempty"`
+	HeapKiB    int64 `json:"heap_kib,omitempty"`
 }
 
 // procResources reads a process's resident memory, open descriptors and
@@ -521,6 +527,9 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		for name, pr := range procs {
 			v := r.lastResources[name]
 			v[at] = procResources(pr.cmd.Process.Pid)
+			if st, ok := pr.goStats(time.Second); ok {
+				v[at].Goroutines, v[at].HeapKiB = st.Goroutines, st.HeapKiB
+			}
 			r.lastResources[name] = v
 		}
 	}
@@ -649,12 +658,32 @@ type server struct {
 	once   sync.Once
 	result string
 	exited chan struct{}
+	stats  chan string // PROCSTATS lines, answers to SIGUSR1
+}
+
+// goStats asks the server for its goroutines and Go heap (SIGUSR1, answered
+// by a PROCSTATS line on its standard output) and waits up to timeout.
+func (s *server) goStats(timeout time.Duration) (procstats.Stats, bool) {
+	select { // an answer that came too late for an earlier question
+	case <-s.stats:
+	default:
+	}
+	if s.died() || s.cmd.Process.Signal(syscall.SIGUSR1) != nil {
+		return procstats.Stats{}, false
+	}
+	select {
+	case line := <-s.stats:
+		st, err := procstats.Parse(line)
+		return st, err == nil
+	case <-time.After(timeout):
+		return procstats.Stats{}, false
+	}
 }
 
 // startProcess starts binary (from binDir) in the server namespace, pinned to
 // cpu, and waits until it says READY.
 func startProcess(ctx context.Context, tb *local.Testbed, binDir, binary string, cpu int, args ...string) (*server, error) {
-	s := &server{exited: make(chan struct{})}
+	s := &server{exited: make(chan struct{}), stats: make(chan string, 1)}
 	s.cmd = tb.CommandWithBPFFS(context.Background(), tb.Server, "taskset",
 		append([]string{"-c", strconv.Itoa(cpu), filepath.Join(binDir, binary)}, args...)...)
 	s.cmd.Stderr = &s.log
@@ -674,6 +703,13 @@ func startProcess(ctx context.Context, tb *local.Testbed, binDir, binary string,
 			if line == "READY" && !signalled {
 				close(ready)
 				signalled = true
+				continue
+			}
+			if strings.HasPrefix(line, procstats.Prefix) {
+				select {
+				case s.stats <- line:
+				default:
+				}
 				continue
 			}
 			s.log.Write([]byte(line + "\n"))

@@ -161,6 +161,13 @@ workload: {mode: connect, protocol: tcp, rates: [400], duration: 5s, warmup: 500
 		if r[1].FDs > r[0].FDs+4 || r[1].Threads > r[0].Threads+4 {
 			t.Errorf("%s: descriptors %d -> %d, threads %d -> %d", name, r[0].FDs, r[1].FDs, r[0].Threads, r[1].Threads)
 		}
+		// A goroutine per connection that never ended would show here: 2000
+		// connections came and went.
+		if r[0].Goroutines == 0 || r[1].Goroutines == 0 {
+			t.Errorf("%s did not report its goroutines: %+v", name, r)
+		} else if r[1].Goroutines > r[0].Goroutines+20 {
+			t.Errorf("%s: goroutines %d -> %d over %d connections", name, r[0].Goroutines, r[1].Goroutines, pm.Generator.Received)
+		}
 	}
 }
 

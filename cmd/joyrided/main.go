@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyride-bench/joyride/internal/procstats"
 	"github.com/joyride-bench/joyride/nic/dpdk"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
@@ -43,6 +44,8 @@ func main() {
 	maxSockets := flag.Int("max-sockets", service.DefaultMaxSockets, "sockets one application may hold (more are refused with EMFILE)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
 	flag.Parse()
+	// The runner samples goroutines and heap with SIGUSR1 (internal/procstats).
+	procstats.Report(os.Stdout, nil)
 	if stopProfile := startCPUProfile(*cpuProfile); stopProfile != nil {
 		defer stopProfile()
 	}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/joyride-bench/joyride/app"
+	"github.com/joyride-bench/joyride/internal/procstats"
 	"github.com/joyride-bench/joyride/stacks"
 	_ "github.com/joyride-bench/joyride/stacks/all"
 )
@@ -39,6 +40,8 @@ func main() {
 	runDir := flag.String("run-dir", "", "directory private to this run (control sockets of service stacks)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the serving here (for go tool pprof)")
 	flag.Parse()
+	// The runner samples goroutines and heap with SIGUSR1 (internal/procstats).
+	procstats.Report(os.Stdout, nil)
 
 	fail := func(code int, format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "jrapp: "+format+"\n", a...)

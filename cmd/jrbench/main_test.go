@@ -161,3 +161,80 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// jrbench killed with SIGKILL in the middle of a Joyride point cannot clean up:
+// its jrapp, joyrided and jrgen live on in the testbed's namespaces. A
+// `jrbench testbed down --all` afterwards ends them and removes the
+// namespaces, the veth and the runtime files: the machine is as it was.
+func TestKilledRunIsCleanedByTestbedDown(t *testing.T) {
+	bin := jrbench(t)
+	results := t.TempDir()
+	exp := filepath.Join(t.TempDir(), "killed.yaml")
+	os.WriteFile(exp, []byte("name: killed\nstacks: [joyride]\nworkload: {rates: [1000], duration: 20s, warmup: 100ms}\n"), 0o644)
+	cmd := exec.Command(bin, "run", "--no-calibrate", "--results", results, exp)
+	cmd.Dir = "../.."
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "point 1/") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no point started within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the load is on: joyrided, jrapp and jrgen all run
+	metas, _ := filepath.Glob(filepath.Join(results, "killed", "2*", "meta.json"))
+	if len(metas) != 1 {
+		t.Fatalf("no meta.json: %v", metas)
+	}
+	b, _ := os.ReadFile(metas[0])
+	var meta struct {
+		Testbed struct {
+			ID     string                 `json:"id"`
+			Client struct{ Netns string } `json:"client"`
+			Server struct {
+				Netns string
+				Iface string
+			} `json:"server"`
+		} `json:"testbed"`
+	}
+	if err := json.Unmarshal(b, &meta); err != nil || meta.Testbed.ID == "" {
+		t.Fatalf("meta.json: %v %s", err, b)
+	}
+	id := meta.Testbed.ID
+	roles := func() []string { // our roles still running for this testbed
+		out, _ := exec.Command("pgrep", "-a", "-f", id).Output()
+		var left []string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" && !strings.Contains(l, "pgrep") {
+				left = append(left, l)
+			}
+		}
+		return left
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(roles()) < 2 {
+		t.Fatalf("after SIGKILL of jrbench, expected its roles orphaned and running, found %v", roles())
+	}
+	if out, err := exec.Command(bin, "testbed", "down", "--all").CombinedOutput(); err != nil {
+		t.Fatalf("testbed down --all: %v\n%s", err, out)
+	}
+	if left := roles(); len(left) > 0 {
+		t.Errorf("processes left after testbed down: %v", left)
+	}
+	ns, _ := exec.Command("ip", "netns", "list").Output()
+	links, _ := exec.Command("ip", "-o", "link").Output()
+	if strings.Contains(string(ns), id) || strings.Contains(string(links), id) {
+		t.Errorf("namespaces or links of testbed %s left:\n%s\n%s", id, ns, links)
+	}
+	for _, pattern := range []string{"/var/run/dpdk/*-" + id, "/run/jrbench/" + id, "/run/jrbench/testbeds/" + id + ".json"} {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			t.Errorf("left behind: %v", m)
+		}
+	}
+}

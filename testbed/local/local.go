@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -544,7 +545,9 @@ func deleteLinkIn(nsName, iface string) error {
 
 // DownID tears down testbed id, using its state file when there is one and
 // the naming scheme otherwise (e.g. after a crash during Up). Unknown ids
-// are not an error.
+// are not an error. Unlike Down, it first ends the processes still running in
+// the testbed's namespaces (SIGTERM, SIGKILL after 3 s): after a runner was
+// killed, its jrapp, jrgen and joyrided are orphans nobody else will stop.
 func DownID(id string) error {
 	// Looser than ValidID: orphaned namespaces found by List may carry
 	// ids Up would not make; the id only has to be a safe file name.
@@ -556,6 +559,7 @@ func DownID(id string) error {
 		if !errors.Is(err, os.ErrNotExist) {
 			// A corrupt state file must not keep the namespaces alive.
 			t = names(id)
+			t.stopProcesses()
 			return errors.Join(err, t.Down())
 		}
 		t = names(id)
@@ -564,7 +568,18 @@ func DownID(id string) error {
 		// The file is named by id; trust the name over its content.
 		t.ID = id
 	}
+	t.stopProcesses()
 	return t.Down()
+}
+
+// stopProcesses ends what still runs in the testbed's namespaces (only ever
+// in jr-client-*/jr-server-* ones, as Down deletes).
+func (t *Testbed) stopProcesses() {
+	for _, n := range []Node{t.Client, t.Server} {
+		if strings.HasPrefix(n.Netns, clientNetnsPrefix) || strings.HasPrefix(n.Netns, serverNetnsPrefix) {
+			stopNetnsProcesses(n.Netns, 3*time.Second)
+		}
+	}
 }
 
 // List returns the testbeds recorded in StateDir, plus namespaces named

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -127,4 +129,45 @@ func isMountPoint(p string) bool {
 	}
 	// A nsfs bind mount lives on a different device than /run.
 	return st.Dev != parent.Dev
+}
+
+// netnsPIDs lists the processes whose network namespace is the named one (as
+// `ip netns pids` does: by the namespace file's device and inode).
+func netnsPIDs(name string) []int {
+	var want unix.Stat_t
+	if err := unix.Stat(filepath.Join(netnsDir, name), &want); err != nil {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopNetnsProcesses ends the processes left in the named namespace: SIGTERM,
+// then SIGKILL to those still there after grace. They can only be a
+// testbed's own roles (jrapp, jrgen, joyrided, their children) orphaned by a
+// runner that was killed: nothing else enters a jr-* namespace.
+func stopNetnsProcesses(name string, grace time.Duration) []int {
+	pids := netnsPIDs(name)
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	for len(netnsPIDs(name)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, pid := range netnsPIDs(name) {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	return pids
 }
