@@ -559,6 +559,16 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	if gerr != nil {
 		return pt, nil, serverLog, fmt.Errorf("%w (log: %s)", gerr, logPath)
 	}
+	// A server that did not stop on SIGTERM was hung (stopped, deadlocked,
+	// spinning): whatever the generator saw, it did not measure a stack.
+	if srv.hung {
+		return pt, nil, serverLog, fmt.Errorf("jrapp hung: it did not exit within %v of SIGTERM and was killed (log: %s)", stopGrace, logPath)
+	}
+	if dmn != nil && !daemonDied {
+		if dmn.stop(); dmn.hung {
+			return pt, nil, serverLog, fmt.Errorf("the stack's daemon hung: it did not exit within %v of SIGTERM and was killed", stopGrace)
+		}
+	}
 	if daemonDied {
 		return pt, nil, serverLog, fmt.Errorf("the stack's daemon exited during the point: %s", lastLine(dmn.stop()))
 	}
@@ -659,7 +669,12 @@ type server struct {
 	result string
 	exited chan struct{}
 	stats  chan string // PROCSTATS lines, answers to SIGUSR1
+	hung   bool        // stop had to kill it (set by stop)
 }
+
+// stopGrace is how long a server has to exit after SIGTERM before it is
+// killed and counted hung.
+const stopGrace = 5 * time.Second
 
 // goStats asks the server for its goroutines and Go heap (SIGUSR1, answered
 // by a PROCSTATS line on its standard output) and waits up to timeout.
@@ -747,9 +762,10 @@ func (s *server) stop() string {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.exited:
-		case <-time.After(5 * time.Second):
+		case <-time.After(stopGrace):
 			s.cmd.Process.Kill()
 			<-s.exited
+			s.hung = true
 			s.log.Write([]byte("(killed after 5 s without exiting on SIGTERM)\n"))
 		}
 		s.result = s.log.String()

@@ -6,9 +6,14 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
 )
@@ -228,5 +233,64 @@ func TestMultiCoreGeneratorThroughTheRunner(t *testing.T) {
 	j, _ := Parse("inline.yaml", []byte("name: multi-inline\nstacks: [joyride]\nworkload: {rates: [4000]}\n"))
 	if _, err := Run(context.Background(), j, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Placement: &pl}); err == nil || !strings.Contains(err.Error(), "only the kernel stack") {
 		t.Fatalf("joyride with 2 generator cores: %v", err)
+	}
+}
+
+// hangFirstServer is a progress writer that, when the first point starts,
+// stops (SIGSTOP) the jrapp serving it: a hung server.
+type hangFirstServer struct {
+	t    *testing.T
+	once sync.Once
+	pid  int
+}
+
+func (h *hangFirstServer) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "point 1/") {
+		h.once.Do(func() {
+			go func() {
+				time.Sleep(300 * time.Millisecond) // the load is on
+				out, _ := exec.Command("pgrep", "-n", "-f", "bin/jrapp -stack kernel").Output()
+				h.pid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+				if h.pid > 0 {
+					syscall.Kill(h.pid, syscall.SIGSTOP)
+				}
+			}()
+		})
+	}
+	return len(p), nil
+}
+
+// A server that hangs in the middle of a point fails that point (killed after
+// its grace, reason recorded), within a bounded time, and the next point runs
+// on a fresh server.
+func TestHungServerFailsItsPointOnly(t *testing.T) {
+	bin := binDir(t)
+	e, err := Parse("inline.yaml", []byte("name: hung-inline\nstacks: [kernel]\norder: sequential\nworkload: {rates: [1000, 2000], duration: 1s, warmup: 200ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hangFirstServer{t: t}
+	start := time.Now()
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Progress: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.pid == 0 {
+		t.Fatal("no jrapp found to hang")
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Errorf("the run took %v", d)
+	}
+	m := readMeta(t, dir)
+	assertTestbedGone(t, m)
+	first, second := m.Points[0], m.Points[1]
+	if first.Status != "failed" || !strings.Contains(first.Reason, "jrapp hung") {
+		t.Errorf("the hung point: status %q reason %q", first.Status, first.Reason)
+	}
+	if second.Status != "ok" || second.Generator == nil || second.Generator.Received == 0 {
+		t.Errorf("the next point: %+v", second)
+	}
+	if err := syscall.Kill(h.pid, 0); err == nil {
+		t.Errorf("the hung jrapp (pid %d) is still there", h.pid)
 	}
 }
