@@ -40,3 +40,21 @@ func AndersonDarlingExp(gaps []float64, mean float64) float64 {
 	}
 	return -float64(n) - s/float64(n)
 }
+
+// checkArrivals fills res.ArrivalA2 and ArrivalN from the first measured send
+// times (TSC ticks, sorted; at most ArrivalSamples+1 are used) of a Poisson
+// schedule; other schedules, and too few sends, are not checked.
+func checkArrivals(res *Result, cfg *Config, sendTimes []uint64, nsPerTick float64) {
+	if len(sendTimes) > ArrivalSamples+1 {
+		sendTimes = sendTimes[:ArrivalSamples+1]
+	}
+	if cfg.Schedule != Poisson || len(sendTimes) <= 100 {
+		return
+	}
+	gaps := make([]float64, len(sendTimes)-1)
+	for i := range gaps {
+		gaps[i] = float64(sendTimes[i+1]-sendTimes[i]) * nsPerTick
+	}
+	res.ArrivalA2 = AndersonDarlingExp(gaps, 1e9/cfg.Rate)
+	res.ArrivalN = len(gaps)
+}

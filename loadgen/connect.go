@@ -104,6 +104,7 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 		}
 	}
 	link.SetSpinning(true)
+	sendTimes := make([]uint64, 0, ArrivalSamples+1) // the first measured connection attempts
 	next := 0
 	hardStop := start + tsc.FromDuration(cfg.Warmup+cfg.Duration+ConnectTimeout+5*time.Second)
 	var maxLag uint64
@@ -131,6 +132,9 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 				res.Sent++
 				if now-sched[next] > lateTicks {
 					res.Late++
+				}
+				if len(sendTimes) <= ArrivalSamples {
+					sendTimes = append(sendTimes, now)
 				}
 			} else {
 				res.WarmupSent++
@@ -197,6 +201,7 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 		a.ep.Abort()
 	}
 	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
+	checkArrivals(res, &cfg, sendTimes, nsPerTick)
 	all := analysis.NewHistogram()
 	for k, h := range res.FirstByte {
 		h.SetStartTimeMs(res.Intervals[k].StartTimeMs())

@@ -27,6 +27,9 @@ func TestConnectRecordsEverySetup(t *testing.T) {
 	for _, h := range res.Intervals {
 		recorded += h.TotalCount()
 	}
+	if res.ArrivalN < 400 || !(res.ArrivalA2 > 0) {
+		t.Fatalf("arrival check: A2 %v over %d gaps", res.ArrivalA2, res.ArrivalN)
+	}
 	if uint64(recorded) != res.Received || res.Protocol != "tcp-connect" {
 		t.Fatalf("histograms hold %d setups, %d were established (protocol %q)", recorded, res.Received, res.Protocol)
 	}

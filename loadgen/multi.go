@@ -366,17 +366,7 @@ func (g *group) merge(cfg *Config, cpus []int, start time.Time) (*Result, []Engi
 	// first ArrivalSamples+1, so the earliest ArrivalSamples+1 of all are
 	// among them.
 	slices.Sort(sendTimes)
-	if len(sendTimes) > ArrivalSamples+1 {
-		sendTimes = sendTimes[:ArrivalSamples+1]
-	}
-	if cfg.Schedule == Poisson && len(sendTimes) > 100 {
-		gaps := make([]float64, len(sendTimes)-1)
-		for i := range gaps {
-			gaps[i] = float64(sendTimes[i+1]-sendTimes[i]) * g.nsPerTick
-		}
-		res.ArrivalA2 = AndersonDarlingExp(gaps, 1e9/cfg.Rate)
-		res.ArrivalN = len(gaps)
-	}
+	checkArrivals(res, cfg, sendTimes, g.nsPerTick)
 	return res, engines
 }
 

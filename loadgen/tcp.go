@@ -230,6 +230,7 @@ type tcpEngine struct {
 
 	blockedList []int32
 	reader      bytes.Reader // over the request being written
+	sendTimes   []uint64     // open loop: when the first measured requests were written, for the arrival check
 
 	nIntervals int
 	// preloaded counts the sets answered while storing memcached's keys,
@@ -525,6 +526,11 @@ func (e *tcpEngine) run() {
 		}
 	}
 	finish(res, &cfg.Config, float64(e.maxLag)*e.nsPerTick/1e3)
+	// Writes are in time order across connections: the first are the
+	// earliest.
+	if cfg.Window == 0 {
+		checkArrivals(res, &cfg.Config, e.sendTimes, e.nsPerTick)
+	}
 }
 
 // due reports whether c has a request to write now: in the open loop one whose
@@ -591,6 +597,9 @@ func (e *tcpEngine) write(c *tcpConn) {
 			e.res.Sent++
 			if lag > e.lateTicks {
 				e.res.Late++
+			}
+			if len(e.sendTimes) <= ArrivalSamples && e.cfg.Window == 0 {
+				e.sendTimes = append(e.sendTimes, now)
 			}
 		} else {
 			e.res.WarmupSent++

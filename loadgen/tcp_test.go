@@ -125,6 +125,10 @@ func TestTCPEveryRequestIsAnswered(t *testing.T) {
 		if len(res.Intervals) != 1 {
 			t.Fatalf("%d intervals for 1 s", len(res.Intervals))
 		}
+		// The arrival check ran on the first 1000 writes.
+		if res.ArrivalN != ArrivalSamples || !(res.ArrivalA2 > 0) {
+			t.Fatalf("arrival check: A2 %v over %d gaps", res.ArrivalA2, res.ArrivalN)
+		}
 		var recorded int64
 		for _, h := range res.Intervals {
 			recorded += h.TotalCount()
