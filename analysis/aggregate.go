@@ -21,6 +21,9 @@ type Aggregate struct {
 	SizeSwept    bool
 	// Gbps is the mean payload throughput of the valid repetitions, Gbit/s.
 	Gbps float64
+	// ServerCores and CPUUsPerReq are means over the valid repetitions that
+	// measured them (see Point); 0 when none did.
+	ServerCores, CPUUsPerReq float64
 	// N counts all repetitions, NValid the valid ones.
 	N, NValid int
 	// AchievedRPS is the mean achieved rate, AchievedMin/Max its spread.
@@ -85,6 +88,7 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 	type acc struct {
 		agg                        Aggregate
 		ach, p50, p99, p999, gbps  spread
+		cores, cpuPerReq           spread
 		ciReps                     int
 		p50lo, p50hi, p99lo, p99hi spread
 	}
@@ -116,6 +120,10 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		a.agg.NValid++
 		a.ach.add(p.AchievedRPS)
 		a.gbps.add(p.Gbps)
+		if p.ServerCores > 0 {
+			a.cores.add(p.ServerCores)
+			a.cpuPerReq.add(p.CPUUsPerReq)
+		}
 		a.p50.add(p.P50us)
 		a.p99.add(p.P99us)
 		a.p999.add(p.P999us)
@@ -132,6 +140,8 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		g := a.agg
 		g.AchievedRPS, g.AchievedMin, g.AchievedMax = a.ach.get()
 		g.Gbps, _, _ = a.gbps.get()
+		g.ServerCores, _, _ = a.cores.get()
+		g.CPUUsPerReq, _, _ = a.cpuPerReq.get()
 		g.SizeSwept = len(sizes) > 1
 		g.P50us, g.P50Min, g.P50Max = a.p50.get()
 		g.P99us, g.P99Min, g.P99Max = a.p99.get()

@@ -170,6 +170,7 @@ func renderReport(r Report) string {
 	}
 
 	writeNullSection(&b, aggs, r.NoiseP50us, r.NoiseP99us)
+	writeCPUSection(&b, aggs)
 	writeRatioSection(&b, aggs, r.SLOp99us)
 	writeChecksSection(&b, r.Points)
 
@@ -270,6 +271,31 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 f
 	}
 	if rows == 0 {
 		fmt.Fprintf(b, "| (no other stack ran at the null stack's rates) | | | | | |\n")
+	}
+	fmt.Fprintf(b, "\n")
+}
+
+// writeCPUSection writes the "Server CPU" table: for every load level with a
+// measured server CPU, the busy cores and the CPU time per request, and what
+// that cost means at a million requests/s.
+func writeCPUSection(b *strings.Builder, aggs []Aggregate) {
+	if !slices.ContainsFunc(aggs, func(a Aggregate) bool { return a.ServerCores > 0 }) {
+		return
+	}
+	fmt.Fprintf(b, "## Server CPU\n\n"+
+		"How busy the server side's cores were over each point's measured span (1.00 = one core fully busy), and "+
+		"that time per answered request: at X µs per request, a million requests/s need X cores. A polling stack "+
+		"(DPDK, AF_XDP) keeps its core busy whatever the load, so its cost per request falls as load grows; the "+
+		"kernel's grows with the load. On a veth testbed part of the kernel's receive path runs on the sending "+
+		"core, so its figure is a lower bound.\n\n"+
+		"| stack | load | achieved (req/s) | server cores busy | CPU per request (µs) | cores for 1M req/s |\n"+
+		"|---|---:|---:|---:|---:|---:|\n")
+	for _, a := range aggs {
+		if a.ServerCores <= 0 || a.NValid == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %.2f | %.2f | %.1f |\n", mdCell(groupName(a)), fmtLoad(a),
+			fmtRate(math.Round(a.AchievedRPS)), a.ServerCores, a.CPUUsPerReq, a.CPUUsPerReq)
 	}
 	fmt.Fprintf(b, "\n")
 }

@@ -52,6 +52,11 @@ type Point struct {
 	// Gbps is the payload throughput of the measured replies, Gbit/s in one
 	// direction (the echo carries as much back).
 	Gbps float64
+	// ServerCores is how busy the server side's cores were over the measured
+	// span (1.0 = one core fully busy); CPUUsPerReq is that busy time per
+	// answered request, in µs: at X µs per request, a million requests/s
+	// need X cores. 0 when not measured.
+	ServerCores, CPUUsPerReq float64
 	// Checks are the validity checks of the point's interval log
 	// (CheckPoint); nil when not checked. Of them summary.csv keeps the
 	// interval count, τ, p and the 5% critical value of the ADF test, ρ, p and
@@ -70,7 +75,7 @@ var summaryHeader = []string{
 	"rep", "valid", "reason", "hlog",
 	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
 	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
-	"size", "window", "gbps",
+	"size", "window", "gbps", "server_cores", "cpu_us_per_req",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -101,7 +106,8 @@ func pointFields(p Point) []string {
 	} else {
 		f = append(f, "", "", "", "")
 	}
-	tail := []string{strconv.Itoa(p.Size), strconv.Itoa(p.Window), strconv.FormatFloat(p.Gbps, 'f', 4, 64)}
+	tail := []string{strconv.Itoa(p.Size), strconv.Itoa(p.Window), strconv.FormatFloat(p.Gbps, 'f', 4, 64),
+		strconv.FormatFloat(p.ServerCores, 'f', 3, 64), f2(p.CPUUsPerReq)}
 	c := p.Checks
 	if c == nil {
 		return append(append(f, "", "", "", "", "", "", "", ""), tail...)
@@ -243,6 +249,8 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	num("p99_lo_us", &p.P99Lo)
 	num("p99_hi_us", &p.P99Hi)
 	num("gbps", &p.Gbps)
+	num("server_cores", &p.ServerCores)
+	num("cpu_us_per_req", &p.CPUUsPerReq)
 	integer := func(name string, dst *int) {
 		if v, ok := field(name); ok && v != "" && err == nil {
 			if *dst, err = strconv.Atoi(v); err != nil {

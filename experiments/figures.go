@@ -32,6 +32,8 @@ func DrawPlots(e *Experiment, title string, pts []analysis.Point, outDir string,
 			draw("latency-vs-load", plots.LatencyVsLoad(pts, title, filepath.Join(outDir, "latency-vs-load"), slo))
 		case "capacity":
 			draw("capacity", plots.CapacityBars(pts, slo, title+": throughput under the p99 SLO", filepath.Join(outDir, "capacity")))
+		case "cores":
+			draw("cores", plots.CoresVsLoad(pts, title+": server cores", filepath.Join(outDir, "cores")))
 		case "msg-size":
 			draw("msg-size", plots.MsgSize(pts, title, filepath.Join(outDir, "msg-size")))
 		case "cdf":

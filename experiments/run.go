@@ -534,6 +534,9 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		}
 	}
 	sample(0)
+	// The server side's cores, sampled through the point and read over the
+	// measured span once the generator says when that was.
+	cpuLoad := startCPUSampler([]int{pl.Server}, 100*time.Millisecond)
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
 	genArgs := []string{}
 	if mc := w.Memcached; r.e.App == "memcached" && mc != nil {
@@ -548,6 +551,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))...)
+	cpuLoad.Stop()
 	sample(1)
 	// A server-side process that died during the point makes it a failure,
 	// not a latency result (whatever the generator saw).
@@ -585,6 +589,13 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		bytes = res.Received * uint64(size)
 	}
 	pt.Gbps = float64(bytes) * 8 / w.Duration.Seconds() / 1e9
+	from := res.Start.Add(time.Millisecond + w.Warmup.Duration)
+	if cores, ok := cpuLoad.Busy(from, from.Add(w.Duration.Duration)); ok {
+		pt.ServerCores = cores
+		if res.AchievedRPS > 0 {
+			pt.CPUUsPerReq = cores / res.AchievedRPS * 1e6
+		}
+	}
 	// Percentiles come from the interval log on disk, as any later analysis will.
 	h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
 	if err != nil {

@@ -168,8 +168,10 @@ type Machine struct {
 // PlotSpec is one figure to draw.
 type PlotSpec struct {
 	// Kind is "latency-vs-load" (percentiles against offered rate, one line
-	// per stack), "cdf" (the latency distribution at one rate) or "capacity"
-	// (bars: the throughput each stack sustains under slo.p99).
+	// per stack), "cdf" (the latency distribution at one rate), "capacity"
+	// (bars: the throughput each stack sustains under slo.p99), "msg-size"
+	// (throughput and latency against the request size, for workload.sizes)
+	// or "cores" (the server's busy cores against the throughput achieved).
 	Kind string `yaml:"kind" json:"kind"`
 	// Rate is, for a cdf, which offered rate to draw; it must be one of
 	// Workload.Rates. 0 in the file means the lowest rate, and Load replaces it
@@ -309,7 +311,7 @@ var (
 	modes     = []string{"rpc", "connect"}
 	orders    = []string{"interleaved", "sequential"}
 	pmQoS     = []string{"on", "off"}
-	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size"}
+	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores"}
 )
 
 // Limits on values.

@@ -119,7 +119,7 @@ func TestBadFiles(t *testing.T) {
 		{"many-problems.yaml", 11, "repetitions", `0 is out of range (1..100)`},
 		{"many-problems.yaml", 12, "order", `"random" is not allowed (allowed: interleaved, sequential)`},
 		{"many-problems.yaml", 15, "plots[0].rate", `7 is not one of workload.rates (allowed: 1000, 2000, or 0 for the lowest)`},
-		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity, msg-size)`},
+		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity, msg-size, cores)`},
 	} {
 		path := filepath.Join("testdata", tc.file)
 		_, err := Load(path)
@@ -266,10 +266,10 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, size, sizes, schedule, rates, windows, duration, warmup, late_threshold)`},
-		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, size, sizes, schedule, rates, windows, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, memcached, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: memcached\n", `x.yaml:4: app: "memcached" is not allowed (allowed: echo, synthetic)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: redis\n", `x.yaml:4: app: "redis" is not allowed (allowed: echo, synthetic, memcached)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: three\n", `x.yaml:4: repetitions: expected an integer, got "three"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nseed: 1.5\n", `x.yaml:4: seed: expected an integer, got 1.5`},
@@ -277,7 +277,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p50: 1ms}\n", `x.yaml:4: slo: unknown key "p50" (allowed: p99)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: maybe}\n", `x.yaml:4: machine.pm_qos: "maybe" is not allowed (allowed: on, off)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {governor: performance}\n", `x.yaml:4: machine: unknown key "governor" (allowed: pm_qos)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity, msg-size)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity, msg-size, cores)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf plot takes a rate`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate, window, size)`},
 	} {

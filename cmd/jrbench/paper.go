@@ -41,7 +41,9 @@ type claim struct {
 	Measure   struct {
 		Stack  string  `yaml:"stack"`
 		Rate   float64 `yaml:"rate"`
-		Metric string  `yaml:"metric"` // p50, p99, peak
+		Window int     `yaml:"window"` // a closed loop's level instead of a rate
+		Size   int     `yaml:"size"`   // with a sweep of sizes: which
+		Metric string  `yaml:"metric"` // p50, p99, peak, cpu, gbps
 	} `yaml:"measure"`
 }
 
@@ -62,9 +64,9 @@ func loadManifest(path string) (*manifest, error) {
 		}
 		for _, c := range f.Claims {
 			switch c.Measure.Metric {
-			case "p50", "p99", "peak":
+			case "p50", "p99", "peak", "cpu", "gbps":
 			default:
-				return nil, fmt.Errorf("%s: figure %s: metric %q (allowed: p50, p99, peak)", path, f.ID, c.Measure.Metric)
+				return nil, fmt.Errorf("%s: figure %s: metric %q (allowed: p50, p99, peak, cpu, gbps)", path, f.ID, c.Measure.Metric)
 			}
 		}
 	}
@@ -195,11 +197,22 @@ func measure(pts []analysis.Point, c claim) string {
 		return fmt.Sprintf("%.0f req/s (highest offered rate with achieved ≥ 99%%)", peak)
 	}
 	for _, a := range aggs {
-		if a.Stack != c.Measure.Stack || a.OfferedRPS != c.Measure.Rate {
+		if a.Stack != c.Measure.Stack || a.OfferedRPS != c.Measure.Rate || a.Window != c.Measure.Window ||
+			(c.Measure.Size != 0 && a.Size != c.Measure.Size) {
 			continue
 		}
 		if a.NValid == 0 {
 			return fmt.Sprintf("no valid repetition at %.0f", a.OfferedRPS)
+		}
+		switch c.Measure.Metric {
+		case "cpu":
+			if a.ServerCores <= 0 {
+				return fmt.Sprintf("no CPU measured at %.0f", a.OfferedRPS)
+			}
+			return fmt.Sprintf("%.2f server cores busy at %.0f req/s: %.2f µs of CPU per request (%.1f cores per million req/s)",
+				a.ServerCores, a.AchievedRPS, a.CPUUsPerReq, a.CPUUsPerReq)
+		case "gbps":
+			return fmt.Sprintf("%.3f Gbit/s at %.0f req/s", a.Gbps, a.AchievedRPS)
 		}
 		v, lo, hi := a.P50us, a.P50Lo, a.P50Hi
 		if c.Measure.Metric == "p99" {
