@@ -19,6 +19,12 @@ type Aggregate struct {
 	// aggregated together had several sizes, so that names tell them apart.
 	Size, Window int
 	SizeSwept    bool
+	// Instances is the application instances the repetitions share;
+	// InstancesSwept is set when the points had several counts.
+	Instances      int
+	InstancesSwept bool
+	// ServerMemMiB is the mean server-side resident memory (see Point).
+	ServerMemMiB float64
 	// Gbps is the mean payload throughput of the valid repetitions, Gbit/s.
 	Gbps float64
 	// ServerCores and CPUUsPerReq are means over the valid repetitions that
@@ -83,24 +89,26 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 	type key struct {
 		stack, protocol, app string
 		size, window         int
+		instances            int
 		rate                 float64
 	}
 	type acc struct {
 		agg                        Aggregate
 		ach, p50, p99, p999, gbps  spread
-		cores, cpuPerReq           spread
+		cores, cpuPerReq, rss      spread
 		ciReps                     int
 		p50lo, p50hi, p99lo, p99hi spread
 	}
 	groups := map[key]*acc{}
-	sizes := map[int]bool{}
+	sizes, instances := map[int]bool{}, map[int]bool{}
 	for _, p := range pts {
 		sizes[p.Size] = true
-		k := key{p.Stack, p.Protocol, p.App, p.Size, p.Window, p.OfferedRPS}
+		instances[max(p.Instances, 1)] = true
+		k := key{p.Stack, p.Protocol, p.App, p.Size, p.Window, p.Instances, p.OfferedRPS}
 		a := groups[k]
 		if a == nil {
 			a = &acc{agg: Aggregate{Stack: p.Stack, Protocol: p.Protocol, App: p.App, OfferedRPS: p.OfferedRPS,
-				Size: p.Size, Window: p.Window, AllValid: true}}
+				Size: p.Size, Window: p.Window, Instances: p.Instances, AllValid: true}}
 			groups[k] = a
 		}
 		a.agg.N++
@@ -120,6 +128,9 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		a.agg.NValid++
 		a.ach.add(p.AchievedRPS)
 		a.gbps.add(p.Gbps)
+		if p.ServerMemMiB > 0 {
+			a.rss.add(p.ServerMemMiB)
+		}
 		if p.ServerCores > 0 {
 			a.cores.add(p.ServerCores)
 			a.cpuPerReq.add(p.CPUUsPerReq)
@@ -143,6 +154,8 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 		g.ServerCores, _, _ = a.cores.get()
 		g.CPUUsPerReq, _, _ = a.cpuPerReq.get()
 		g.SizeSwept = len(sizes) > 1
+		g.InstancesSwept = len(instances) > 1
+		g.ServerMemMiB, _, _ = a.rss.get()
 		g.P50us, g.P50Min, g.P50Max = a.p50.get()
 		g.P99us, g.P99Min, g.P99Max = a.p99.get()
 		g.P999us, g.P999Min, g.P999Max = a.p999.get()
@@ -157,6 +170,7 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 			cmp.Compare(a.Protocol, b.Protocol),
 			cmp.Compare(a.App, b.App),
 			cmp.Compare(a.Size, b.Size),
+			cmp.Compare(a.Instances, b.Instances),
 			cmp.Compare(a.Window, b.Window),
 			cmp.Compare(a.OfferedRPS, b.OfferedRPS),
 		)

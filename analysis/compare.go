@@ -48,11 +48,12 @@ func Compare(a, b []Point) []Diff {
 	type key struct {
 		stack, protocol, app string
 		size, window         int
+		instances            int
 		rate                 float64
 	}
 	diffs := map[key]*Diff{}
 	get := func(g Aggregate) *Diff {
-		k := key{g.Stack, g.Protocol, g.App, g.Size, g.Window, g.OfferedRPS}
+		k := key{g.Stack, g.Protocol, g.App, g.Size, g.Window, g.Instances, g.OfferedRPS}
 		d := diffs[k]
 		if d == nil {
 			d = &Diff{Stack: g.Stack, Protocol: g.Protocol, App: g.App, OfferedRPS: g.OfferedRPS, Size: g.Size, Window: g.Window}

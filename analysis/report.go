@@ -399,7 +399,8 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 	// application and size.
 	baseOf := func(g []Aggregate) []Aggregate {
 		for _, k := range groups {
-			if k[0].Stack == BaselineStack && k[0].Protocol == g[0].Protocol && k[0].App == g[0].App && k[0].Size == g[0].Size {
+			if k[0].Stack == BaselineStack && k[0].Protocol == g[0].Protocol && k[0].App == g[0].App && k[0].Size == g[0].Size &&
+				k[0].Instances == g[0].Instances {
 				return k
 			}
 		}
@@ -484,13 +485,13 @@ func groupAggregates(aggs []Aggregate) [][]Aggregate {
 }
 
 func sameGroup(a, b Aggregate) bool {
-	return a.Stack == b.Stack && a.Protocol == b.Protocol && a.App == b.App && a.Size == b.Size
+	return a.Stack == b.Stack && a.Protocol == b.Protocol && a.App == b.App && a.Size == b.Size && a.Instances == b.Instances
 }
 
 // sameLoad reports whether a and b are the same load level: the same offered
 // rate, or the same closed-loop window, at the same size.
 func sameLoad(a, b Aggregate) bool {
-	return a.OfferedRPS == b.OfferedRPS && a.Window == b.Window && a.Size == b.Size
+	return a.OfferedRPS == b.OfferedRPS && a.Window == b.Window && a.Size == b.Size && a.Instances == b.Instances
 }
 
 // load is a's load in requests/s: the offered rate, or in a closed loop (which
@@ -519,12 +520,18 @@ func groupName(a Aggregate) string {
 			parts = append(parts, s)
 		}
 	}
+	var extra []string
 	if a.SizeSwept && a.Size > 0 {
-		sz := fmt.Sprintf("%d B", a.Size)
+		extra = append(extra, fmt.Sprintf("%d B", a.Size))
+	}
+	if a.InstancesSwept {
+		extra = append(extra, fmt.Sprintf("%d apps", max(a.Instances, 1)))
+	}
+	if len(extra) > 0 {
 		if len(parts) == 0 {
-			return a.Stack + " (" + sz + ")"
+			return a.Stack + " (" + strings.Join(extra, ", ") + ")"
 		}
-		parts[len(parts)-1] += ", " + sz
+		parts[len(parts)-1] += ", " + strings.Join(extra, ", ")
 	}
 	if len(parts) == 0 {
 		return a.Stack

@@ -52,6 +52,14 @@ type Point struct {
 	// Gbps is the payload throughput of the measured replies, Gbit/s in one
 	// direction (the echo carries as much back).
 	Gbps float64
+	// Instances is how many application instances served (density); 0 when
+	// the experiment did not sweep them (one).
+	Instances int
+	// ServerMemMiB is the memory of every server-side process (the
+	// applications and the stack's daemon) at the end of the load, as
+	// proportional set size: a page shared by k processes (Joyride's regions,
+	// shared libraries) counts 1/k in each, so the sum counts it once.
+	ServerMemMiB float64
 	// ServerCores is how busy the server side's cores were over the measured
 	// span (1.0 = one core fully busy); CPUUsPerReq is that busy time per
 	// answered request, in µs: at X µs per request, a million requests/s
@@ -75,7 +83,7 @@ var summaryHeader = []string{
 	"rep", "valid", "reason", "hlog",
 	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
 	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
-	"size", "window", "gbps", "server_cores", "cpu_us_per_req",
+	"size", "window", "gbps", "server_cores", "cpu_us_per_req", "instances", "server_mem_mib",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -107,7 +115,7 @@ func pointFields(p Point) []string {
 		f = append(f, "", "", "", "")
 	}
 	tail := []string{strconv.Itoa(p.Size), strconv.Itoa(p.Window), strconv.FormatFloat(p.Gbps, 'f', 4, 64),
-		strconv.FormatFloat(p.ServerCores, 'f', 3, 64), f2(p.CPUUsPerReq)}
+		strconv.FormatFloat(p.ServerCores, 'f', 3, 64), f2(p.CPUUsPerReq), strconv.Itoa(p.Instances), f2(p.ServerMemMiB)}
 	c := p.Checks
 	if c == nil {
 		return append(append(f, "", "", "", "", "", "", "", ""), tail...)
@@ -260,6 +268,8 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	}
 	integer("size", &p.Size)
 	integer("window", &p.Window)
+	integer("instances", &p.Instances)
+	num("server_mem_mib", &p.ServerMemMiB)
 	if err != nil {
 		return p, err
 	}

@@ -14,7 +14,7 @@ func samplePoints() []Point {
 		{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 10000, AchievedRPS: 9999.5,
 			Sent: 100000, Received: 99995, Lost: 5, Late: 2,
 			P50us: 25.31, P90us: 30.2, P99us: 41.75, P999us: 80, MaxUs: 1200.5, MinUs: 12.03, MeanUs: 26.6,
-			Rep: 0, Valid: true, Hlog: "hist/kernel-udp-10000-r0.hlog", Size: 64, Gbps: 0.0051, ServerCores: 0.25, CPUUsPerReq: 25,
+			Rep: 0, Valid: true, Hlog: "hist/kernel-udp-10000-r0.hlog", Size: 64, Gbps: 0.0051, ServerCores: 0.25, CPUUsPerReq: 25, Instances: 4, ServerMemMiB: 120.5,
 			P50Lo: 24.9, P50Hi: 25.8, P99Lo: 39, P99Hi: math.Inf(1),
 			Checks: &Checks{Intervals: 30, ADF: ADF{Ran: true, Stat: -4.21, P: 0.0006, Crit5: -2.967},
 				Lag1: RankCorr{Ran: true, Rho: 0.12, P: 0.52}, Verdict: "ok"}},
@@ -37,10 +37,10 @@ func TestSummaryCSVRoundTrip(t *testing.T) {
 	}
 	header, _, _ := strings.Cut(string(data), "\n")
 	if want := "stack,protocol,app,offered_rps,achieved_rps,sent,received,lost,late,p50_us,p90_us,p99_us,p999_us,max_us,min_us,mean_us,rep,valid,reason,hlog," +
-		"p50_lo_us,p50_hi_us,p99_lo_us,p99_hi_us,intervals,adf_stat,adf_p,adf_crit5,lag1_rho,lag1_p,indep_lag,checks,size,window,gbps,server_cores,cpu_us_per_req"; header != want {
+		"p50_lo_us,p50_hi_us,p99_lo_us,p99_hi_us,intervals,adf_stat,adf_p,adf_crit5,lag1_rho,lag1_p,indep_lag,checks,size,window,gbps,server_cores,cpu_us_per_req,instances,server_mem_mib"; header != want {
 		t.Errorf("header\n got %s\nwant %s", header, want)
 	}
-	if !strings.Contains(string(data), "kernel,udp,echo,10000.00,9999.50,100000,99995,5,2,25.31,30.20,41.75,80.00,1200.50,12.03,26.60,0,true,,hist/kernel-udp-10000-r0.hlog,24.90,25.80,39.00,+Inf,30,-4.21,0.0006,-2.967,0.12,0.52,0,ok,64,0,0.0051,0.250,25.00\n") {
+	if !strings.Contains(string(data), "kernel,udp,echo,10000.00,9999.50,100000,99995,5,2,25.31,30.20,41.75,80.00,1200.50,12.03,26.60,0,true,,hist/kernel-udp-10000-r0.hlog,24.90,25.80,39.00,+Inf,30,-4.21,0.0006,-2.967,0.12,0.52,0,ok,64,0,0.0051,0.250,25.00,4,120.50\n") {
 		t.Errorf("unexpected row format:\n%s", data)
 	}
 	got, err := ReadSummaryCSV(path)
@@ -78,7 +78,8 @@ func TestReadSummaryCSVColumnOrderAndErrors(t *testing.T) {
 	}
 
 	header := strings.Join(summaryHeader, ",") + "\n"
-	row := "kernel,udp,echo,1000,1000,1,1,0,0,1,1,1,1,1,1,1,0,true,,,,,,,,,,,,,,,,,,,\n"
+	// The 18 columns up to valid, the optional rest empty.
+	row := "kernel,udp,echo,1000,1000,1,1,0,0,1,1,1,1,1,1,1,0,true" + strings.Repeat(",", len(summaryHeader)-18) + "\n"
 	for _, c := range []struct{ name, content, want string }{
 		{"empty.csv", "", "empty.csv: empty"},
 		{"missing.csv", "stack,protocol\n", `missing.csv:1: missing column "app"`},

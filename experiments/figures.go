@@ -32,6 +32,12 @@ func DrawPlots(e *Experiment, title string, pts []analysis.Point, outDir string,
 			draw("latency-vs-load", plots.LatencyVsLoad(pts, title, filepath.Join(outDir, "latency-vs-load"), slo))
 		case "capacity":
 			draw("capacity", plots.CapacityBars(pts, slo, title+": throughput under the p99 SLO", filepath.Join(outDir, "capacity")))
+		case "density":
+			rate := ps.Rate
+			if rate == 0 {
+				rate = lowest(e.Workload.Rates)
+			}
+			draw("density", plots.Density(pts, rate, title, filepath.Join(outDir, "density")))
 		case "cores":
 			draw("cores", plots.CoresVsLoad(pts, title+": server cores", filepath.Join(outDir, "cores")))
 		case "msg-size":

@@ -133,6 +133,7 @@ type PointMeta struct {
 	Rate      float64         `json:"rate"`
 	Window    int             `json:"window,omitempty"`
 	Size      int             `json:"size,omitempty"`
+	Instances int             `json:"instances,omitempty"`
 	Rep       int             `json:"rep"`
 	Seed      int64           `json:"seed"`
 	Placement Placement       `json:"placement"`
@@ -192,7 +193,7 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 			Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
 		for _, p := range e.Points() {
 			r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
-				Window: p.Window, Size: p.Size, Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
+				Window: p.Window, Size: p.Size, Instances: p.Instances, Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
 		}
 	}
 	dir := r.dir
@@ -291,7 +292,11 @@ func fingerprint(e *Experiment) string {
 
 // ProcResources is what one process held at one moment (from /proc).
 type ProcResources struct {
-	RSSKiB  int64 `json:"rss_kib"`
+	RSSKiB int64 `json:"rss_kib"`
+	// PSSKiB is the proportional set size: shared pages split among the
+	// processes sharing them (smaps_rollup), so that summing processes counts
+	// a shared region once.
+	PSSKiB  int64 `json:"pss_kib,omitempty"`
 	FDs     int   `json:"fds"`
 	Threads int   `json:"threads"`
 	// Goroutines and HeapKiB are what the Go process reported when asked
@@ -321,6 +326,13 @@ func procResources(pid int) ProcResources {
 	}
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		r.FDs = len(ents)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				r.PSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
 	}
 	return r
 }
@@ -449,25 +461,29 @@ func hlogName(p Point, w Workload) string {
 	if len(w.Sizes) > 0 {
 		load += fmt.Sprintf("_%dB", p.Size)
 	}
+	if len(w.Instances) > 0 {
+		load += fmt.Sprintf("_%dapps", max(p.Instances, 1))
+	}
 	return filepath.Join("hist", fmt.Sprintf("%s_%s_%s_rep%d.hlog", p.Stack.Name, w.Protocol, load, p.Rep))
 }
 
 // probe is one measurement the runner makes: an experiment point or a
 // calibration probe.
 type probe struct {
-	Stack    StackSpec
-	Rate     float64
-	Window   int // closed loop; Rate is then 0
-	Size     int // request size; 0 means Workload.Size
-	Rep      int
-	Seed     int64
-	Workload Workload
-	Hlog     string // relative to the run directory
-	Log      string // name of the log file under logs/
+	Stack     StackSpec
+	Rate      float64
+	Window    int // closed loop; Rate is then 0
+	Size      int // request size; 0 means Workload.Size
+	Instances int // application instances; 0 means one
+	Rep       int
+	Seed      int64
+	Workload  Workload
+	Hlog      string // relative to the run directory
+	Log       string // name of the log file under logs/
 }
 
 func (r *runner) pointProbe(p Point) probe {
-	return probe{Stack: p.Stack, Rate: p.Rate, Window: p.Window, Size: p.Size, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
+	return probe{Stack: p.Stack, Rate: p.Rate, Window: p.Window, Size: p.Size, Instances: p.Instances, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
 		Hlog: hlogName(p, r.e.Workload), Log: fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name)}
 }
 
@@ -484,7 +500,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	w := p.Workload
 	size := cmp.Or(p.Size, w.Size)
 	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
-		Hlog: p.Hlog, Size: size, Window: p.Window}
+		Hlog: p.Hlog, Size: size, Window: p.Window, Instances: p.Instances}
 	opts, err := json.Marshal(p.Stack.Options)
 	if err != nil {
 		return pt, nil, "", err
@@ -507,18 +523,42 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		logPath := filepath.Join(r.dir, "logs", strings.TrimSuffix(p.Log, ".log")+"_"+d.Binary+".log")
 		defer func() { os.WriteFile(logPath, []byte(dmn.stop()), 0o644) }()
 	}
-	srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
-		"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
-		"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort), "-protocol", w.Protocol,
-		"-cpu", strconv.Itoa(pl.Server), "-file-prefix", "jrapp-"+r.tb.ID, "-run-dir", runDir,
-		"-app", r.e.App, "-size", strconv.Itoa(size))
-	if err != nil {
-		return pt, nil, "", err
+	// One jrapp per application instance, each on its own port.
+	nApps := max(p.Instances, 1)
+	apps := make([]*server, 0, nApps)
+	defer func() {
+		for _, a := range apps {
+			a.stop()
+		}
+	}()
+	for i := range nApps {
+		prefix := "jrapp-" + r.tb.ID
+		if i > 0 {
+			prefix = fmt.Sprintf("jrapp%d-%s", i, r.tb.ID)
+		}
+		srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
+			"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
+			"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", w.Protocol,
+			"-cpu", strconv.Itoa(pl.Server), "-file-prefix", prefix, "-run-dir", runDir,
+			"-app", r.e.App, "-size", strconv.Itoa(size))
+		if err != nil {
+			if nApps > 1 {
+				err = fmt.Errorf("application instance %d of %d: %w", i+1, nApps, err)
+			}
+			return pt, nil, "", err
+		}
+		apps = append(apps, srv)
 	}
-	defer srv.stop()
 
 	// Resources of the server side when the load starts and when it ends.
-	procs := map[string]*server{"jrapp": srv}
+	procs := map[string]*server{}
+	for i, a := range apps {
+		name := "jrapp"
+		if i > 0 {
+			name = fmt.Sprintf("jrapp%d", i+1)
+		}
+		procs[name] = a
+	}
 	if dmn != nil {
 		procs["daemon"] = dmn
 	}
@@ -543,6 +583,9 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		genArgs = append(genArgs, "-app", "memcached", "-mc-keys", strconv.Itoa(mc.Keys), "-mc-popularity", mc.Popularity,
 			"-mc-gets", strconv.FormatFloat(mc.GetFraction, 'f', -1, 64), "-mc-value", strconv.Itoa(mc.ValueSize))
 	}
+	if nApps > 1 {
+		genArgs = append(genArgs, "-ports", strconv.Itoa(nApps))
+	}
 	out, genLog, gerr := r.generator(ctx, bound, append(genArgs,
 		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(size),
@@ -553,11 +596,23 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-mode", cmp.Or(w.Mode, "rpc"))...)
 	cpuLoad.Stop()
 	sample(1)
+	for _, v := range r.lastResources {
+		pt.ServerMemMiB += float64(v[1].PSSKiB) / 1024
+	}
 	// A server-side process that died during the point makes it a failure,
 	// not a latency result (whatever the generator saw).
-	appDied := srv.died()
+	died := -1
+	for i, a := range apps {
+		if a.died() && died < 0 {
+			died = i
+		}
+	}
 	daemonDied := dmn != nil && dmn.died()
-	serverLog := srv.stop()
+	var logs []string
+	for _, a := range apps {
+		logs = append(logs, a.stop())
+	}
+	serverLog := strings.Join(logs, "\n== next instance\n")
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)
 	if gerr != nil {
@@ -565,8 +620,10 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	}
 	// A server that did not stop on SIGTERM was hung (stopped, deadlocked,
 	// spinning): whatever the generator saw, it did not measure a stack.
-	if srv.hung {
-		return pt, nil, serverLog, fmt.Errorf("jrapp hung: it did not exit within %v of SIGTERM and was killed (log: %s)", stopGrace, logPath)
+	for _, a := range apps {
+		if a.hung {
+			return pt, nil, serverLog, fmt.Errorf("jrapp hung: it did not exit within %v of SIGTERM and was killed (log: %s)", stopGrace, logPath)
+		}
 	}
 	if dmn != nil && !daemonDied {
 		if dmn.stop(); dmn.hung {
@@ -576,8 +633,8 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	if daemonDied {
 		return pt, nil, serverLog, fmt.Errorf("the stack's daemon exited during the point: %s", lastLine(dmn.stop()))
 	}
-	if appDied {
-		return pt, nil, serverLog, fmt.Errorf("jrapp exited during the point: %s", lastLine(serverLog))
+	if died >= 0 {
+		return pt, nil, serverLog, fmt.Errorf("jrapp exited during the point: %s", lastLine(logs[died]))
 	}
 	var res loadgen.Result
 	if err := json.Unmarshal(out, &res); err != nil {

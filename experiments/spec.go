@@ -106,6 +106,12 @@ type Workload struct {
 	// 1..1024, strictly increasing), and the result is the throughput achieved
 	// and the latency from each request's issue.
 	Windows []int `yaml:"windows,omitempty" json:"windows,omitempty"`
+	// Instances sweeps how many instances of the application serve at once
+	// on one stack (density: Junction's and NetKernel's many applications on
+	// one service), each on its own port from 9000 up, the connections spread
+	// over them; tcp only, each in 1..MaxInstances, strictly increasing.
+	// Absent: one.
+	Instances []int `yaml:"instances,omitempty" json:"instances,omitempty"`
 	// Duration is the measured time of each point, 100ms..600s, default 2s.
 	Duration Duration `yaml:"duration" json:"duration"`
 	// Warmup runs before Duration and is discarded, 0..60s, default 500ms.
@@ -152,6 +158,9 @@ func (m MemcachedSpec) Loadgen() loadgen.MemcachedConfig {
 // MaxConnections bounds workload.connections.
 const MaxConnections = 10000
 
+// MaxInstances bounds workload.instances.
+const MaxInstances = 64
+
 // SLO is a service-level objective.
 type SLO struct {
 	// P99 is the target 99th-percentile latency; 0 means none.
@@ -171,7 +180,9 @@ type PlotSpec struct {
 	// per stack), "cdf" (the latency distribution at one rate), "capacity"
 	// (bars: the throughput each stack sustains under slo.p99), "msg-size"
 	// (throughput and latency against the request size, for workload.sizes)
-	// or "cores" (the server's busy cores against the throughput achieved).
+	// "cores" (the server's busy cores against the throughput achieved) or
+	// "density" (latency and server memory against workload.instances, at
+	// Rate or the lowest rate).
 	Kind string `yaml:"kind" json:"kind"`
 	// Rate is, for a cdf, which offered rate to draw; it must be one of
 	// Workload.Rates. 0 in the file means the lowest rate, and Load replaces it
@@ -188,9 +199,10 @@ type PlotSpec struct {
 // Level is one load level of the workload: a request size and either an
 // offered rate (open loop) or a window (closed loop).
 type Level struct {
-	Size   int
-	Rate   float64
-	Window int
+	Size      int
+	Rate      float64
+	Window    int
+	Instances int // application instances; 0 means one
 }
 
 // Levels lists the workload's load levels: for each size of the sweep (or the
@@ -200,13 +212,19 @@ func (w Workload) Levels() []Level {
 	if len(sizes) == 0 {
 		sizes = []int{w.Size}
 	}
+	instances := w.Instances
+	if len(instances) == 0 {
+		instances = []int{0}
+	}
 	var out []Level
 	for _, sz := range sizes {
-		for _, r := range w.Rates {
-			out = append(out, Level{Size: sz, Rate: r})
-		}
-		for _, win := range w.Windows {
-			out = append(out, Level{Size: sz, Window: win})
+		for _, n := range instances {
+			for _, r := range w.Rates {
+				out = append(out, Level{Size: sz, Rate: r, Instances: n})
+			}
+			for _, win := range w.Windows {
+				out = append(out, Level{Size: sz, Window: win, Instances: n})
+			}
 		}
 	}
 	return out
@@ -221,6 +239,9 @@ func (w Workload) Describe(l Level) string {
 	}
 	if len(w.Sizes) > 0 {
 		s += fmt.Sprintf(", %d B", l.Size)
+	}
+	if len(w.Instances) > 0 {
+		s += fmt.Sprintf(", %d apps", max(l.Instances, 1))
 	}
 	return s
 }
@@ -298,7 +319,7 @@ func (e *SpecError) Error() string {
 var (
 	topKeys       = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys     = []string{"name", "options"}
-	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "size", "sizes", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
+	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
 	memcachedKeys = []string{"keys", "popularity", "get_fraction", "value_size"}
 	sloKeys       = []string{"p99"}
 	machineKeys   = []string{"pm_qos"}
@@ -311,7 +332,7 @@ var (
 	modes     = []string{"rpc", "connect"}
 	orders    = []string{"interleaved", "sequential"}
 	pmQoS     = []string{"on", "off"}
-	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores"}
+	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores", "density"}
 )
 
 // Limits on values.
@@ -502,6 +523,23 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
 			p.add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
 		}
+		if k := len(w.Instances); k > 0 && w.Instances[k-1] > 1 {
+			most := w.Instances[k-1]
+			if w.Mode != "rpc" {
+				p.add(m["workload"], "workload.instances", "several application instances need mode rpc")
+			}
+			if w.Connections < most {
+				p.add(m["workload"], "workload.connections", "%d connections cannot reach %d instances: give at least as many connections as instances", w.Connections, most)
+			}
+			for _, s := range e.Stacks {
+				switch s.Name {
+				case "null":
+					p.add(m["stacks"], "stacks", "the null stack reflects frames: it has no application instances to multiply")
+				case "afxdp":
+					p.add(m["stacks"], "stacks", "afxdp is a library OS that owns the NIC queue: one application per queue, so no more than 1 instance (the density Joyride's service design allows and a library OS does not)")
+				}
+			}
+		}
 	} else {
 		p.add(root, "", "missing key \"workload\" (a mapping with at least rates: [requests/s, ...])")
 	}
@@ -540,6 +578,9 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		e.Plots = []PlotSpec{{Kind: "latency-vs-load"}, defaultCDF(e.Workload, PlotSpec{Kind: "cdf"})}
 		if len(e.Workload.Sizes) > 1 {
 			e.Plots = append(e.Plots, PlotSpec{Kind: "msg-size"})
+		}
+		if len(e.Workload.Instances) > 1 && len(e.Workload.Rates) > 0 {
+			e.Plots = append(e.Plots, PlotSpec{Kind: "density"})
 		}
 	}
 	return e
@@ -659,6 +700,18 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			if len(w.Sizes) > 0 {
 				w.Size = w.Sizes[0]
 			}
+		}
+	}
+	if in := m["instances"]; in != nil {
+		w.Instances = p.intList(in, "workload.instances", "instance count", func(item *yaml.Node, path string, v int64) bool {
+			if v < 1 || v > MaxInstances {
+				p.add(item, path, "%s is out of range (1..%d application instances)", item.Value, MaxInstances)
+				return false
+			}
+			return true
+		})
+		if w.Protocol != "tcp" {
+			p.add(in, "workload.instances", "several application instances share the load by connection: it needs protocol: tcp")
 		}
 	}
 	rn, wn := m["rates"], m["windows"]
@@ -903,8 +956,8 @@ func (p *parser) plots(n *yaml.Node, w *Workload) []PlotSpec {
 				continue
 			}
 			switch {
-			case ps.Kind != "cdf":
-				p.add(rn, ipath+".rate", "only a cdf plot takes a rate (this plot is %q)", ps.Kind)
+			case ps.Kind != "cdf" && ps.Kind != "density":
+				p.add(rn, ipath+".rate", "only a cdf or density plot takes a rate (this plot is %q)", ps.Kind)
 				continue
 			case v == 0:
 			case rates != nil && !slices.Contains(rates, v):
@@ -915,6 +968,10 @@ func (p *parser) plots(n *yaml.Node, w *Workload) []PlotSpec {
 		}
 		if !p.plotSelector(m["window"], ipath+".window", ps.Kind, "window", w.Windows, &ps.Window) ||
 			!p.plotSelector(m["size"], ipath+".size", ps.Kind, "size", w.Sizes, &ps.Size) {
+			continue
+		}
+		if ps.Kind == "density" && (len(w.Instances) < 2 || len(w.Rates) == 0) {
+			p.add(kn, ipath+".kind", "a density plot draws a sweep of application instances at a rate: it needs workload.instances with at least two counts, and rates")
 			continue
 		}
 		if ps.Kind == "msg-size" && len(w.Sizes) < 2 {

@@ -68,7 +68,7 @@ func TestLoadRPCLatency(t *testing.T) {
 	if e.Repetitions != 3 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
 		t.Errorf("reps %d seed %d order %q slo %v pm_qos %q", e.Repetitions, e.Seed, e.Order, e.SLO.P99, e.Machine.PMQoS)
 	}
-	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}, {Kind: "capacity"}}
+	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}, {Kind: "capacity"}, {Kind: "cores"}}
 	if !slices.Equal(e.Plots, wantPlots) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
 	}
@@ -119,7 +119,7 @@ func TestBadFiles(t *testing.T) {
 		{"many-problems.yaml", 11, "repetitions", `0 is out of range (1..100)`},
 		{"many-problems.yaml", 12, "order", `"random" is not allowed (allowed: interleaved, sequential)`},
 		{"many-problems.yaml", 15, "plots[0].rate", `7 is not one of workload.rates (allowed: 1000, 2000, or 0 for the lowest)`},
-		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity, msg-size, cores)`},
+		{"many-problems.yaml", 16, "plots[1].kind", `"histogram" is not allowed (allowed: latency-vs-load, cdf, capacity, msg-size, cores, density)`},
 	} {
 		path := filepath.Join("testdata", tc.file)
 		_, err := Load(path)
@@ -266,7 +266,7 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, size, sizes, schedule, rates, windows, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, size, sizes, instances, schedule, rates, windows, duration, warmup, late_threshold)`},
 		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, memcached, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: redis\n", `x.yaml:4: app: "redis" is not allowed (allowed: echo, synthetic, memcached)`},
@@ -277,8 +277,8 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nslo: {p50: 1ms}\n", `x.yaml:4: slo: unknown key "p50" (allowed: p99)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {pm_qos: maybe}\n", `x.yaml:4: machine.pm_qos: "maybe" is not allowed (allowed: on, off)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nmachine: {governor: performance}\n", `x.yaml:4: machine: unknown key "governor" (allowed: pm_qos)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity, msg-size, cores)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf plot takes a rate`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{rate: 1}]\n", `x.yaml:4: plots[0]: missing key "kind" (allowed: latency-vs-load, cdf, capacity, msg-size, cores, density)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: latency-vs-load, rate: 1}]\n", `x.yaml:4: plots[0].rate: only a cdf or density plot takes a rate`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nplots: [{kind: cdf, title: a}]\n", `x.yaml:4: plots[0]: unknown key "title" (allowed: kind, rate, window, size)`},
 	} {
 		_, err := Parse("x.yaml", []byte(tc.yaml))
@@ -657,6 +657,40 @@ func TestMemcachedApp(t *testing.T) {
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {get_fraction: 2}}", "workload.memcached.get_fraction", "out of range"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {valuesize: 2}}", "workload.memcached", "unknown key"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], sizes: [64, 128]}", "workload", "do not apply"},
+	} {
+		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
+		if err == nil {
+			t.Errorf("%s: accepted", c.yaml)
+			continue
+		}
+		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
+			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
+		}
+	}
+}
+
+func TestInstances(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel, joyride]\nworkload: {protocol: tcp, connections: 16, instances: [1, 4, 16], rates: [1000, 2000]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := e.Workload.Levels()
+	if len(levels) != 6 || levels[0] != (Level{Size: 64, Rate: 1000, Instances: 1}) || levels[5] != (Level{Size: 64, Rate: 2000, Instances: 16}) {
+		t.Fatalf("levels %+v", levels)
+	}
+	if got := e.Workload.Describe(levels[3]); got != "2000 req/s, 4 apps" {
+		t.Fatalf("describe: %q", got)
+	}
+	if !slices.ContainsFunc(e.Plots, func(p PlotSpec) bool { return p.Kind == "density" }) {
+		t.Fatalf("no default density plot: %+v", e.Plots)
+	}
+	for _, c := range []struct{ yaml, path, msg string }{
+		{"stacks: [kernel]\nworkload: {instances: [1, 2], rates: [1]}", "workload.instances", "needs protocol: tcp"},
+		{"stacks: [kernel]\nworkload: {protocol: tcp, connections: 2, instances: [1, 4], rates: [1]}", "workload.connections", "at least as many connections"},
+		{"stacks: [afxdp]\nworkload: {protocol: tcp, connections: 4, instances: [1, 4], rates: [1]}", "stacks", "one application per queue"},
+		{"stacks: [\"null\"]\nworkload: {protocol: tcp, connections: 4, instances: [2], rates: [1]}", "stacks", "no application instances"},
+		{"stacks: [kernel]\nworkload: {protocol: tcp, connections: 4, instances: [100], rates: [1]}", "workload.instances[0]", "out of range"},
+		{"stacks: [kernel]\nworkload: {protocol: tcp, rates: [1]}\nplots: [{kind: density}]", "plots[0].kind", "at least two counts"},
 	} {
 		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
 		if err == nil {

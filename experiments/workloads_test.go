@@ -294,3 +294,40 @@ func TestHungServerFailsItsPointOnly(t *testing.T) {
 		t.Errorf("the hung jrapp (pid %d) is still there", h.pid)
 	}
 }
+
+// Several application instances on one stack: each serves its share of the
+// connections (on Joyride all attach to the one joyrided), and the server
+// side's memory is counted across all of them.
+func TestInstancesThroughTheRunner(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: density-inline
+stacks: [kernel, joyride]
+workload: {protocol: tcp, connections: 6, instances: [1, 3], rates: [2000], duration: 500ms, warmup: 200ms}
+`)
+	mem := map[string]map[int]float64{"kernel": {}, "joyride": {}}
+	for _, p := range pts {
+		if (p.Instances != 1 && p.Instances != 3) || p.Sent < 800 || p.Received != p.Sent || p.ServerMemMiB <= 0 {
+			t.Errorf("%s with %d instances: sent %d received %d memory %.1f MiB", p.Stack, p.Instances, p.Sent, p.Received, p.ServerMemMiB)
+		}
+		mem[p.Stack][p.Instances] = p.ServerMemMiB
+	}
+	for s, m := range mem {
+		if m[3] <= m[1] {
+			t.Errorf("%s: %.1f MiB with 3 instances, %.1f with 1", s, m[3], m[1])
+		}
+	}
+	m := readMeta(t, dir)
+	for _, pm := range m.Points {
+		if pm.Instances == 3 {
+			for _, name := range []string{"jrapp", "jrapp2", "jrapp3"} {
+				if r, ok := pm.Resources[name]; !ok || r[1].PSSKiB == 0 {
+					t.Errorf("%s point: no resources of %s: %+v", pm.Stack, name, pm.Resources)
+				}
+			}
+		}
+	}
+	for _, f := range []string{"density-latency.png", "density-memory.pdf"} {
+		if _, err := os.Stat(filepath.Join(dir, "plots", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}

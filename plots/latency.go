@@ -75,6 +75,9 @@ func LatencyVsLoad(pts []analysis.Point, title, outBase string, sloUs float64) e
 		if g[0].SizeSwept {
 			name += fmt.Sprintf(" %d B", g[0].Size)
 		}
+		if g[0].InstancesSwept {
+			name += fmt.Sprintf(" %d apps", max(g[0].Instances, 1))
+		}
 		band := true
 		for _, a := range g {
 			if a.NValid > 0 && !a.HasCI() {
@@ -219,7 +222,8 @@ func translucent(c color.Color, a uint8) color.Color {
 func groups(aggs []analysis.Aggregate) [][]analysis.Aggregate {
 	var out [][]analysis.Aggregate
 	for i, a := range aggs {
-		if i == 0 || a.Stack != aggs[i-1].Stack || a.Protocol != aggs[i-1].Protocol || a.App != aggs[i-1].App || a.Size != aggs[i-1].Size {
+		if i == 0 || a.Stack != aggs[i-1].Stack || a.Protocol != aggs[i-1].Protocol || a.App != aggs[i-1].App || a.Size != aggs[i-1].Size ||
+			a.Instances != aggs[i-1].Instances {
 			out = append(out, nil)
 		}
 		out[len(out)-1] = append(out[len(out)-1], a)

@@ -43,7 +43,9 @@ type claim struct {
 		Rate   float64 `yaml:"rate"`
 		Window int     `yaml:"window"` // a closed loop's level instead of a rate
 		Size   int     `yaml:"size"`   // with a sweep of sizes: which
-		Metric string  `yaml:"metric"` // p50, p99, peak, cpu, gbps
+		// Instances picks an application-instance count of a density sweep.
+		Instances int    `yaml:"instances"`
+		Metric    string `yaml:"metric"` // p50, p99, peak, cpu, gbps, mem
 	} `yaml:"measure"`
 }
 
@@ -64,9 +66,9 @@ func loadManifest(path string) (*manifest, error) {
 		}
 		for _, c := range f.Claims {
 			switch c.Measure.Metric {
-			case "p50", "p99", "peak", "cpu", "gbps":
+			case "p50", "p99", "peak", "cpu", "gbps", "mem":
 			default:
-				return nil, fmt.Errorf("%s: figure %s: metric %q (allowed: p50, p99, peak, cpu, gbps)", path, f.ID, c.Measure.Metric)
+				return nil, fmt.Errorf("%s: figure %s: metric %q (allowed: p50, p99, peak, cpu, gbps, mem)", path, f.ID, c.Measure.Metric)
 			}
 		}
 	}
@@ -198,7 +200,7 @@ func measure(pts []analysis.Point, c claim) string {
 	}
 	for _, a := range aggs {
 		if a.Stack != c.Measure.Stack || a.OfferedRPS != c.Measure.Rate || a.Window != c.Measure.Window ||
-			(c.Measure.Size != 0 && a.Size != c.Measure.Size) {
+			(c.Measure.Size != 0 && a.Size != c.Measure.Size) || (c.Measure.Instances != 0 && a.Instances != c.Measure.Instances) {
 			continue
 		}
 		if a.NValid == 0 {
@@ -213,6 +215,8 @@ func measure(pts []analysis.Point, c claim) string {
 				a.ServerCores, a.AchievedRPS, a.CPUUsPerReq, a.CPUUsPerReq)
 		case "gbps":
 			return fmt.Sprintf("%.3f Gbit/s at %.0f req/s", a.Gbps, a.AchievedRPS)
+		case "mem":
+			return fmt.Sprintf("%.0f MiB (proportional set size of the server side) at %.0f req/s", a.ServerMemMiB, a.AchievedRPS)
 		}
 		v, lo, hi := a.P50us, a.P50Lo, a.P50Hi
 		if c.Measure.Metric == "p99" {
