@@ -51,6 +51,10 @@ type TCPConfig struct {
 	// (clamped to the protocol's header and MaxTCPSize) instead of Size; the
 	// echo's reply has the request's size.
 	Sizes SizeDist
+	// Ports, when > 1, spreads the connections over that many server ports
+	// (connection i goes to DstPort + i mod Ports): one application instance
+	// listens on each, for density experiments. Conns must be at least Ports.
+	Ports int
 	// Memcached, when set, makes the requests memcached gets and sets (the
 	// server is a memcached) instead of the generator's echo requests; every
 	// key is stored before the warm-up. Size and Sizes are then not used.
@@ -140,6 +144,12 @@ func (c *TCPConfig) check() error {
 	var errs []error
 	if c.Conns == 0 {
 		c.Conns = 1
+	}
+	if c.Ports == 0 {
+		c.Ports = 1
+	}
+	if c.Ports < 1 || c.Ports > c.Conns || int(c.Flow.DstPort)+c.Ports-1 > 65535 {
+		errs = append(errs, fmt.Errorf("ports %d outside 1..conns (%d), or past port 65535", c.Ports, c.Conns))
 	}
 	if c.Window < 0 || c.Window > MaxWindow {
 		errs = append(errs, fmt.Errorf("window %d outside 0..%d (0 is open loop)", c.Window, MaxWindow))
@@ -396,9 +406,10 @@ func (e *tcpEngine) connect(timeout time.Duration) error {
 				func(waiter.EventMask) { e.notify(c) })
 			c.wq.EventRegister(&c.entry)
 			e.conns[opened] = c
+			addr.Port = e.cfg.Flow.DstPort + uint16(opened%e.cfg.Ports)
 			if err := ep.Connect(addr); err != nil {
 				if _, ok := err.(*tcpip.ErrConnectStarted); !ok {
-					return fmt.Errorf("connection %d to %v:%d: %s", opened, e.cfg.Flow.DstIP, e.cfg.Flow.DstPort, err)
+					return fmt.Errorf("connection %d to %v:%d: %s", opened, e.cfg.Flow.DstIP, addr.Port, err)
 				}
 			}
 			pending = append(pending, opened)

@@ -58,6 +58,7 @@ func main() {
 	mcPopularity := flag.String("mc-popularity", "zipf:0.99", "memcached: key popularity, uniform or zipf:θ")
 	mcGets := flag.Float64("mc-gets", 0.9, "memcached: share of gets (the rest are sets)")
 	mcValue := flag.Int("mc-value", 64, "memcached: bytes of every value")
+	ports := flag.Int("ports", 1, "tcp only: spread the connections over this many server ports, -port upward (one application instance on each)")
 	window := flag.Int("window", 0, fmt.Sprintf("tcp only: closed loop with this many requests outstanding per connection, 1..%d (-rate and -schedule unused); 0 is open loop", loadgen.MaxWindow))
 	schedule := flag.String("schedule", "poisson", "arrival process: poisson or constant")
 	seed := flag.Uint64("seed", 1, "seed of the schedule")
@@ -97,8 +98,8 @@ func main() {
 			fail(2, "-sizes: %v", err)
 		}
 	}
-	if *protocol != "tcp" && (*sizes != "" || *window != 0) {
-		fail(2, "-sizes and -window need -protocol tcp")
+	if *protocol != "tcp" && (*sizes != "" || *window != 0 || *ports != 1) {
+		fail(2, "-sizes, -window and -ports need -protocol tcp")
 	}
 	var memcached *loadgen.MemcachedConfig
 	switch *appName {
@@ -166,7 +167,7 @@ func main() {
 		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
 			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
 			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached})
+			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached, Ports: *ports})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
