@@ -939,6 +939,19 @@ func (r *runner) report() analysis.Report {
 			"generator batched after a stall) more than a Poisson process would: compare with the late counts and the "+
 			"calibration's vCPU stalls.", loadgen.ArrivalSamples, rejected, checked, loadgen.ADCrit1, worstA2, worst))
 	}
+	// What the generator itself cost: with thousands of connections its
+	// client stack's memory is part of the result.
+	var peakRSS int64
+	var peakAt string
+	for _, pm := range m.Points {
+		if g := pm.Generator; g != nil && g.MaxRSSKiB > peakRSS {
+			peakRSS, peakAt = g.MaxRSSKiB, fmt.Sprintf("%s at %s, rep %d", pm.Stack, r.e.Workload.Describe(Level{Rate: pm.Rate, Window: pm.Window, Size: pm.Size, Instances: pm.Instances}), pm.Rep)
+		}
+	}
+	if peakRSS > 0 {
+		notes = append(notes, fmt.Sprintf("The generator's peak resident memory was %.0f MiB (%s; meta.json points[].generator.max_rss_kib), with %d connections.",
+			float64(peakRSS)/1024, peakAt, max(r.e.Workload.Connections, 1)))
+	}
 	rep := analysis.Report{Title: "Experiment " + r.e.Name, Description: r.e.Description, Meta: meta,
 		Points: r.points, SLOp99us: float64(r.e.SLO.P99.Duration) / 1e3, Notes: notes}
 	if md := firstByteMarkdown(m.Points); md != "" {
