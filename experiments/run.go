@@ -54,8 +54,8 @@ func checkGeneratorCores(e *Experiment, p Placement) error {
 		return nil
 	}
 	w := e.Workload
-	if w.Protocol != "udp" || w.Mode != "rpc" || e.App == "memcached" {
-		return fmt.Errorf("%d generator cores: several engines offer UDP requests only (this experiment is %s %s)", len(p.generatorCPUs()), w.Protocol, w.Mode)
+	if w.Protocol != "udp" || len(w.Protocols) > 0 || w.Mode != "rpc" || e.App == "memcached" {
+		return fmt.Errorf("%d generator cores: several engines offer UDP requests only (this experiment is %s %s)", len(p.generatorCPUs()), w.ProtocolText(), w.Mode)
 	}
 	for _, s := range e.Stacks {
 		if s.Name != "kernel" {
@@ -464,13 +464,14 @@ func hlogName(p Point, w Workload) string {
 	if len(w.Instances) > 0 {
 		load += fmt.Sprintf("_%dapps", max(p.Instances, 1))
 	}
-	return filepath.Join("hist", fmt.Sprintf("%s_%s_%s_rep%d.hlog", p.Stack.Name, w.Protocol, load, p.Rep))
+	return filepath.Join("hist", fmt.Sprintf("%s_%s_%s_rep%d.hlog", p.Stack.Name, w.ProtocolOf(p.Level), load, p.Rep))
 }
 
 // probe is one measurement the runner makes: an experiment point or a
 // calibration probe.
 type probe struct {
 	Stack     StackSpec
+	Protocol  string // "" means Workload.Protocol
 	Rate      float64
 	Window    int // closed loop; Rate is then 0
 	Size      int // request size; 0 means Workload.Size
@@ -483,7 +484,7 @@ type probe struct {
 }
 
 func (r *runner) pointProbe(p Point) probe {
-	return probe{Stack: p.Stack, Rate: p.Rate, Window: p.Window, Size: p.Size, Instances: p.Instances, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
+	return probe{Stack: p.Stack, Protocol: p.Protocol, Rate: p.Rate, Window: p.Window, Size: p.Size, Instances: p.Instances, Rep: p.Rep, Seed: p.Seed, Workload: r.e.Workload,
 		Hlog: hlogName(p, r.e.Workload), Log: fmt.Sprintf("point%03d_%s.log", p.Index, p.Stack.Name)}
 }
 
@@ -499,7 +500,8 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	r.lastResources = nil
 	w := p.Workload
 	size := cmp.Or(p.Size, w.Size)
-	pt := analysis.Point{Stack: p.Stack.Name, Protocol: w.Protocol, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
+	proto := cmp.Or(p.Protocol, w.Protocol)
+	pt := analysis.Point{Stack: p.Stack.Name, Protocol: proto, App: r.e.App, OfferedRPS: p.Rate, Rep: p.Rep,
 		Hlog: p.Hlog, Size: size, Window: p.Window, Instances: p.Instances}
 	opts, err := json.Marshal(p.Stack.Options)
 	if err != nil {
@@ -538,7 +540,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		}
 		srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
 			"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
-			"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", w.Protocol,
+			"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", proto,
 			"-cpu", strconv.Itoa(pl.Server), "-file-prefix", prefix, "-run-dir", runDir,
 			"-app", r.e.App, "-size", strconv.Itoa(size))
 		if err != nil {
@@ -578,6 +580,10 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	// measured span once the generator says when that was.
 	cpuLoad := startCPUSampler([]int{pl.Server}, 100*time.Millisecond)
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
+	conns := max(w.Connections, 1)
+	if proto == "udp" {
+		conns = 1 // a udp point of a [udp, tcp] experiment has no connections
+	}
 	genArgs := []string{}
 	if mc := w.Memcached; r.e.App == "memcached" && mc != nil {
 		genArgs = append(genArgs, "-app", "memcached", "-mc-keys", strconv.Itoa(mc.Keys), "-mc-popularity", mc.Popularity,
@@ -592,7 +598,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-sizes", w.SizeDist, "-window", strconv.Itoa(p.Window),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
 		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
-		"-protocol", w.Protocol, "-conns", strconv.Itoa(max(w.Connections, 1)), "-service", w.Service,
+		"-protocol", proto, "-conns", strconv.Itoa(conns), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))...)
 	cpuLoad.Stop()
 	sample(1)
@@ -865,7 +871,7 @@ func (r *runner) finish() error {
 
 // Title is the figures' title for an experiment.
 func Title(e *Experiment) string {
-	return e.Name + ": " + e.Workload.Protocol + " " + e.App + ", " + sizeText(e.Workload)
+	return e.Name + ": " + e.Workload.ProtocolText() + " " + e.App + ", " + sizeText(e.Workload)
 }
 
 // sizeText says what sizes the workload's requests have.
@@ -900,7 +906,7 @@ func ReportTable(m *Meta) map[string]string {
 			arrivals = fmt.Sprintf("closed loop (windows %v per connection)", e.Workload.Windows)
 		}
 		t["workload"] = fmt.Sprintf("%s %s, %s, %s, %v per point after %v warm-up, late after %v",
-			e.Workload.Protocol, e.App, sizeText(e.Workload), arrivals, e.Workload.Duration,
+			e.Workload.ProtocolText(), e.App, sizeText(e.Workload), arrivals, e.Workload.Duration,
 			e.Workload.Warmup, e.Workload.LateThreshold)
 	}
 	if m.Testbed != nil {

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -80,8 +81,13 @@ type StackSpec struct {
 // Workload is the load offered to every stack: an open-loop arrival process at
 // each of a list of rates.
 type Workload struct {
-	// Protocol is the transport: "udp" (the default) or "tcp".
+	// Protocol is the transport: "udp" (the default) or "tcp". In the file it
+	// may also be a list, [udp, tcp]: every load level then runs over each
+	// (Protocols), a stack that does not serve one skipping it, and Protocol
+	// is "udp" so that the checks of sizes and of tcp-only keys hold for both.
 	Protocol string `yaml:"protocol" json:"protocol"`
+	// Protocols is the list when protocol is one; nil for a single protocol.
+	Protocols []string `yaml:"-" json:"protocols,omitempty"`
 	// Size is the request payload in bytes, default 64: 18..1472 for udp (the
 	// generator's header needs 18 bytes; 1472 fills one 1500-byte frame),
 	// 18..65536 for tcp.
@@ -199,6 +205,7 @@ type PlotSpec struct {
 // Level is one load level of the workload: a request size and either an
 // offered rate (open loop) or a window (closed loop).
 type Level struct {
+	Protocol  string // "" means Workload.Protocol
 	Size      int
 	Rate      float64
 	Window    int
@@ -216,14 +223,20 @@ func (w Workload) Levels() []Level {
 	if len(instances) == 0 {
 		instances = []int{0}
 	}
+	protocols := w.Protocols
+	if len(protocols) == 0 {
+		protocols = []string{""}
+	}
 	var out []Level
-	for _, sz := range sizes {
-		for _, n := range instances {
-			for _, r := range w.Rates {
-				out = append(out, Level{Size: sz, Rate: r, Instances: n})
-			}
-			for _, win := range w.Windows {
-				out = append(out, Level{Size: sz, Window: win, Instances: n})
+	for _, proto := range protocols {
+		for _, sz := range sizes {
+			for _, n := range instances {
+				for _, r := range w.Rates {
+					out = append(out, Level{Protocol: proto, Size: sz, Rate: r, Instances: n})
+				}
+				for _, win := range w.Windows {
+					out = append(out, Level{Protocol: proto, Size: sz, Window: win, Instances: n})
+				}
 			}
 		}
 	}
@@ -243,7 +256,21 @@ func (w Workload) Describe(l Level) string {
 	if len(w.Instances) > 0 {
 		s += fmt.Sprintf(", %d apps", max(l.Instances, 1))
 	}
+	if l.Protocol != "" {
+		s = l.Protocol + " " + s
+	}
 	return s
+}
+
+// ProtocolOf is the transport of a level.
+func (w Workload) ProtocolOf(l Level) string { return cmp.Or(l.Protocol, w.Protocol) }
+
+// ProtocolText names the workload's transports: "udp", or "udp+tcp".
+func (w Workload) ProtocolText() string {
+	if len(w.Protocols) > 0 {
+		return strings.Join(w.Protocols, "+")
+	}
+	return w.Protocol
 }
 
 // Duration is a time.Duration written in YAML as a string with a unit, such as
@@ -523,6 +550,12 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
 			p.add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
 		}
+		for _, s := range e.Stacks {
+			f, err := stacks.Lookup(s.Name)
+			if err == nil && len(w.Protocols) == 0 && !f.Serves(w.Protocol) {
+				p.add(m["stacks"], "stacks", "stack %q does not serve %s (it serves %s)", s.Name, w.Protocol, strings.Join(f.Protocols, ", "))
+			}
+		}
 		if k := len(w.Instances); k > 0 && w.Instances[k-1] > 1 {
 			most := w.Instances[k-1]
 			if w.Mode != "rpc" {
@@ -659,7 +692,11 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	if !ok {
 		return
 	}
-	p.enum(m["protocol"], "workload.protocol", protocols, &w.Protocol)
+	if pn := m["protocol"]; pn != nil && pn.Kind == yaml.SequenceNode {
+		p.protocolList(pn, w)
+	} else {
+		p.enum(pn, "workload.protocol", protocols, &w.Protocol)
+	}
 	if sn := m["schedule"]; sn != nil {
 		// poisson, constant, or bursty:ON,OFF (periods with arrivals, without).
 		if v, ok := p.str(sn, "workload.schedule"); ok {
@@ -764,12 +801,40 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			switch {
 			case v < 1 || v > MaxConnections:
 				p.add(cn, "workload.connections", "%s is out of range (1..%d)", cn.Value, MaxConnections)
-			case w.Protocol != "tcp" && v != 1:
+			case w.Protocol != "tcp" && v != 1 && !slices.Contains(w.Protocols, "tcp"):
 				p.add(cn, "workload.connections", "%s connections need protocol: tcp (udp has no connections)", cn.Value)
 			default:
 				w.Connections = int(v)
 			}
 		}
+	}
+}
+
+// protocolList reads protocol: [udp, tcp].
+func (p *parser) protocolList(n *yaml.Node, w *Workload) {
+	seq, _ := p.sequence(n, "workload.protocol")
+	var list []string
+	for i, item := range seq {
+		var v string
+		path := fmt.Sprintf("workload.protocol[%d]", i)
+		if !p.enum(item, path, protocols, &v) {
+			return
+		}
+		if slices.Contains(list, v) {
+			p.add(item, path, "%q is listed twice", v)
+			return
+		}
+		list = append(list, v)
+	}
+	switch len(list) {
+	case 0:
+		p.add(n, "workload.protocol", "empty: give udp, tcp, or a list of them")
+	case 1:
+		w.Protocol = list[0]
+	default:
+		// The checks of sizes and of tcp-only keys run as for udp, which is
+		// the stricter.
+		w.Protocols, w.Protocol = list, "udp"
 	}
 }
 
@@ -1218,6 +1283,9 @@ func (e *Experiment) Points() []Point {
 	}
 	pts := make([]Point, 0, nStacks*nRates*reps)
 	add := func(s, r, rep int) {
+		if f, err := stacks.Lookup(e.Stacks[s].Name); err == nil && !f.Serves(e.Workload.ProtocolOf(levels[r])) {
+			return // a stack that does not serve this level's protocol skips it
+		}
 		pts = append(pts, Point{
 			Index: len(pts),
 			Stack: e.Stacks[s],

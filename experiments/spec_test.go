@@ -59,21 +59,63 @@ func TestLoadRPCLatency(t *testing.T) {
 	}
 	w := e.Workload
 	wantRates := []float64{10000, 50000, 100000, 200000, 300000, 400000, 500000, 600000}
-	if w.Protocol != "udp" || w.Size != 64 || w.Schedule != "poisson" || !slices.Equal(w.Rates, wantRates) {
+	if w.Protocol != "udp" || !slices.Equal(w.Protocols, []string{"udp", "tcp"}) || w.Connections != 16 || w.Size != 64 ||
+		w.Schedule != "poisson" || !slices.Equal(w.Rates, wantRates) {
 		t.Errorf("workload = %+v", w)
 	}
 	if w.Duration.Duration != 2*time.Second || w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond {
 		t.Errorf("durations = %v %v %v", w.Duration, w.Warmup, w.LateThreshold)
 	}
-	if e.Repetitions != 3 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
+	if e.Repetitions != 2 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
 		t.Errorf("reps %d seed %d order %q slo %v pm_qos %q", e.Repetitions, e.Seed, e.Order, e.SLO.P99, e.Machine.PMQoS)
 	}
 	wantPlots := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 10000}, {Kind: "capacity"}, {Kind: "cores"}}
 	if !slices.Equal(e.Plots, wantPlots) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, wantPlots)
 	}
-	if n := len(e.Points()); n != 4*8*3 {
-		t.Errorf("%d points, want 96", n)
+	// UDP on the four stacks, TCP on the three that serve it (null does not).
+	pts := e.Points()
+	if n := len(pts); n != 4*8*2+3*8*2 {
+		t.Errorf("%d points, want 112", n)
+	}
+	for _, p := range pts {
+		if p.Stack.Name == "null" && p.Protocol == "tcp" {
+			t.Fatalf("null scheduled over tcp: %+v", p)
+		}
+	}
+}
+
+func TestProtocolList(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel, \"null\"]\nworkload: {protocol: [tcp, udp], connections: 4, rates: [1000]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Workload.ProtocolText(); got != "tcp+udp" || e.Workload.Protocol != "udp" {
+		t.Fatalf("protocols %q, protocol %q", got, e.Workload.Protocol)
+	}
+	var kinds []string
+	for _, p := range e.Points() {
+		kinds = append(kinds, p.Stack.Name+"/"+e.Workload.ProtocolOf(p.Level))
+	}
+	slices.Sort(kinds)
+	if !slices.Equal(kinds, []string{"kernel/tcp", "kernel/udp", "null/udp"}) {
+		t.Fatalf("points %v", kinds)
+	}
+	for _, c := range []struct{ yaml, path, msg string }{
+		{"stacks: [\"null\"]\nworkload: {protocol: tcp, rates: [1]}", "stacks", "does not serve tcp"},
+		{"stacks: [kernel]\nworkload: {protocol: [udp, udp], rates: [1]}", "workload.protocol[1]", "listed twice"},
+		{"stacks: [kernel]\nworkload: {protocol: [udp, sctp], rates: [1]}", "workload.protocol[1]", "not allowed"},
+		{"stacks: [kernel]\nworkload: {protocol: [udp, tcp], windows: [1]}", "workload.windows", "needs protocol: tcp"},
+		{"stacks: [kernel]\nworkload: {protocol: [udp, tcp], size: 2000, rates: [1]}", "workload.size", "out of range for udp"},
+	} {
+		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
+		if err == nil {
+			t.Errorf("%s: accepted", c.yaml)
+			continue
+		}
+		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
+			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
+		}
 	}
 }
 

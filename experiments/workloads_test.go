@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,6 +330,44 @@ workload: {protocol: tcp, connections: 6, instances: [1, 3], rates: [2000], dura
 	for _, f := range []string{"density-latency.png", "density-memory.pdf"} {
 		if _, err := os.Stat(filepath.Join(dir, "plots", f)); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// One experiment over [udp, tcp]: each stack runs each protocol it serves
+// (null: udp only), the points say which, and the figures keep them apart.
+func TestProtocolListThroughTheRunner(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: protocols-inline
+stacks: [kernel, "null"]
+workload: {protocol: [udp, tcp], connections: 4, rates: [2000], duration: 500ms, warmup: 200ms}
+plots: [{kind: latency-vs-load}, {kind: cdf}]
+`)
+	var got []string
+	for _, p := range pts {
+		got = append(got, p.Stack+"/"+p.Protocol)
+		if p.Received == 0 || p.Received != p.Sent {
+			t.Errorf("%s over %s: sent %d received %d", p.Stack, p.Protocol, p.Sent, p.Received)
+		}
+		if !strings.Contains(p.Hlog, "_"+p.Protocol+"_") {
+			t.Errorf("%s over %s logged to %s", p.Stack, p.Protocol, p.Hlog)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"kernel/tcp", "kernel/udp", "null/udp"}) {
+		t.Fatalf("points %v", got)
+	}
+	// Every curve of the CDF (valid points only) names its protocol.
+	svg, err := os.ReadFile(filepath.Join(dir, "plots", "cdf-2000.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := regexp.MustCompile(`>(kernel|null)( udp| tcp)?<`).FindAllStringSubmatch(string(svg), -1)
+	if len(labels) == 0 {
+		t.Fatal("no curve in the CDF")
+	}
+	for _, l := range labels {
+		if l[2] == "" {
+			t.Errorf("CDF curve %q does not say its protocol", l[1])
 		}
 	}
 }

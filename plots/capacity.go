@@ -3,6 +3,7 @@ package plots
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/joyride-bench/joyride/analysis"
 	"gonum.org/v1/plot/plotter"
@@ -13,6 +14,9 @@ import (
 // kept up with (achieved >= 99%) while its p99 met the SLO.
 type Capacity struct {
 	Stack string
+	// Protocol is set when the points mixed protocols: one bar per stack and
+	// protocol then.
+	Protocol string
 	// RPS is that rate (0 when no rate met the SLO).
 	RPS float64
 }
@@ -22,10 +26,16 @@ type Capacity struct {
 // the p99's upper 95% bound when the points carry intervals, as report.md
 // does. Stacks are sorted by name.
 func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
-	best := map[string]float64{}
+	type key struct{ stack, protocol string }
+	multi := multiProtocol(pts)
+	best := map[key]float64{}
 	for _, a := range analysis.AggregateByStackRate(pts) {
-		if _, ok := best[a.Stack]; !ok {
-			best[a.Stack] = 0
+		k := key{stack: a.Stack}
+		if multi {
+			k.protocol = a.Protocol
+		}
+		if _, ok := best[k]; !ok {
+			best[k] = 0
 		}
 		p99 := a.P99us
 		if a.HasCI() {
@@ -35,15 +45,17 @@ func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
 		if a.Window > 0 {
 			load = a.AchievedRPS // a closed loop offers no rate: what it achieved
 		}
-		if a.NValid > 0 && a.AchievedRPS >= 0.99*a.OfferedRPS && p99 > 0 && p99 <= sloUs && load > best[a.Stack] {
-			best[a.Stack] = load
+		if a.NValid > 0 && a.AchievedRPS >= 0.99*a.OfferedRPS && p99 > 0 && p99 <= sloUs && load > best[k] {
+			best[k] = load
 		}
 	}
 	out := make([]Capacity, 0, len(best))
-	for s, r := range best {
-		out = append(out, Capacity{Stack: s, RPS: r})
+	for k, r := range best {
+		out = append(out, Capacity{Stack: k.stack, Protocol: k.protocol, RPS: r})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Stack < out[j].Stack })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Stack < out[j].Stack || out[i].Stack == out[j].Stack && out[i].Protocol < out[j].Protocol
+	})
 	return out
 }
 
@@ -59,7 +71,7 @@ func CapacityBars(pts []analysis.Point, sloUs float64, title, outBase string) er
 	names := make([]string, len(caps))
 	w := vg.Points(28)
 	for i, c := range caps {
-		names[i] = c.Stack
+		names[i] = strings.TrimSpace(c.Stack + " " + c.Protocol)
 		bars, err := plotter.NewBarChart(plotter.Values{c.RPS / 1000}, w)
 		if err != nil {
 			return err

@@ -44,6 +44,9 @@ func CoresVsLoad(pts []analysis.Point, title, outBase string) error {
 		points.GlyphStyle = glyph
 		p.Add(line, points)
 		name := g[0].Stack
+		if multiProtocol(pts) {
+			name += " " + g[0].Protocol
+		}
 		if g[0].SizeSwept {
 			name += fmt.Sprintf(" %d B", g[0].Size)
 		}
@@ -57,4 +60,15 @@ func CoresVsLoad(pts []analysis.Point, title, outBase string) error {
 	p.X.Min, p.X.Max = 0, xmax*1.05
 	p.Y.Min, p.Y.Max = 0, math.Ceil(ymax*1.1*4)/4
 	return save(p, outBase)
+}
+
+// multiProtocol reports whether pts mix protocols (an experiment over
+// [udp, tcp]), so that legends must name them.
+func multiProtocol(pts []analysis.Point) bool {
+	for _, p := range pts {
+		if p.Protocol != pts[0].Protocol {
+			return true
+		}
+	}
+	return false
 }

@@ -225,7 +225,7 @@ func TestCapacityAtSLO(t *testing.T) {
 		mk("joyride", 1000, 1000, 300), mk("joyride", 2000, 1500, 100), // not kept up with
 	}
 	caps := CapacityAtSLO(pts, 200)
-	if len(caps) != 2 || caps[0] != (Capacity{"joyride", 0}) || caps[1] != (Capacity{"kernel", 2000}) {
+	if len(caps) != 2 || caps[0] != (Capacity{Stack: "joyride"}) || caps[1] != (Capacity{Stack: "kernel", RPS: 2000}) {
 		t.Fatalf("%+v", caps)
 	}
 	out := filepath.Join(t.TempDir(), "capacity")

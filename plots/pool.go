@@ -20,12 +20,17 @@ func CDFAtRate(pts []analysis.Point, rate float64, path func(analysis.Point) (st
 // CDFAt is CDFAtRate for the points at is true of (a rate, a closed loop's
 // window, a size).
 func CDFAt(pts []analysis.Point, at func(analysis.Point) bool, path func(analysis.Point) (string, error)) ([]CDFSeries, error) {
-	pooled := map[string]*hdrhistogram.Histogram{}
+	// One series per stack, or per stack and protocol when the points mix
+	// protocols (an experiment over [udp, tcp]).
+	type key struct{ stack, protocol string }
+	pooled := map[key]*hdrhistogram.Histogram{}
+	protocols := map[string]bool{}
 	var errs []error
 	for _, p := range pts {
 		if !at(p) || !p.Valid {
 			continue
 		}
+		protocols[p.Protocol] = true
 		file, err := path(p)
 		if err == nil && file == "" {
 			continue // no log
@@ -38,19 +43,26 @@ func CDFAt(pts []analysis.Point, at func(analysis.Point) bool, path func(analysi
 			errs = append(errs, fmt.Errorf("%s at %.0f: %w", p.Stack, p.OfferedRPS, err))
 			continue
 		}
-		if pooled[p.Stack] == nil {
-			pooled[p.Stack] = analysis.NewHistogram()
+		k := key{p.Stack, p.Protocol}
+		if pooled[k] == nil {
+			pooled[k] = analysis.NewHistogram()
 		}
-		pooled[p.Stack].Merge(h)
+		pooled[k].Merge(h)
 	}
-	stacks := make([]string, 0, len(pooled))
-	for s := range pooled {
-		stacks = append(stacks, s)
+	keys := make([]key, 0, len(pooled))
+	for k := range pooled {
+		keys = append(keys, k)
 	}
-	sort.Strings(stacks)
-	out := make([]CDFSeries, 0, len(stacks))
-	for _, s := range stacks {
-		out = append(out, CDFSeries{Label: s, Stack: s, Hist: pooled[s]})
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].stack < keys[j].stack || keys[i].stack == keys[j].stack && keys[i].protocol < keys[j].protocol
+	})
+	out := make([]CDFSeries, 0, len(keys))
+	for _, k := range keys {
+		label := k.stack
+		if len(protocols) > 1 {
+			label += " " + k.protocol
+		}
+		out = append(out, CDFSeries{Label: label, Stack: k.stack, Hist: pooled[k]})
 	}
 	return out, errors.Join(errs...)
 }

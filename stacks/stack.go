@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -100,6 +101,13 @@ type Factory struct {
 	Open func(opts any, env Env) (Stack, error)
 	// Daemon, when not nil, says which service process must run before Open.
 	Daemon func(opts any, env Env) *Daemon
+	// Protocols are the transports the stack serves; nil means udp and tcp.
+	Protocols []string
+}
+
+// Serves reports whether the stack serves protocol ("udp", "tcp").
+func (f Factory) Serves(protocol string) bool {
+	return f.Protocols == nil || slices.Contains(f.Protocols, protocol)
 }
 
 var (

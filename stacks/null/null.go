@@ -49,6 +49,7 @@ func init() {
 	stacks.Register(stacks.Factory{
 		Name:       "null",
 		Summary:    "DPDK reflector: swaps addresses and sends each UDP frame back (the floor)",
+		Protocols:  []string{"udp"}, // a reflector has no TCP: it would answer a SYN with the SYN
 		NewOptions: func() any { return &Options{Driver: "af_xdp", Burst: 32} },
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			return Open(*opts.(*Options), env)
