@@ -238,62 +238,88 @@ func TestMultiCoreGeneratorThroughTheRunner(t *testing.T) {
 	}
 }
 
-// hangFirstServer is a progress writer that, when the first point starts,
-// stops (SIGSTOP) the jrapp serving it: a hung server.
-type hangFirstServer struct {
-	t    *testing.T
-	once sync.Once
-	pid  int
+// disturbFirstPoint is a progress writer that, when the first point is under
+// way, sends a signal to the newest process matching pattern: SIGSTOP to the
+// jrapp serving it (a hung server), SIGKILL to the generator (a crash).
+type disturbFirstPoint struct {
+	pattern string
+	sig     syscall.Signal
+	once    sync.Once
+	mu      sync.Mutex
+	pid     int
 }
 
-func (h *hangFirstServer) Write(p []byte) (int, error) {
+func (d *disturbFirstPoint) Write(p []byte) (int, error) {
 	if strings.Contains(string(p), "point 1/") {
-		h.once.Do(func() {
+		d.once.Do(func() {
 			go func() {
 				time.Sleep(300 * time.Millisecond) // the load is on
-				out, _ := exec.Command("pgrep", "-n", "-f", "bin/jrapp -stack kernel").Output()
-				h.pid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-				if h.pid > 0 {
-					syscall.Kill(h.pid, syscall.SIGSTOP)
+				out, _ := exec.Command("pgrep", "-n", "-f", d.pattern).Output()
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+				if pid > 0 {
+					syscall.Kill(pid, d.sig)
 				}
+				d.mu.Lock()
+				d.pid = pid
+				d.mu.Unlock()
 			}()
 		})
 	}
 	return len(p), nil
 }
 
+func (d *disturbFirstPoint) target() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pid
+}
+
+// runDisturbed runs two sequential kernel points with the first disturbed.
+func runDisturbed(t *testing.T, d *disturbFirstPoint) (*Meta, time.Duration) {
+	bin := binDir(t)
+	e, err := Parse("inline.yaml", []byte("name: disturbed-inline\nstacks: [kernel]\norder: sequential\nworkload: {rates: [1000, 2000], duration: 1s, warmup: 200ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Progress: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.target() == 0 {
+		t.Fatalf("no process matching %q found to disturb", d.pattern)
+	}
+	m := readMeta(t, dir)
+	assertTestbedGone(t, m)
+	if second := m.Points[1]; second.Status != "ok" || second.Generator == nil || second.Generator.Received == 0 {
+		t.Errorf("the point after the disturbed one: %+v", second)
+	}
+	return &m, time.Since(start)
+}
+
 // A server that hangs in the middle of a point fails that point (killed after
 // its grace, reason recorded), within a bounded time, and the next point runs
 // on a fresh server.
 func TestHungServerFailsItsPointOnly(t *testing.T) {
-	bin := binDir(t)
-	e, err := Parse("inline.yaml", []byte("name: hung-inline\nstacks: [kernel]\norder: sequential\nworkload: {rates: [1000, 2000], duration: 1s, warmup: 200ms}\n"))
-	if err != nil {
-		t.Fatal(err)
+	d := &disturbFirstPoint{pattern: "bin/jrapp -stack kernel", sig: syscall.SIGSTOP}
+	m, took := runDisturbed(t, d)
+	if took > 40*time.Second {
+		t.Errorf("the run took %v", took)
 	}
-	h := &hangFirstServer{t: t}
-	start := time.Now()
-	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Progress: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.pid == 0 {
-		t.Fatal("no jrapp found to hang")
-	}
-	if d := time.Since(start); d > 40*time.Second {
-		t.Errorf("the run took %v", d)
-	}
-	m := readMeta(t, dir)
-	assertTestbedGone(t, m)
-	first, second := m.Points[0], m.Points[1]
-	if first.Status != "failed" || !strings.Contains(first.Reason, "jrapp hung") {
+	if first := m.Points[0]; first.Status != "failed" || !strings.Contains(first.Reason, "jrapp hung") {
 		t.Errorf("the hung point: status %q reason %q", first.Status, first.Reason)
 	}
-	if second.Status != "ok" || second.Generator == nil || second.Generator.Received == 0 {
-		t.Errorf("the next point: %+v", second)
+	if err := syscall.Kill(d.target(), 0); err == nil {
+		t.Errorf("the hung jrapp (pid %d) is still there", d.target())
 	}
-	if err := syscall.Kill(h.pid, 0); err == nil {
-		t.Errorf("the hung jrapp (pid %d) is still there", h.pid)
+}
+
+// A generator that crashes mid-point (SIGKILL) fails that point with the
+// reason, and the run goes on.
+func TestCrashedGeneratorFailsItsPointOnly(t *testing.T) {
+	m, _ := runDisturbed(t, &disturbFirstPoint{pattern: "bin/jrgen ", sig: syscall.SIGKILL})
+	if first := m.Points[0]; first.Status != "failed" || !strings.Contains(first.Reason, "generator") || !strings.Contains(first.Reason, "killed") {
+		t.Errorf("the point whose generator crashed: status %q reason %q", first.Status, first.Reason)
 	}
 }
 
