@@ -22,10 +22,12 @@ FUZZTIME ?= 200000x
 # for af_xdp, iproute2 for namespaces, util-linux for taskset, gcc for cgo, curl
 # as a Linux HTTP client, ethtool for the AF_XDP tests' veths and sockperf as
 # the peer the generator is checked against (jrbench peer-check), memcached as
-# an unmodified application under test (experiments/memcached.yaml).
+# an unmodified application under test (experiments/memcached.yaml), sshd for
+# the SSH tests' stand-in nodes, shellcheck and python3 for the CloudLab files'
+# checks.
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
 	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool sockperf \
-	memcached
+	memcached openssh-server shellcheck python3
 
 .PHONY: all deps build test experiment paper clean check-root check-go
 

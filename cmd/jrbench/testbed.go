@@ -26,6 +26,7 @@ offload off) with 198.18.0.1/24 and 198.18.0.2/24 from the RFC 2544
 benchmarking range. Testbeds are recorded in ` + local.StateDir + `.`,
 	}
 	cmd.AddCommand(newTestbedUpCmd(), newTestbedDownCmd(), newTestbedStatusCmd())
+	cmd.AddCommand(newTestbedCheckCmd())
 	return cmd
 }
 
