@@ -13,6 +13,11 @@
 //	jr-client-<id>                          jr-server-<id>
 //	  jrc-<id> 198.18.0.1/24  <== veth ==>  jrs-<id> 198.18.0.2/24
 //
+// With Options.Wire a third namespace sits in the middle, pure L2 (no
+// addresses): jrc-<id> ⇄ jwc-<id> [jr-wire-<id>] jws-<id> ⇄ jrs-<id>. Nothing
+// crosses until a forwarder runs there: cmd/jremu, the emulated wire of
+// nic/emu (delay, loss, rate limit, ...), started with Command on Wire.Node().
+//
 // Addresses come from 198.18.0.0/15, which RFC 2544 reserves for network
 // benchmarking: they are never routed on the Internet, so a misdirected
 // packet cannot reach a real host. Nothing outside that block is ever

@@ -25,6 +25,8 @@ import (
 const (
 	RoleClient = "client"
 	RoleServer = "server"
+	// RoleWire is the emulated wire's namespace (Options.Wire).
+	RoleWire = "wire"
 )
 
 const (
@@ -38,6 +40,11 @@ const (
 	serverNetnsPrefix = "jr-server-"
 	clientIfacePrefix = "jrc-"
 	serverIfacePrefix = "jrs-"
+	// The wire namespace (Options.Wire) and its two veth ends: jwc-<id>
+	// faces the client, jws-<id> the server.
+	wireNetnsPrefix       = "jr-wire-"
+	wireClientIfacePrefix = "jwc-"
+	wireServerIfacePrefix = "jws-"
 
 	// MTU of the veth pair: a standard Ethernet frame, so results compare
 	// with real NICs at their default MTU.
@@ -112,6 +119,9 @@ type Testbed struct {
 	// Queues is the number of RX and TX queues of each veth end when more
 	// than one (Options.Queues); 0 means one.
 	Queues int `json:"queues,omitempty"`
+	// Wire is the namespace between client and server (Options.Wire); nil
+	// when the two are joined directly.
+	Wire *Wire `json:"wire,omitempty"`
 
 	// Status is filled in by List and not stored: "up" (state file and
 	// both namespaces present), "orphan" (namespaces without a state
@@ -131,6 +141,27 @@ type Options struct {
 	// other end's RX queue i, so the sender's queue choice decides which of
 	// the receiver's queues (and so which XSK) sees it.
 	Queues int
+	// Wire puts a third namespace, jr-wire-<id>, between client and server:
+	// client ⇄ veth ⇄ wire ⇄ veth ⇄ server, with no addresses in the wire
+	// namespace. Nothing crosses until a forwarder runs there (cmd/jremu, an
+	// emulated wire: delay, loss, rate limit); client and server keep the
+	// same addresses and subnet, so ARP passes through the L2 forwarder.
+	Wire bool
+}
+
+// Wire is the emulated wire's namespace and its two interfaces.
+type Wire struct {
+	Netns       string `json:"netns"`        // jr-wire-<id>
+	ClientIface string `json:"client_iface"` // jwc-<id>, peer of the client's interface
+	ServerIface string `json:"server_iface"` // jws-<id>, peer of the server's interface
+}
+
+// Node returns the wire namespace as a Node (Role "wire", no address or
+// interface), for Command and CommandWithBPFFS.
+func (w *Wire) Node() Node { return Node{Role: RoleWire, Netns: w.Netns} }
+
+func wireNames(id string) *Wire {
+	return &Wire{Netns: wireNetnsPrefix + id, ClientIface: wireClientIfacePrefix + id, ServerIface: wireServerIfacePrefix + id}
 }
 
 // MaxQueues bounds Options.Queues: as many queue pairs as DPDK's vdevs open
@@ -222,6 +253,9 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	if nq > 1 {
 		t.Queues = nq
 	}
+	if opts.Wire {
+		t.Wire = wireNames(id)
+	}
 	for _, a := range []netip.Prefix{t.Client.Addr, t.Server.Addr} {
 		if !benchNet.Contains(a.Addr()) {
 			// Guard against someone editing the constants.
@@ -234,7 +268,7 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	if _, err := os.Stat(statePath(id)); err == nil {
 		return nil, fmt.Errorf("testbed %s already exists (%s)", id, statePath(id))
 	}
-	for _, ns := range []string{t.Client.Netns, t.Server.Netns} {
+	for _, ns := range t.netnsNames() {
 		if netnsExists(ns) {
 			return nil, fmt.Errorf("testbed %s: netns %s already exists", id, ns)
 		}
@@ -275,6 +309,18 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		}
 		handles[n.Netns] = h
 	}
+	if t.Wire != nil {
+		if err := createNetns(t.Wire.Netns); err != nil {
+			return nil, fmt.Errorf("testbed %s: %w", id, err)
+		}
+		name := t.Wire.Netns
+		undo = append(undo, func() { _ = deleteNetns(name) })
+		h, err := netns.GetFromName(name)
+		if err != nil {
+			return nil, fmt.Errorf("testbed %s: open netns %s: %w", id, name, err)
+		}
+		handles[name] = h
+	}
 	if err := hook("netns"); err != nil {
 		return nil, fmt.Errorf("testbed %s: %w", id, err)
 	}
@@ -282,7 +328,11 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		return nil, fmt.Errorf("testbed %s: %w", id, err)
 	}
 
-	if err := createVeth(t, handles[t.Client.Netns], handles[t.Server.Netns]); err != nil {
+	if t.Wire == nil {
+		if err := createVeth(t, handles[t.Client.Netns], handles[t.Server.Netns]); err != nil {
+			return nil, fmt.Errorf("testbed %s: %w", id, err)
+		}
+	} else if err := createWireVeths(t, handles); err != nil {
 		return nil, fmt.Errorf("testbed %s: %w", id, err)
 	}
 	// The veth goes away with its namespaces; deleting them is enough.
@@ -299,6 +349,11 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 		}
 	}
 
+	if t.Wire != nil {
+		if err := setupWire(t.Wire, handles[t.Wire.Netns]); err != nil {
+			return nil, fmt.Errorf("testbed %s: %w", id, err)
+		}
+	}
 	if err := hook("setup"); err != nil {
 		return nil, fmt.Errorf("testbed %s: %w", id, err)
 	}
@@ -463,7 +518,29 @@ func readState(id string) (*Testbed, error) {
 // exit, but the veth is deleted explicitly so the wire is gone at once.
 func (t *Testbed) Down() error {
 	var errs []error
-	for _, n := range []Node{t.Client, t.Server} {
+	nodes := []Node{t.Client, t.Server}
+	if t.Wire != nil {
+		// The wire's namespace goes first, with its two ends (which
+		// deletes their peers in client and server too).
+		w := t.Wire
+		if strings.HasPrefix(w.Netns, wireNetnsPrefix) {
+			if netnsExists(w.Netns) {
+				for _, ifc := range []string{w.ClientIface, w.ServerIface} {
+					if ifc != "" {
+						if err := deleteLinkIn(w.Netns, ifc); err != nil {
+							errs = append(errs, err)
+						}
+					}
+				}
+			}
+			if err := deleteNetns(w.Netns); err != nil {
+				errs = append(errs, fmt.Errorf("testbed %s: %w", t.ID, err))
+			}
+		} else if w.Netns != "" {
+			errs = append(errs, fmt.Errorf("testbed %s: refusing to delete netns %q (not jr-wire-*)", t.ID, w.Netns))
+		}
+	}
+	for _, n := range nodes {
 		if n.Netns == "" {
 			continue
 		}
@@ -559,10 +636,12 @@ func DownID(id string) error {
 		if !errors.Is(err, os.ErrNotExist) {
 			// A corrupt state file must not keep the namespaces alive.
 			t = names(id)
+			t.findWire()
 			t.stopProcesses()
 			return errors.Join(err, t.Down())
 		}
 		t = names(id)
+		t.findWire()
 	}
 	if t.ID != id {
 		// The file is named by id; trust the name over its content.
@@ -575,11 +654,32 @@ func DownID(id string) error {
 // stopProcesses ends what still runs in the testbed's namespaces (only ever
 // in jr-client-*/jr-server-* ones, as Down deletes).
 func (t *Testbed) stopProcesses() {
+	if t.Wire != nil && strings.HasPrefix(t.Wire.Netns, wireNetnsPrefix) {
+		// The wire first: its forwarder holds both links' traffic.
+		stopNetnsProcesses(t.Wire.Netns, 3*time.Second)
+	}
 	for _, n := range []Node{t.Client, t.Server} {
 		if strings.HasPrefix(n.Netns, clientNetnsPrefix) || strings.HasPrefix(n.Netns, serverNetnsPrefix) {
 			stopNetnsProcesses(n.Netns, 3*time.Second)
 		}
 	}
+}
+
+// findWire records the wire namespace of a testbed known only by its id
+// (no state file) when one exists, so that DownID removes it too.
+func (t *Testbed) findWire() {
+	if t.Wire == nil && netnsExists(wireNetnsPrefix+t.ID) {
+		t.Wire = wireNames(t.ID)
+	}
+}
+
+// netnsNames lists the testbed's namespaces.
+func (t *Testbed) netnsNames() []string {
+	ns := []string{t.Client.Netns, t.Server.Netns}
+	if t.Wire != nil {
+		ns = append(ns, t.Wire.Netns)
+	}
+	return ns
 }
 
 // List returns the testbeds recorded in StateDir, plus namespaces named
@@ -607,7 +707,7 @@ func List() ([]*Testbed, error) {
 		}
 		t.ID = id
 		t.Status = "up"
-		if !netnsExists(t.Client.Netns) || !netnsExists(t.Server.Netns) {
+		if !netnsExists(t.Client.Netns) || !netnsExists(t.Server.Netns) || (t.Wire != nil && !netnsExists(t.Wire.Netns)) {
 			t.Status = "stale"
 		}
 		byID[id] = t
@@ -624,6 +724,8 @@ func List() ([]*Testbed, error) {
 			id = strings.TrimPrefix(name, clientNetnsPrefix)
 		case strings.HasPrefix(name, serverNetnsPrefix):
 			id = strings.TrimPrefix(name, serverNetnsPrefix)
+		case strings.HasPrefix(name, wireNetnsPrefix):
+			id = strings.TrimPrefix(name, wireNetnsPrefix)
 		default:
 			continue
 		}
@@ -631,6 +733,7 @@ func List() ([]*Testbed, error) {
 			continue
 		}
 		t := names(id)
+		t.findWire()
 		t.Status = "orphan"
 		for _, n := range []*Node{&t.Client, &t.Server} {
 			probe(n)

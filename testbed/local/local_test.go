@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "cleanup %s: %v\n", id, err)
 			code = 1
 		}
-		for _, ns := range []string{clientNetnsPrefix + id, serverNetnsPrefix + id} {
+		for _, ns := range []string{clientNetnsPrefix + id, serverNetnsPrefix + id, wireNetnsPrefix + id} {
 			if netnsExists(ns) {
 				fmt.Fprintf(os.Stderr, "leftover netns %s\n", ns)
 				code = 1
