@@ -97,22 +97,25 @@ type RunOptions struct {
 
 // Meta is meta.json: everything needed to know what a run measured and where.
 type Meta struct {
-	Experiment *Experiment       `json:"experiment"`
-	RunID      string            `json:"run_id"`
-	State      string            `json:"state"` // running, complete, interrupted, failed
-	Error      string            `json:"error,omitempty"`
-	Start      time.Time         `json:"start"`
-	End        time.Time         `json:"end,omitempty"`
-	Commit     string            `json:"commit"`
-	Host       map[string]string `json:"host"`
-	Tools      map[string]string `json:"tools"`
-	Testbed    *local.Testbed    `json:"testbed,omitempty"`
-	Placement  Placement         `json:"placement"`
-	PMQoS      PMQoSState        `json:"pm_qos"`
-	Order      string            `json:"order"`
-	Seed       int64             `json:"seed"`
-	Points     []PointMeta       `json:"points"`
-	GenDriver  string            `json:"generator_driver"`
+	Experiment *Experiment `json:"experiment"`
+	// Wire is the emulated wire's final counters (jremu's JSON), when the
+	// experiment has a link.
+	Wire      json.RawMessage   `json:"wire,omitempty"`
+	RunID     string            `json:"run_id"`
+	State     string            `json:"state"` // running, complete, interrupted, failed
+	Error     string            `json:"error,omitempty"`
+	Start     time.Time         `json:"start"`
+	End       time.Time         `json:"end,omitempty"`
+	Commit    string            `json:"commit"`
+	Host      map[string]string `json:"host"`
+	Tools     map[string]string `json:"tools"`
+	Testbed   *local.Testbed    `json:"testbed,omitempty"`
+	Placement Placement         `json:"placement"`
+	PMQoS     PMQoSState        `json:"pm_qos"`
+	Order     string            `json:"order"`
+	Seed      int64             `json:"seed"`
+	Points    []PointMeta       `json:"points"`
+	GenDriver string            `json:"generator_driver"`
 	// Calibration is the testbed measured at the start of the run.
 	Calibration *Calibration `json:"calibration,omitempty"`
 }
@@ -372,13 +375,31 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 	if err := local.EnsureBPFFS(); err != nil {
 		return err
 	}
-	tb, err := local.Up(ctx, local.Options{Queues: len(r.o.Placement.generatorCPUs())})
+	tb, err := local.Up(ctx, local.Options{Queues: len(r.o.Placement.generatorCPUs()), Wire: r.e.Link != ""})
 	if err != nil {
 		return fmt.Errorf("testbed: %w", err)
 	}
 	r.tb = tb
 	r.meta.Testbed = tb
 	defer tb.Down()
+	if r.e.Link != "" {
+		// The emulated wire forwards for the whole run, on the server's core
+		// (this machine has no third): its polling competes with the
+		// server's, which matters at microseconds, not at the milliseconds a
+		// WAN link adds.
+		w := tb.Wire
+		wire, err := startProcessIn(ctx, tb, w.Node(), r.o.BinDir, "jremu", r.o.Placement.Server,
+			"-iface-a", w.ClientIface, "-iface-b", w.ServerIface, "-link", r.e.Link,
+			"-cpu", strconv.Itoa(r.o.Placement.Server), "-file-prefix", "jremu-"+tb.ID, "-seed", strconv.FormatInt(r.e.Seed, 10))
+		if err != nil {
+			return fmt.Errorf("emulated wire: %w", err)
+		}
+		defer func() {
+			out := wire.stop()
+			r.meta.Wire = lastJSONLine(out)
+			r.writeMeta()
+		}()
+	}
 	defer os.RemoveAll(filepath.Join("/run/jrbench", tb.ID)) // the run's sockets
 	if err := r.writeMeta(); err != nil {
 		return err
@@ -772,8 +793,13 @@ func (s *server) goStats(timeout time.Duration) (procstats.Stats, bool) {
 // startProcess starts binary (from binDir) in the server namespace, pinned to
 // cpu, and waits until it says READY.
 func startProcess(ctx context.Context, tb *local.Testbed, binDir, binary string, cpu int, args ...string) (*server, error) {
+	return startProcessIn(ctx, tb, tb.Server, binDir, binary, cpu, args...)
+}
+
+// startProcessIn is startProcess in node's namespace.
+func startProcessIn(ctx context.Context, tb *local.Testbed, node local.Node, binDir, binary string, cpu int, args ...string) (*server, error) {
 	s := &server{exited: make(chan struct{}), stats: make(chan string, 1)}
-	s.cmd = tb.CommandWithBPFFS(context.Background(), tb.Server, "taskset",
+	s.cmd = tb.CommandWithBPFFS(context.Background(), node, "taskset",
 		append([]string{"-c", strconv.Itoa(cpu), filepath.Join(binDir, binary)}, args...)...)
 	s.cmd.Stderr = &s.log
 	stdout, err := s.cmd.StdoutPipe()
@@ -1150,4 +1176,17 @@ func lastLine(s string) string {
 		}
 	}
 	return "(no output)"
+}
+
+// lastJSONLine is the last line of out that is a JSON object (a process's
+// final counters), or nil.
+func lastJSONLine(out string) json.RawMessage {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "{") && json.Valid([]byte(l)) {
+			return json.RawMessage(l)
+		}
+	}
+	return nil
 }

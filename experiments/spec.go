@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/joyride-bench/joyride/loadgen"
+	"github.com/joyride-bench/joyride/nic/emu"
 	"github.com/joyride-bench/joyride/stacks"
 )
 
@@ -34,6 +35,11 @@ type Experiment struct {
 	// Testbed is where the experiment runs; "local" (the default) is the only
 	// testbed accepted for now.
 	Testbed string `yaml:"testbed" json:"testbed"`
+	// Link, when set, puts an emulated wire between the client and the server
+	// (nic/emu's text form, applied in both directions: "delay=5ms,jitter=200us,
+	// loss=0.1%,rate=1gbit,queue=64KiB,reorder=0.01,mtu=1500"): the local
+	// testbed gets a wire namespace where jremu forwards, on the server's core.
+	Link string `yaml:"link,omitempty" json:"link,omitempty"`
 	// Stacks are the stacks under test, at least one, names unique.
 	Stacks []StackSpec `yaml:"stacks" json:"stacks"`
 	// App is the application served on each stack: "echo" (the default),
@@ -344,7 +350,7 @@ func (e *SpecError) Error() string {
 
 // Allowed values, in the order error messages list them.
 var (
-	topKeys       = []string{"name", "description", "testbed", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
+	topKeys       = []string{"name", "description", "testbed", "link", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys     = []string{"name", "options"}
 	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
 	memcachedKeys = []string{"keys", "popularity", "get_fraction", "value_size"}
@@ -525,6 +531,15 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 		e.Description, _ = p.str(n, "description")
 	}
 	p.enum(m["testbed"], "testbed", testbeds, &e.Testbed)
+	if n := m["link"]; n != nil {
+		if v, ok := p.str(n, "link"); ok {
+			if _, err := emu.ParseLink(v); err != nil {
+				p.add(n, "link", "%v", err)
+			} else {
+				e.Link = v
+			}
+		}
+	}
 	p.enum(m["app"], "app", apps, &e.App)
 	p.enum(m["order"], "order", orders, &e.Order)
 

@@ -397,3 +397,24 @@ plots: [{kind: latency-vs-load}, {kind: cdf}]
 		}
 	}
 }
+
+// An experiment with a link runs through the emulated wire: 1 ms each way
+// shows in every round trip, and the wire's counters land in meta.json.
+func TestLinkThroughTheRunner(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: link-inline
+link: delay=1ms
+stacks: [kernel]
+workload: {rates: [1000], duration: 1s, warmup: 200ms}
+`)
+	p := pts[0]
+	if p.Received == 0 || p.Received != p.Sent || p.P50us < 2000 || p.P50us > 2500 {
+		t.Fatalf("through a 1 ms wire: received %d of %d, p50 %.1f µs", p.Received, p.Sent, p.P50us)
+	}
+	m := readMeta(t, dir)
+	if len(m.Wire) == 0 || !strings.Contains(string(m.Wire), "forwarded") {
+		t.Fatalf("meta.json wire counters: %s", m.Wire)
+	}
+	if m.Testbed.Wire == nil {
+		t.Fatal("the testbed in meta.json has no wire")
+	}
+}
