@@ -4,6 +4,7 @@
 //	jrbench run experiments/rpc-latency.yaml
 //	jrbench validate experiments/*.yaml
 //	jrbench calibrate
+//	jrbench peer-check [--rate 1000 --duration 5s --reps 3]
 //	jrbench paper [--reuse]
 //	jrbench analyze|plot RUN_DIR; jrbench compare RUN_A RUN_B
 //	jrbench testbed up|down|status
@@ -30,7 +31,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newValidateCmd(), newCalibrateCmd(), newPaperCmd(), newTestbedCmd())
+	root.AddCommand(newRunCmd(), newValidateCmd(), newCalibrateCmd(), newPaperCmd(), newTestbedCmd(), newPeerCheckCmd())
 	root.AddCommand(newAnalysisCmds()...)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "jrbench:", err)
