@@ -3,7 +3,6 @@ package experiments
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,13 +11,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/joyride-bench/joyride/internal/strictyaml"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/nic/emu"
 	"github.com/joyride-bench/joyride/stacks"
@@ -300,53 +299,17 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // UnmarshalYAML accepts only string scalars, so that a plain number is an error.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		return fmt.Errorf("line %d: expected a duration with a unit such as \"2s\", \"500ms\" or \"50us\", got %s", n.Line, describe(n))
+		return fmt.Errorf("line %d: expected a duration with a unit such as \"2s\", \"500ms\" or \"50us\", got %s", n.Line, strictyaml.Describe(n))
 	}
 	return d.UnmarshalText([]byte(n.Value))
 }
 
 // Problem is one thing wrong in an experiment file.
-type Problem struct {
-	// Line is the 1-based line in the file (0 when the problem has no line).
-	Line int
-	// Path is the key concerned, as a path: "workload.rates[2]",
-	// "stacks[1].name"; empty for the top level.
-	Path string
-	// Msg says what is wrong and what is allowed.
-	Msg string
-}
+type Problem = strictyaml.Problem
 
-func (p Problem) String() string {
-	if p.Path == "" {
-		return p.Msg
-	}
-	return p.Path + ": " + p.Msg
-}
-
-// SpecError lists every problem found in an experiment file.
-type SpecError struct {
-	// File is the file name the problems refer to.
-	File string
-	// Problems are sorted by line.
-	Problems []Problem
-}
-
-// Error prints one problem per line, as "file:line: path: message".
-func (e *SpecError) Error() string {
-	var b strings.Builder
-	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.File)
-		if p.Line > 0 {
-			fmt.Fprintf(&b, ":%d", p.Line)
-		}
-		b.WriteString(": ")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}
+// SpecError lists every problem found in an experiment file, one per line as
+// "file:line: path: message".
+type SpecError = strictyaml.Error
 
 // Allowed values, in the order error messages list them.
 var (
@@ -397,46 +360,8 @@ func Parse(file string, data []byte) (*Experiment, error) {
 
 // parser collects problems while walking the YAML tree.
 type parser struct {
-	probs    []Problem
+	strictyaml.Parser
 	nameNode *yaml.Node // the value of "name", for the file-name check
-}
-
-func (p *parser) add(n *yaml.Node, path, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.probs = append(p.probs, Problem{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// addErr folds an error that may start with "line N: " (as yaml and stacks
-// errors do) into a problem; without a line it uses n's.
-func (p *parser) addErr(n *yaml.Node, path string, err error) {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		// Each entry of a yaml.TypeError carries its own line; keep the
-		// context that wrapped it ("options of stack "null"").
-		prefix := strings.TrimSuffix(err.Error(), te.Error())
-		for _, e := range te.Errors {
-			p.addLine(n, path, prefix, e)
-		}
-		return
-	}
-	p.addLine(n, path, "", err.Error())
-}
-
-// addLine adds prefix+msg as a problem, taking the line from a "line N: " at
-// the start of msg, else from n.
-func (p *parser) addLine(n *yaml.Node, path, prefix, msg string) {
-	msg = strings.TrimSpace(msg)
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		p.probs = append(p.probs, Problem{Line: line, Path: path, Msg: prefix + m[2]})
-		return
-	}
-	p.add(n, path, "%s%s", prefix, strings.TrimPrefix(msg, "yaml: "))
 }
 
 func parse(file string, data []byte, checkName bool) (*Experiment, error) {
@@ -450,13 +375,12 @@ func parse(file string, data []byte, checkName bool) (*Experiment, error) {
 				base = strings.TrimSuffix(base, ext)
 			}
 			if e.Name != base {
-				p.add(p.nameNode, "name", "%q must equal the file's base name %q", e.Name, base)
+				p.Add(p.nameNode, "name", "%q must equal the file's base name %q", e.Name, base)
 			}
 		}
 	}
-	if len(p.probs) > 0 {
-		sort.SliceStable(p.probs, func(i, j int) bool { return p.probs[i].Line < p.probs[j].Line })
-		return nil, &SpecError{File: file, Problems: p.probs}
+	if err := p.Err(file); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -468,25 +392,25 @@ func (p *parser) document(data []byte) *Experiment {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if err == io.EOF {
-			p.add(nil, "", empty)
+			p.Add(nil, "", empty)
 		} else {
-			p.addLine(nil, "", "invalid YAML: ", err.Error())
+			p.AddLine(nil, "", "invalid YAML: ", err.Error())
 		}
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err != io.EOF {
-		p.add(&extra, "", "a second YAML document: an experiment file holds exactly one")
+		p.Add(&extra, "", "a second YAML document: an experiment file holds exactly one")
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			p.add(nil, "", empty)
+			p.Add(nil, "", empty)
 			return nil
 		}
 		root = root.Content[0]
 	}
-	return p.experiment(resolve(root))
+	return p.experiment(strictyaml.Resolve(root))
 }
 
 func (p *parser) experiment(root *yaml.Node) *Experiment {
@@ -508,118 +432,118 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 			LateThreshold: Duration{50 * time.Microsecond},
 		},
 	}
-	m, ok := p.mapping(root, "", topKeys)
+	m, ok := p.Mapping(root, "", topKeys)
 	if !ok {
 		return e
 	}
 	if n := m["name"]; n != nil {
 		p.nameNode = n
-		if s, ok := p.str(n, "name"); ok {
+		if s, ok := p.Str(n, "name"); ok {
 			switch {
 			case s == "":
-				p.add(n, "name", "required: the experiment's name, [a-z0-9-]+")
+				p.Add(n, "name", "required: the experiment's name, [a-z0-9-]+")
 			case !nameRE.MatchString(s):
-				p.add(n, "name", "%q must match [a-z0-9-]+ (lowercase letters, digits and dashes)", s)
+				p.Add(n, "name", "%q must match [a-z0-9-]+ (lowercase letters, digits and dashes)", s)
 			default:
 				e.Name = s
 			}
 		}
 	} else {
-		p.add(root, "", "missing key \"name\" (the experiment's name, [a-z0-9-]+)")
+		p.Add(root, "", "missing key \"name\" (the experiment's name, [a-z0-9-]+)")
 	}
 	if n := m["description"]; n != nil {
-		e.Description, _ = p.str(n, "description")
+		e.Description, _ = p.Str(n, "description")
 	}
-	p.enum(m["testbed"], "testbed", testbeds, &e.Testbed)
+	p.Enum(m["testbed"], "testbed", testbeds, &e.Testbed)
 	if n := m["link"]; n != nil {
-		if v, ok := p.str(n, "link"); ok {
+		if v, ok := p.Str(n, "link"); ok {
 			if _, err := emu.ParseLink(v); err != nil {
-				p.add(n, "link", "%v", err)
+				p.Add(n, "link", "%v", err)
 			} else {
 				e.Link = v
 			}
 		}
 	}
-	p.enum(m["app"], "app", apps, &e.App)
-	p.enum(m["order"], "order", orders, &e.Order)
+	p.Enum(m["app"], "app", apps, &e.App)
+	p.Enum(m["order"], "order", orders, &e.Order)
 
 	if n := m["stacks"]; n != nil {
 		e.Stacks = p.stacks(n)
 	} else {
-		p.add(root, "", "missing key \"stacks\" (a list of stacks; registered: %s)", strings.Join(stacks.Names(), ", "))
+		p.Add(root, "", "missing key \"stacks\" (a list of stacks; registered: %s)", strings.Join(stacks.Names(), ", "))
 	}
 	if n := m["workload"]; n != nil {
 		p.workload(n, &e.Workload)
 		w := e.Workload
 		switch {
 		case e.App == "synthetic" && w.Service == "":
-			p.add(n, "workload", "app synthetic needs workload.service (e.g. service: exponential:10us)")
+			p.Add(n, "workload", "app synthetic needs workload.service (e.g. service: exponential:10us)")
 		case e.App != "synthetic" && w.Service != "":
-			p.add(n, "workload.service", "only the synthetic app takes a service time (app is %q)", e.App)
+			p.Add(n, "workload.service", "only the synthetic app takes a service time (app is %q)", e.App)
 		case e.App != "memcached" && w.Memcached != nil:
-			p.add(n, "workload.memcached", "only app memcached takes a memcached workload (app is %q)", e.App)
+			p.Add(n, "workload.memcached", "only app memcached takes a memcached workload (app is %q)", e.App)
 		case e.App == "memcached":
 			p.memcachedApp(n, e)
 		case e.App == "synthetic" && w.SizeDist != "":
-			p.add(n, "workload.size", "the synthetic app frames its TCP stream by one fixed size: give size a number (or sweep sizes), not a distribution")
+			p.Add(n, "workload.size", "the synthetic app frames its TCP stream by one fixed size: give size a number (or sweep sizes), not a distribution")
 		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
-			p.add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
+			p.Add(n, "workload.size", "%d is too small for synthetic requests (at least %d bytes: header and service time)", w.Size, loadgen.SyntheticHeaderLen)
 		}
 		for _, s := range e.Stacks {
 			f, err := stacks.Lookup(s.Name)
 			if err == nil && len(w.Protocols) == 0 && !f.Serves(w.Protocol) {
-				p.add(m["stacks"], "stacks", "stack %q does not serve %s (it serves %s)", s.Name, w.Protocol, strings.Join(f.Protocols, ", "))
+				p.Add(m["stacks"], "stacks", "stack %q does not serve %s (it serves %s)", s.Name, w.Protocol, strings.Join(f.Protocols, ", "))
 			}
 		}
 		if k := len(w.Instances); k > 0 && w.Instances[k-1] > 1 {
 			most := w.Instances[k-1]
 			if w.Mode != "rpc" {
-				p.add(m["workload"], "workload.instances", "several application instances need mode rpc")
+				p.Add(m["workload"], "workload.instances", "several application instances need mode rpc")
 			}
 			if w.Connections < most {
-				p.add(m["workload"], "workload.connections", "%d connections cannot reach %d instances: give at least as many connections as instances", w.Connections, most)
+				p.Add(m["workload"], "workload.connections", "%d connections cannot reach %d instances: give at least as many connections as instances", w.Connections, most)
 			}
 			for _, s := range e.Stacks {
 				switch s.Name {
 				case "null":
-					p.add(m["stacks"], "stacks", "the null stack reflects frames: it has no application instances to multiply")
+					p.Add(m["stacks"], "stacks", "the null stack reflects frames: it has no application instances to multiply")
 				case "afxdp":
-					p.add(m["stacks"], "stacks", "afxdp is a library OS that owns the NIC queue: one application per queue, so no more than 1 instance (the density Joyride's service design allows and a library OS does not)")
+					p.Add(m["stacks"], "stacks", "afxdp is a library OS that owns the NIC queue: one application per queue, so no more than 1 instance (the density Joyride's service design allows and a library OS does not)")
 				}
 			}
 		}
 	} else {
-		p.add(root, "", "missing key \"workload\" (a mapping with at least rates: [requests/s, ...])")
+		p.Add(root, "", "missing key \"workload\" (a mapping with at least rates: [requests/s, ...])")
 	}
 	if n := m["repetitions"]; n != nil {
-		if v, ok := p.integer(n, "repetitions"); ok {
+		if v, ok := p.Integer(n, "repetitions"); ok {
 			if v < 1 || v > MaxRepetitions {
-				p.add(n, "repetitions", "%s is out of range (1..%d)", n.Value, MaxRepetitions)
+				p.Add(n, "repetitions", "%s is out of range (1..%d)", n.Value, MaxRepetitions)
 			} else {
 				e.Repetitions = int(v)
 			}
 		}
 	}
 	if n := m["seed"]; n != nil {
-		if v, ok := p.integer(n, "seed"); ok {
+		if v, ok := p.Integer(n, "seed"); ok {
 			e.Seed = v
 		}
 	}
 	if n := m["slo"]; n != nil {
-		if sm, ok := p.mapping(n, "slo", sloKeys); ok {
+		if sm, ok := p.Mapping(n, "slo", sloKeys); ok {
 			p.duration(sm["p99"], "slo.p99", 0, time.Hour, "0 (none)..1h", &e.SLO.P99)
 		}
 	}
 	if n := m["machine"]; n != nil {
-		if mm, ok := p.mapping(n, "machine", machineKeys); ok {
-			p.enum(mm["pm_qos"], "machine.pm_qos", pmQoS, &e.Machine.PMQoS)
+		if mm, ok := p.Mapping(n, "machine", machineKeys); ok {
+			p.Enum(mm["pm_qos"], "machine.pm_qos", pmQoS, &e.Machine.PMQoS)
 		}
 	}
 	if n := m["plots"]; n != nil {
 		e.Plots = p.plots(n, &e.Workload)
 		for i, ps := range e.Plots {
 			if ps.Kind == "capacity" && e.SLO.P99.Duration <= 0 {
-				p.add(n, fmt.Sprintf("plots[%d]", i), "a capacity plot needs slo.p99 (the throughput each stack sustains under it)")
+				p.Add(n, fmt.Sprintf("plots[%d]", i), "a capacity plot needs slo.p99 (the throughput each stack sustains under it)")
 			}
 		}
 	} else {
@@ -643,12 +567,12 @@ func lowest(rates []float64) float64 {
 
 func (p *parser) stacks(n *yaml.Node) []StackSpec {
 	const path = "stacks"
-	seq, ok := p.sequence(n, path)
+	seq, ok := p.Sequence(n, path)
 	if !ok {
 		return nil
 	}
 	if len(seq) == 0 {
-		p.add(n, path, "empty: list at least one stack (registered: %s)", strings.Join(stacks.Names(), ", "))
+		p.Add(n, path, "empty: list at least one stack (registered: %s)", strings.Join(stacks.Names(), ", "))
 		return nil
 	}
 	var out []StackSpec
@@ -659,33 +583,33 @@ func (p *parser) stacks(n *yaml.Node) []StackSpec {
 		if item.Kind == yaml.ScalarNode {
 			nameNode = item // shorthand: "- kernel"
 		} else {
-			m, ok := p.mapping(item, ipath, stackKeys)
+			m, ok := p.Mapping(item, ipath, stackKeys)
 			if !ok {
 				continue
 			}
 			nameNode, optNode = m["name"], m["options"]
 			if nameNode == nil {
-				p.add(item, ipath, "missing key \"name\" (registered: %s)", strings.Join(stacks.Names(), ", "))
+				p.Add(item, ipath, "missing key \"name\" (registered: %s)", strings.Join(stacks.Names(), ", "))
 				continue
 			}
 		}
 		// The literal text, not the YAML value: a stack is called "null",
 		// which YAML would read as nothing.
-		name, ok := p.str(nameNode, ipath+".name")
+		name, ok := p.Str(nameNode, ipath+".name")
 		if !ok {
 			continue
 		}
 		name = nameNode.Value
 		if name == "" {
-			p.add(nameNode, ipath+".name", "required (registered: %s)", strings.Join(stacks.Names(), ", "))
+			p.Add(nameNode, ipath+".name", "required (registered: %s)", strings.Join(stacks.Names(), ", "))
 			continue
 		}
 		if _, err := stacks.Lookup(name); err != nil {
-			p.addErr(nameNode, ipath+".name", err)
+			p.AddErr(nameNode, ipath+".name", err)
 			continue
 		}
 		if l, dup := first[name]; dup {
-			p.add(nameNode, ipath+".name", "stack %q is already listed at line %d (names must be unique)", name, l)
+			p.Add(nameNode, ipath+".name", "stack %q is already listed at line %d (names must be unique)", name, l)
 			continue
 		}
 		first[name] = nameNode.Line
@@ -694,7 +618,7 @@ func (p *parser) stacks(n *yaml.Node) []StackSpec {
 		}
 		opts, err := stacks.DecodeOptions(name, optNode)
 		if err != nil {
-			p.addErr(optNode, ipath+".options", err)
+			p.AddErr(optNode, ipath+".options", err)
 			continue
 		}
 		out = append(out, StackSpec{Name: name, Options: opts, Line: item.Line})
@@ -703,20 +627,20 @@ func (p *parser) stacks(n *yaml.Node) []StackSpec {
 }
 
 func (p *parser) workload(n *yaml.Node, w *Workload) {
-	m, ok := p.mapping(n, "workload", workloadKeys)
+	m, ok := p.Mapping(n, "workload", workloadKeys)
 	if !ok {
 		return
 	}
 	if pn := m["protocol"]; pn != nil && pn.Kind == yaml.SequenceNode {
 		p.protocolList(pn, w)
 	} else {
-		p.enum(pn, "workload.protocol", protocols, &w.Protocol)
+		p.Enum(pn, "workload.protocol", protocols, &w.Protocol)
 	}
 	if sn := m["schedule"]; sn != nil {
 		// poisson, constant, or bursty:ON,OFF (periods with arrivals, without).
-		if v, ok := p.str(sn, "workload.schedule"); ok {
+		if v, ok := p.Str(sn, "workload.schedule"); ok {
 			if err := loadgen.ValidSchedule(v); err != nil {
-				p.add(sn, "workload.schedule", "%q is not allowed (allowed: %s, bursty:ON,OFF such as bursty:1ms,4ms)", v, strings.Join(schedules, ", "))
+				p.Add(sn, "workload.schedule", "%q is not allowed (allowed: %s, bursty:ON,OFF such as bursty:1ms,4ms)", v, strings.Join(schedules, ", "))
 			} else {
 				w.Schedule = v
 			}
@@ -728,9 +652,9 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			d, err := loadgen.ParseSize(sn.Value)
 			switch {
 			case err != nil:
-				p.add(sn, "workload.size", "%v", err)
+				p.Add(sn, "workload.size", "%v", err)
 			case w.Protocol != "tcp":
-				p.add(sn, "workload.size", "a distribution of sizes needs protocol: tcp (a udp request is one frame of one size)")
+				p.Add(sn, "workload.size", "a distribution of sizes needs protocol: tcp (a udp request is one frame of one size)")
 			case d.Fixed():
 				if p.sizeInRange(sn, "workload.size", w.Protocol, d.Mean) {
 					w.Size = d.Mean
@@ -738,13 +662,13 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			default:
 				w.SizeDist, w.Size = d.String(), max(d.Mean, MinSize)
 			}
-		} else if v, ok := p.integer(sn, "workload.size"); ok && p.sizeInRange(sn, "workload.size", w.Protocol, int(v)) {
+		} else if v, ok := p.Integer(sn, "workload.size"); ok && p.sizeInRange(sn, "workload.size", w.Protocol, int(v)) {
 			w.Size = int(v)
 		}
 	}
 	if sn := m["sizes"]; sn != nil {
 		if m["size"] != nil {
-			p.add(sn, "workload.sizes", "give either size (one size or a distribution) or sizes (a sweep), not both")
+			p.Add(sn, "workload.sizes", "give either size (one size or a distribution) or sizes (a sweep), not both")
 		} else {
 			w.Sizes = p.intList(sn, "workload.sizes", "size", func(item *yaml.Node, path string, v int64) bool {
 				return p.sizeInRange(item, path, w.Protocol, int(v))
@@ -757,29 +681,29 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	if in := m["instances"]; in != nil {
 		w.Instances = p.intList(in, "workload.instances", "instance count", func(item *yaml.Node, path string, v int64) bool {
 			if v < 1 || v > MaxInstances {
-				p.add(item, path, "%s is out of range (1..%d application instances)", item.Value, MaxInstances)
+				p.Add(item, path, "%s is out of range (1..%d application instances)", item.Value, MaxInstances)
 				return false
 			}
 			return true
 		})
 		if w.Protocol != "tcp" {
-			p.add(in, "workload.instances", "several application instances share the load by connection: it needs protocol: tcp")
+			p.Add(in, "workload.instances", "several application instances share the load by connection: it needs protocol: tcp")
 		}
 	}
 	rn, wn := m["rates"], m["windows"]
 	switch {
 	case rn != nil && wn != nil:
-		p.add(wn, "workload.windows", "give either rates (open loop) or windows (closed loop), not both")
+		p.Add(wn, "workload.windows", "give either rates (open loop) or windows (closed loop), not both")
 	case wn != nil:
 		if w.Protocol != "tcp" {
-			p.add(wn, "workload.windows", "a closed loop keeps requests outstanding on connections: it needs protocol: tcp")
+			p.Add(wn, "workload.windows", "a closed loop keeps requests outstanding on connections: it needs protocol: tcp")
 		}
 		if sn := m["schedule"]; sn != nil {
-			p.add(sn, "workload.schedule", "a closed loop (windows) has no schedule: each reply sends the next request")
+			p.Add(sn, "workload.schedule", "a closed loop (windows) has no schedule: each reply sends the next request")
 		}
 		w.Windows = p.intList(wn, "workload.windows", "window", func(item *yaml.Node, path string, v int64) bool {
 			if v < 1 || v > loadgen.MaxWindow {
-				p.add(item, path, "%s is out of range (1..%d requests outstanding per connection)", item.Value, loadgen.MaxWindow)
+				p.Add(item, path, "%s is out of range (1..%d requests outstanding per connection)", item.Value, loadgen.MaxWindow)
 				return false
 			}
 			return true
@@ -787,22 +711,22 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	case rn != nil:
 		w.Rates = p.rates(rn)
 	default:
-		p.add(n, "workload", "missing key \"rates\" (offered requests/s, a strictly increasing list such as [10000, 50000]; or windows: [1, 4, 16] for a closed loop over tcp)")
+		p.Add(n, "workload", "missing key \"rates\" (offered requests/s, a strictly increasing list such as [10000, 50000]; or windows: [1, 4, 16] for a closed loop over tcp)")
 	}
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
 	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
-	p.enum(m["mode"], "workload.mode", modes, &w.Mode)
+	p.Enum(m["mode"], "workload.mode", modes, &w.Mode)
 	if w.Mode == "connect" && w.Protocol != "tcp" {
-		p.add(m["mode"], "workload.mode", "connect opens TCP connections: it needs protocol: tcp")
+		p.Add(m["mode"], "workload.mode", "connect opens TCP connections: it needs protocol: tcp")
 	}
 	if w.Mode == "connect" && (w.Windows != nil || w.Sizes != nil || w.SizeDist != "") {
-		p.add(m["mode"], "workload.mode", "connect opens connections at rates: windows and sizes do not apply")
+		p.Add(m["mode"], "workload.mode", "connect opens connections at rates: windows and sizes do not apply")
 	}
 	if sn := m["service"]; sn != nil {
-		if v, ok := p.str(sn, "workload.service"); ok {
+		if v, ok := p.Str(sn, "workload.service"); ok {
 			if _, err := loadgen.ParseService(v); err != nil {
-				p.add(sn, "workload.service", "%v", err)
+				p.Add(sn, "workload.service", "%v", err)
 			} else {
 				w.Service = v
 			}
@@ -812,12 +736,12 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 		w.Memcached = p.memcached(mn)
 	}
 	if cn := m["connections"]; cn != nil {
-		if v, ok := p.integer(cn, "workload.connections"); ok {
+		if v, ok := p.Integer(cn, "workload.connections"); ok {
 			switch {
 			case v < 1 || v > MaxConnections:
-				p.add(cn, "workload.connections", "%s is out of range (1..%d)", cn.Value, MaxConnections)
+				p.Add(cn, "workload.connections", "%s is out of range (1..%d)", cn.Value, MaxConnections)
 			case w.Protocol != "tcp" && v != 1 && !slices.Contains(w.Protocols, "tcp"):
-				p.add(cn, "workload.connections", "%s connections need protocol: tcp (udp has no connections)", cn.Value)
+				p.Add(cn, "workload.connections", "%s connections need protocol: tcp (udp has no connections)", cn.Value)
 			default:
 				w.Connections = int(v)
 			}
@@ -827,23 +751,23 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 
 // protocolList reads protocol: [udp, tcp].
 func (p *parser) protocolList(n *yaml.Node, w *Workload) {
-	seq, _ := p.sequence(n, "workload.protocol")
+	seq, _ := p.Sequence(n, "workload.protocol")
 	var list []string
 	for i, item := range seq {
 		var v string
 		path := fmt.Sprintf("workload.protocol[%d]", i)
-		if !p.enum(item, path, protocols, &v) {
+		if !p.Enum(item, path, protocols, &v) {
 			return
 		}
 		if slices.Contains(list, v) {
-			p.add(item, path, "%q is listed twice", v)
+			p.Add(item, path, "%q is listed twice", v)
 			return
 		}
 		list = append(list, v)
 	}
 	switch len(list) {
 	case 0:
-		p.add(n, "workload.protocol", "empty: give udp, tcp, or a list of them")
+		p.Add(n, "workload.protocol", "empty: give udp, tcp, or a list of them")
 	case 1:
 		w.Protocol = list[0]
 	default:
@@ -862,14 +786,14 @@ func (p *parser) memcachedApp(n *yaml.Node, e *Experiment) {
 	}
 	w.Size = w.Memcached.ValueSize // what summary.csv's size column reports
 	if w.Protocol != "tcp" || w.Mode != "rpc" {
-		p.add(n, "workload", "app memcached speaks memcached's text protocol over tcp: it needs protocol: tcp and mode rpc")
+		p.Add(n, "workload", "app memcached speaks memcached's text protocol over tcp: it needs protocol: tcp and mode rpc")
 	}
 	if w.Sizes != nil || w.SizeDist != "" {
-		p.add(n, "workload", "app memcached sizes its requests by memcached.value_size: size and sizes do not apply")
+		p.Add(n, "workload", "app memcached sizes its requests by memcached.value_size: size and sizes do not apply")
 	}
 	for _, s := range e.Stacks {
 		if s.Name != "kernel" {
-			p.add(n, "stacks", "app memcached is Debian's unmodified memcached on the kernel's sockets: it runs on the kernel stack only (Joyride needs the preload shim of issue 9), not %q", s.Name)
+			p.Add(n, "stacks", "app memcached is Debian's unmodified memcached on the kernel's sockets: it runs on the kernel stack only (Joyride needs the preload shim of issue 9), not %q", s.Name)
 		}
 	}
 }
@@ -878,41 +802,41 @@ func (p *parser) memcachedApp(n *yaml.Node, e *Experiment) {
 func (p *parser) memcached(n *yaml.Node) *MemcachedSpec {
 	const path = "workload.memcached"
 	ms := &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}
-	m, ok := p.mapping(n, path, memcachedKeys)
+	m, ok := p.Mapping(n, path, memcachedKeys)
 	if !ok {
 		return ms
 	}
 	if kn := m["keys"]; kn != nil {
-		if v, ok := p.integer(kn, path+".keys"); ok {
+		if v, ok := p.Integer(kn, path+".keys"); ok {
 			if v < 1 || v > loadgen.MaxMemcachedKeys {
-				p.add(kn, path+".keys", "%s is out of range (1..%d)", kn.Value, loadgen.MaxMemcachedKeys)
+				p.Add(kn, path+".keys", "%s is out of range (1..%d)", kn.Value, loadgen.MaxMemcachedKeys)
 			} else {
 				ms.Keys = int(v)
 			}
 		}
 	}
 	if pn := m["popularity"]; pn != nil {
-		if v, ok := p.str(pn, path+".popularity"); ok {
+		if v, ok := p.Str(pn, path+".popularity"); ok {
 			if _, err := loadgen.ParsePopularity(v); err != nil {
-				p.add(pn, path+".popularity", "%v", err)
+				p.Add(pn, path+".popularity", "%v", err)
 			} else {
 				ms.Popularity = v
 			}
 		}
 	}
 	if gn := m["get_fraction"]; gn != nil {
-		if v, ok := p.number(gn, path+".get_fraction"); ok {
+		if v, ok := p.Number(gn, path+".get_fraction"); ok {
 			if !(v >= 0 && v <= 1) {
-				p.add(gn, path+".get_fraction", "%s is out of range (a share of gets in [0, 1])", gn.Value)
+				p.Add(gn, path+".get_fraction", "%s is out of range (a share of gets in [0, 1])", gn.Value)
 			} else {
 				ms.GetFraction = v
 			}
 		}
 	}
 	if vn := m["value_size"]; vn != nil {
-		if v, ok := p.integer(vn, path+".value_size"); ok {
+		if v, ok := p.Integer(vn, path+".value_size"); ok {
 			if v < 1 || v > loadgen.MaxMemcachedValue {
-				p.add(vn, path+".value_size", "%s is out of range (1..%d bytes)", vn.Value, loadgen.MaxMemcachedValue)
+				p.Add(vn, path+".value_size", "%s is out of range (1..%d bytes)", vn.Value, loadgen.MaxMemcachedValue)
 			} else {
 				ms.ValueSize = int(v)
 			}
@@ -925,9 +849,9 @@ func (p *parser) memcached(n *yaml.Node) *MemcachedSpec {
 func (p *parser) sizeInRange(n *yaml.Node, path, protocol string, v int) bool {
 	switch {
 	case protocol == "tcp" && (v < MinSize || v > MaxTCPSize):
-		p.add(n, path, "%d is out of range for tcp (%d..%d bytes; the generator's header needs %d)", v, MinSize, MaxTCPSize, MinSize)
+		p.Add(n, path, "%d is out of range for tcp (%d..%d bytes; the generator's header needs %d)", v, MinSize, MaxTCPSize, MinSize)
 	case protocol != "tcp" && (v < MinSize || v > MaxUDPSize):
-		p.add(n, path, "%d is out of range for udp (%d..%d bytes: the generator's header needs %d, and one 1500-byte frame holds %d)", v, MinSize, MaxUDPSize, MinSize, MaxUDPSize)
+		p.Add(n, path, "%d is out of range for udp (%d..%d bytes: the generator's header needs %d, and one 1500-byte frame holds %d)", v, MinSize, MaxUDPSize, MinSize, MaxUDPSize)
 	default:
 		return true
 	}
@@ -937,24 +861,24 @@ func (p *parser) sizeInRange(n *yaml.Node, path, protocol string, v int) bool {
 // intList reads a non-empty, strictly increasing list of integers, each
 // checked by ok (which reports its own problem); nil when any is wrong.
 func (p *parser) intList(n *yaml.Node, path, what string, ok func(*yaml.Node, string, int64) bool) []int {
-	seq, isSeq := p.sequence(n, path)
+	seq, isSeq := p.Sequence(n, path)
 	if !isSeq {
 		return nil
 	}
 	if len(seq) == 0 {
-		p.add(n, path, "empty: list at least one %s", what)
+		p.Add(n, path, "empty: list at least one %s", what)
 		return nil
 	}
 	var out []int
 	good := true
 	for i, item := range seq {
 		ipath := fmt.Sprintf("%s[%d]", path, i)
-		v, isInt := p.integer(item, ipath)
+		v, isInt := p.Integer(item, ipath)
 		switch {
 		case !isInt || !ok(item, ipath, v):
 			good = false
 		case len(out) > 0 && int(v) <= out[len(out)-1]:
-			p.add(item, ipath, "%s is not above the previous %s %d (the list must be strictly increasing)", item.Value, what, out[len(out)-1])
+			p.Add(item, ipath, "%s is not above the previous %s %d (the list must be strictly increasing)", item.Value, what, out[len(out)-1])
 			good = false
 		}
 		out = append(out, int(v))
@@ -967,12 +891,12 @@ func (p *parser) intList(n *yaml.Node, path, what string, ok func(*yaml.Node, st
 
 func (p *parser) rates(n *yaml.Node) []float64 {
 	const path = "workload.rates"
-	seq, ok := p.sequence(n, path)
+	seq, ok := p.Sequence(n, path)
 	if !ok {
 		return nil
 	}
 	if len(seq) == 0 {
-		p.add(n, path, "empty: list at least one offered rate (requests/s)")
+		p.Add(n, path, "empty: list at least one offered rate (requests/s)")
 		return nil
 	}
 	var out []float64
@@ -980,20 +904,20 @@ func (p *parser) rates(n *yaml.Node) []float64 {
 	prev, prevText := math.Inf(-1), ""
 	for i, item := range seq {
 		ipath := fmt.Sprintf("%s[%d]", path, i)
-		v, ok := p.number(item, ipath)
+		v, ok := p.Number(item, ipath)
 		if !ok {
 			good = false
 			continue
 		}
 		switch {
 		case math.IsNaN(v) || v <= 0:
-			p.add(item, ipath, "%s is not a positive rate (requests/s > 0)", item.Value)
+			p.Add(item, ipath, "%s is not a positive rate (requests/s > 0)", item.Value)
 			good = false
 		case v > MaxRate:
-			p.add(item, ipath, "%s is above the maximum rate (requests/s <= %g)", item.Value, MaxRate)
+			p.Add(item, ipath, "%s is above the maximum rate (requests/s <= %g)", item.Value, MaxRate)
 			good = false
 		case v <= prev:
-			p.add(item, ipath, "%s is not above the previous rate %s (rates must be strictly increasing)", item.Value, prevText)
+			p.Add(item, ipath, "%s is not above the previous rate %s (rates must be strictly increasing)", item.Value, prevText)
 			good = false
 		}
 		if !math.IsNaN(v) {
@@ -1010,38 +934,38 @@ func (p *parser) rates(n *yaml.Node) []float64 {
 func (p *parser) plots(n *yaml.Node, w *Workload) []PlotSpec {
 	rates := w.Rates
 	const path = "plots"
-	seq, ok := p.sequence(n, path)
+	seq, ok := p.Sequence(n, path)
 	if !ok {
 		return nil
 	}
 	out := []PlotSpec{}
 	for i, item := range seq {
 		ipath := fmt.Sprintf("%s[%d]", path, i)
-		m, ok := p.mapping(item, ipath, plotKeys)
+		m, ok := p.Mapping(item, ipath, plotKeys)
 		if !ok {
 			continue
 		}
 		var ps PlotSpec
 		kn := m["kind"]
 		if kn == nil {
-			p.add(item, ipath, "missing key \"kind\" (allowed: %s)", strings.Join(plotKinds, ", "))
+			p.Add(item, ipath, "missing key \"kind\" (allowed: %s)", strings.Join(plotKinds, ", "))
 			continue
 		}
-		if !p.enum(kn, ipath+".kind", plotKinds, &ps.Kind) {
+		if !p.Enum(kn, ipath+".kind", plotKinds, &ps.Kind) {
 			continue
 		}
 		if rn := m["rate"]; rn != nil {
-			v, ok := p.number(rn, ipath+".rate")
+			v, ok := p.Number(rn, ipath+".rate")
 			if !ok {
 				continue
 			}
 			switch {
 			case ps.Kind != "cdf" && ps.Kind != "density":
-				p.add(rn, ipath+".rate", "only a cdf or density plot takes a rate (this plot is %q)", ps.Kind)
+				p.Add(rn, ipath+".rate", "only a cdf or density plot takes a rate (this plot is %q)", ps.Kind)
 				continue
 			case v == 0:
 			case rates != nil && !slices.Contains(rates, v):
-				p.add(rn, ipath+".rate", "%s is not one of workload.rates (allowed: %s, or 0 for the lowest)", rn.Value, formatRates(rates))
+				p.Add(rn, ipath+".rate", "%s is not one of workload.rates (allowed: %s, or 0 for the lowest)", rn.Value, formatRates(rates))
 				continue
 			}
 			ps.Rate = v
@@ -1051,11 +975,11 @@ func (p *parser) plots(n *yaml.Node, w *Workload) []PlotSpec {
 			continue
 		}
 		if ps.Kind == "density" && (len(w.Instances) < 2 || len(w.Rates) == 0) {
-			p.add(kn, ipath+".kind", "a density plot draws a sweep of application instances at a rate: it needs workload.instances with at least two counts, and rates")
+			p.Add(kn, ipath+".kind", "a density plot draws a sweep of application instances at a rate: it needs workload.instances with at least two counts, and rates")
 			continue
 		}
 		if ps.Kind == "msg-size" && len(w.Sizes) < 2 {
-			p.add(kn, ipath+".kind", "a msg-size plot draws a sweep of sizes: it needs workload.sizes with at least two sizes")
+			p.Add(kn, ipath+".kind", "a msg-size plot draws a sweep of sizes: it needs workload.sizes with at least two sizes")
 			continue
 		}
 		if ps.Kind == "cdf" {
@@ -1072,15 +996,15 @@ func (p *parser) plotSelector(n *yaml.Node, path, kind, what string, allowed []i
 	if n == nil {
 		return true
 	}
-	v, ok := p.integer(n, path)
+	v, ok := p.Integer(n, path)
 	switch {
 	case !ok:
 		return false
 	case kind != "cdf":
-		p.add(n, path, "only a cdf plot takes a %s (this plot is %q)", what, kind)
+		p.Add(n, path, "only a cdf plot takes a %s (this plot is %q)", what, kind)
 		return false
 	case v != 0 && !slices.Contains(allowed, int(v)):
-		p.add(n, path, "%s is not one of workload.%ss (allowed: %v, or 0 for the smallest)", n.Value, what, allowed)
+		p.Add(n, path, "%s is not one of workload.%ss (allowed: %v, or 0 for the smallest)", n.Value, what, allowed)
 		return false
 	}
 	*dst = int(v)
@@ -1120,98 +1044,6 @@ func formatRates(rates []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// resolve follows aliases (*anchor) to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// mapping checks that n is a mapping whose keys are all allowed and distinct,
-// and returns its values by key.
-func (p *parser) mapping(n *yaml.Node, path string, allowed []string) (map[string]*yaml.Node, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.add(n, path, "expected a mapping (keys: %s), got %s", strings.Join(allowed, ", "), describe(n))
-		return nil, false
-	}
-	m := make(map[string]*yaml.Node, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		if !slices.Contains(allowed, k.Value) {
-			p.add(k, path, "unknown key %q (allowed: %s)", k.Value, strings.Join(allowed, ", "))
-			continue
-		}
-		if prev, dup := m[k.Value]; dup {
-			p.add(k, path, "duplicate key %q (first given at line %d)", k.Value, prev.Line)
-			continue
-		}
-		m[k.Value] = v
-	}
-	return m, true
-}
-
-func (p *parser) sequence(n *yaml.Node, path string) ([]*yaml.Node, bool) {
-	if n.Kind != yaml.SequenceNode {
-		p.add(n, path, "expected a list, got %s", describe(n))
-		return nil, false
-	}
-	seq := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		seq[i] = resolve(c)
-	}
-	return seq, true
-}
-
-// str reads a scalar as a string; null reads as "".
-func (p *parser) str(n *yaml.Node, path string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.add(n, path, "expected a string, got %s", describe(n))
-		return "", false
-	}
-	if n.ShortTag() == "!!null" {
-		return "", true
-	}
-	return n.Value, true
-}
-
-// enum sets *dst to n's value if it is one of allowed; nil n keeps the default.
-func (p *parser) enum(n *yaml.Node, path string, allowed []string, dst *string) bool {
-	if n == nil {
-		return true
-	}
-	list := strings.Join(allowed, ", ")
-	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
-		p.add(n, path, "expected one of %s, got %s", list, describe(n))
-		return false
-	}
-	if !slices.Contains(allowed, n.Value) {
-		p.add(n, path, "%q is not allowed (allowed: %s)", n.Value, list)
-		return false
-	}
-	*dst = n.Value
-	return true
-}
-
-func (p *parser) integer(n *yaml.Node, path string) (int64, bool) {
-	var v int64
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
-		p.add(n, path, "expected an integer, got %s", describe(n))
-		return 0, false
-	}
-	return v, true
-}
-
-func (p *parser) number(n *yaml.Node, path string) (float64, bool) {
-	var v float64
-	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
-		p.add(n, path, "expected a number, got %s", describe(n))
-		return 0, false
-	}
-	return v, true
-}
-
 // duration sets *dst from n when n is a duration within [lo, hi]; nil n keeps
 // the default.
 func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration, allowed string, dst *Duration) {
@@ -1220,34 +1052,14 @@ func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration, allow
 	}
 	var d Duration
 	if err := d.UnmarshalYAML(n); err != nil {
-		p.addErr(n, path, err)
+		p.AddErr(n, path, err)
 		return
 	}
 	if d.Duration < lo || d.Duration > hi {
-		p.add(n, path, "%s is out of range (%s)", n.Value, allowed)
+		p.Add(n, path, "%s is out of range (%s)", n.Value, allowed)
 		return
 	}
 	*dst = d
-}
-
-// describe names a node's value for "got ..." in messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!str":
-			return strconv.Quote(n.Value)
-		default:
-			return n.Value
-		}
-	}
-	return "an unexpected YAML node"
 }
 
 // Point is one measurement: one stack at one offered rate, in one repetition.

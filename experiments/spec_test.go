@@ -101,22 +101,13 @@ func TestProtocolList(t *testing.T) {
 	if !slices.Equal(kinds, []string{"kernel/tcp", "kernel/udp", "null/udp"}) {
 		t.Fatalf("points %v", kinds)
 	}
-	for _, c := range []struct{ yaml, path, msg string }{
+	expectProblems(t, "name: x\n", []problemCase{
 		{"stacks: [\"null\"]\nworkload: {protocol: tcp, rates: [1]}", "stacks", "does not serve tcp"},
 		{"stacks: [kernel]\nworkload: {protocol: [udp, udp], rates: [1]}", "workload.protocol[1]", "listed twice"},
 		{"stacks: [kernel]\nworkload: {protocol: [udp, sctp], rates: [1]}", "workload.protocol[1]", "not allowed"},
 		{"stacks: [kernel]\nworkload: {protocol: [udp, tcp], windows: [1]}", "workload.windows", "needs protocol: tcp"},
 		{"stacks: [kernel]\nworkload: {protocol: [udp, tcp], size: 2000, rates: [1]}", "workload.size", "out of range for udp"},
-	} {
-		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
-		if err == nil {
-			t.Errorf("%s: accepted", c.yaml)
-			continue
-		}
-		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
-			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
-		}
-	}
+	})
 }
 
 func TestLoadSmoke(t *testing.T) {
@@ -146,7 +137,7 @@ func TestBadFiles(t *testing.T) {
 		path string
 		msg  string
 	}{
-		{"unknown-key.yaml", 3, "", `unknown key "stackz" (allowed: name, description, testbed, stacks, app, workload, repetitions, seed, order, slo, machine, plots)`},
+		{"unknown-key.yaml", 3, "", `unknown key "stackz" (allowed: name, description, testbed, link, stacks, app, workload, repetitions, seed, order, slo, machine, plots)`},
 		{"wrong-type.yaml", 6, "workload.size", `size "abc": want a byte count in 1..65536 or a distribution`},
 		{"wrong-type.yaml", 7, "workload.duration", `expected a duration with a unit such as "2s", "500ms" or "50us", got 2`},
 		{"negative-rate.yaml", 7, "workload.rates[2]", `-5 is not a positive rate (requests/s > 0)`},
@@ -204,7 +195,7 @@ stackz: 1
 workload:
   rates: [1000, 2000, -5]
 `))
-	want := `experiments/bad.yaml:3: unknown key "stackz" (allowed: name, description, testbed, stacks, app, workload, repetitions, seed, order, slo, machine, plots)
+	want := `experiments/bad.yaml:3: unknown key "stackz" (allowed: name, description, testbed, link, stacks, app, workload, repetitions, seed, order, slo, machine, plots)
 experiments/bad.yaml:5: workload.rates[2]: -5 is not a positive rate (requests/s > 0)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got\n%v\nwant\n%s", err, want)
@@ -607,7 +598,7 @@ func TestClosedLoopWindows(t *testing.T) {
 	if len(e.Plots) != 2 || e.Plots[1].Kind != "cdf" || e.Plots[1].Window != 1 || e.Plots[1].Rate != 0 {
 		t.Fatalf("plots %+v", e.Plots)
 	}
-	for _, c := range []struct{ yaml, path, msg string }{
+	expectProblems(t, "name: x\nstacks: [kernel]\n", []problemCase{
 		{"workload: {windows: [1]}", "workload.windows", "needs protocol: tcp"},
 		{"workload: {protocol: tcp, windows: [1], rates: [1000]}", "workload.windows", "not both"},
 		{"workload: {protocol: tcp, windows: [0]}", "workload.windows[0]", "out of range"},
@@ -617,16 +608,7 @@ func TestClosedLoopWindows(t *testing.T) {
 		{"workload: {protocol: tcp, mode: connect, windows: [2]}", "workload.mode", "do not apply"},
 		{"workload: {protocol: tcp, windows: [2]}\nplots: [{kind: cdf, window: 3}]", "plots[0].window", "not one of"},
 		{"workload: {protocol: tcp, rates: [100]}\nplots: [{kind: latency-vs-load, window: 3}]", "plots[0].window", "only a cdf"},
-	} {
-		_, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+c.yaml+"\n"))
-		if err == nil {
-			t.Errorf("%s: accepted", c.yaml)
-			continue
-		}
-		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
-			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
-		}
-	}
+	})
 }
 
 func TestSizesSweepAndDistribution(t *testing.T) {
@@ -658,7 +640,7 @@ func TestSizesSweepAndDistribution(t *testing.T) {
 	if err != nil || d.Workload.SizeDist != "bimodal:64,65536,0.1" || d.Workload.Size != 6611 {
 		t.Fatalf("distribution: %v %+v", err, d.Workload)
 	}
-	for _, c := range []struct{ yaml, path, msg string }{
+	expectProblems(t, "name: x\nstacks: [kernel]\n", []problemCase{
 		{"workload: {size: \"uniform:64,128\", rates: [1]}", "workload.size", "needs protocol: tcp"},
 		{"workload: {protocol: tcp, size: \"pareto:3\", rates: [1]}", "workload.size", "unknown distribution"},
 		{"workload: {sizes: [64, 2000], rates: [1]}", "workload.sizes[1]", "out of range for udp"},
@@ -666,16 +648,7 @@ func TestSizesSweepAndDistribution(t *testing.T) {
 		{"workload: {size: 64, sizes: [64, 128], rates: [1]}", "workload.sizes", "not both"},
 		{"workload: {rates: [1]}\nplots: [{kind: msg-size}]", "plots[0].kind", "at least two sizes"},
 		{"app: synthetic\nworkload: {protocol: tcp, service: \"constant:1us\", size: \"uniform:64,128\", rates: [1]}", "workload.size", "fixed size"},
-	} {
-		_, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\n"+c.yaml+"\n"))
-		if err == nil {
-			t.Errorf("%s: accepted", c.yaml)
-			continue
-		}
-		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
-			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
-		}
-	}
+	})
 }
 
 func TestMemcachedApp(t *testing.T) {
@@ -690,7 +663,7 @@ func TestMemcachedApp(t *testing.T) {
 	if err != nil || e.Workload.Memcached.Keys != 5 || e.Workload.Size != 4000 {
 		t.Fatalf("%v %+v", err, e)
 	}
-	for _, c := range []struct{ yaml, path, msg string }{
+	expectProblems(t, "name: x\n", []problemCase{
 		{"stacks: [joyride]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", "kernel stack only"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {rates: [1]}", "workload", "needs protocol: tcp"},
 		{"stacks: [kernel]\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}}", "workload.memcached", "only app memcached"},
@@ -699,16 +672,7 @@ func TestMemcachedApp(t *testing.T) {
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {get_fraction: 2}}", "workload.memcached.get_fraction", "out of range"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {valuesize: 2}}", "workload.memcached", "unknown key"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], sizes: [64, 128]}", "workload", "do not apply"},
-	} {
-		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
-		if err == nil {
-			t.Errorf("%s: accepted", c.yaml)
-			continue
-		}
-		if se := specError(t, err); !slices.ContainsFunc(se.Problems, func(p Problem) bool { return p.Path == c.path && strings.Contains(p.Msg, c.msg) }) {
-			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
-		}
-	}
+	})
 }
 
 func TestInstances(t *testing.T) {
@@ -726,15 +690,26 @@ func TestInstances(t *testing.T) {
 	if !slices.ContainsFunc(e.Plots, func(p PlotSpec) bool { return p.Kind == "density" }) {
 		t.Fatalf("no default density plot: %+v", e.Plots)
 	}
-	for _, c := range []struct{ yaml, path, msg string }{
+	expectProblems(t, "name: x\n", []problemCase{
 		{"stacks: [kernel]\nworkload: {instances: [1, 2], rates: [1]}", "workload.instances", "needs protocol: tcp"},
 		{"stacks: [kernel]\nworkload: {protocol: tcp, connections: 2, instances: [1, 4], rates: [1]}", "workload.connections", "at least as many connections"},
 		{"stacks: [afxdp]\nworkload: {protocol: tcp, connections: 4, instances: [1, 4], rates: [1]}", "stacks", "one application per queue"},
 		{"stacks: [\"null\"]\nworkload: {protocol: tcp, connections: 4, instances: [2], rates: [1]}", "stacks", "no application instances"},
 		{"stacks: [kernel]\nworkload: {protocol: tcp, connections: 4, instances: [100], rates: [1]}", "workload.instances[0]", "out of range"},
 		{"stacks: [kernel]\nworkload: {protocol: tcp, rates: [1]}\nplots: [{kind: density}]", "plots[0].kind", "at least two counts"},
-	} {
-		_, err := Parse("x.yaml", []byte("name: x\n"+c.yaml+"\n"))
+	})
+}
+
+// problemCase is an experiment file (after a common prefix) and a problem it
+// must be refused with: the key path and a part of the message.
+type problemCase struct{ yaml, path, msg string }
+
+// expectProblems parses prefix+c.yaml for every case and checks
+// that it is refused with a problem at c.path whose message holds c.msg.
+func expectProblems(t *testing.T, prefix string, cases []problemCase) {
+	t.Helper()
+	for _, c := range cases {
+		_, err := Parse("x.yaml", []byte(prefix+c.yaml+"\n"))
 		if err == nil {
 			t.Errorf("%s: accepted", c.yaml)
 			continue
@@ -743,4 +718,15 @@ func TestInstances(t *testing.T) {
 			t.Errorf("%s: %v, want %s: ...%s...", c.yaml, err, c.path, c.msg)
 		}
 	}
+}
+
+func TestLink(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nlink: delay=5ms,loss=0.1%\nstacks: [kernel]\nworkload: {rates: [1]}\n"))
+	if err != nil || e.Link != "delay=5ms,loss=0.1%" {
+		t.Fatalf("%v %+v", err, e)
+	}
+	expectProblems(t, "name: x\nstacks: [kernel]\nworkload: {rates: [1]}\n", []problemCase{
+		{"link: delay=fast", "link", "delay"},
+		{"link: warp=9", "link", "warp"},
+	})
 }

@@ -6,8 +6,6 @@ import (
 
 	"github.com/joyride-bench/joyride/analysis"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // CoresVsLoad draws how busy the server side's cores were (analysis.Point's
@@ -36,13 +34,6 @@ func CoresVsLoad(pts []analysis.Point, title, outBase string) error {
 			continue
 		}
 		c, glyph := StackStyle(g[0].Stack)
-		line, points, err := plotter.NewLinePoints(xys)
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", outBase, err)
-		}
-		line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5)}
-		points.GlyphStyle = glyph
-		p.Add(line, points)
 		name := g[0].Stack
 		if multiProtocol(pts) {
 			name += " " + g[0].Protocol
@@ -50,7 +41,9 @@ func CoresVsLoad(pts []analysis.Point, title, outBase string) error {
 		if g[0].SizeSwept {
 			name += fmt.Sprintf(" %d B", g[0].Size)
 		}
-		p.Legend.Add(name, line, points)
+		if err := addCurve(p, xys, name, c, glyph, nil); err != nil {
+			return fmt.Errorf("plot %s: %w", outBase, err)
+		}
 	}
 	if xmax == 0 {
 		p.Title.Text += " (no CPU measurements)"

@@ -8,7 +8,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // Density draws what many applications on one stack cost (Junction's and
@@ -61,17 +60,9 @@ func Density(pts []analysis.Point, rate float64, title, outBase string) error {
 			label  string
 			dashes []vg.Length
 		}{{lp, p50, s + " p50", nil}, {lp, p99, s + " p99", p99Dashes}, {mp, mem, s, nil}} {
-			if len(l.xys) == 0 {
-				continue
-			}
-			line, points, err := plotter.NewLinePoints(l.xys)
-			if err != nil {
+			if err := addCurve(l.p, l.xys, l.label, c, glyph, l.dashes); err != nil {
 				return fmt.Errorf("plot %s: %w", outBase, err)
 			}
-			line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: l.dashes}
-			points.GlyphStyle = glyph
-			l.p.Add(line, points)
-			l.p.Legend.Add(l.label, line, points)
 		}
 	}
 	if len(stacks) == 0 {

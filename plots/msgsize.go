@@ -10,7 +10,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // MsgSize draws what each stack does as messages grow (the figure of
@@ -85,17 +84,9 @@ func MsgSize(pts []analysis.Point, title, outBase string) error {
 			label  string
 			dashes []vg.Length
 		}{{tp, tput, s, nil}, {lp, p50, s + " p50", nil}, {lp, p99, s + " p99", p99Dashes}} {
-			if len(l.xys) == 0 {
-				continue
-			}
-			line, points, err := plotter.NewLinePoints(l.xys)
-			if err != nil {
+			if err := addCurve(l.p, l.xys, l.label, c, glyph, l.dashes); err != nil {
 				return fmt.Errorf("plot %s: %w", outBase, err)
 			}
-			line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: l.dashes}
-			points.GlyphStyle = glyph
-			l.p.Add(line, points)
-			l.p.Legend.Add(l.label, line, points)
 		}
 	}
 	if math.IsInf(xmin, 1) {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -236,5 +237,44 @@ func TestCapacityAtSLO(t *testing.T) {
 		if st, err := os.Stat(out + ext); err != nil || st.Size() == 0 {
 			t.Errorf("%s%s: %v", out, ext, err)
 		}
+	}
+}
+
+// The sweep figures draw from points carrying sizes, windows, instances and
+// server CPU, and refuse nothing they are given.
+func TestSweepFiguresDraw(t *testing.T) {
+	var pts []analysis.Point
+	for _, stack := range []string{"kernel", "joyride"} {
+		for i, size := range []int{64, 4096, 65536} {
+			for _, w := range []int{1, 8} {
+				pts = append(pts, analysis.Point{Stack: stack, Protocol: "tcp", App: "echo", Size: size, Window: w, Valid: true,
+					AchievedRPS: float64(10000 * w / (i + 1)), Gbps: float64(size*w) / 1e5, P50us: float64(20 * (i + 1)), P99us: float64(90 * (i + 1))})
+			}
+		}
+		for n := 1; n <= 16; n *= 4 {
+			pts = append(pts, analysis.Point{Stack: stack, Protocol: "udp", App: "echo", OfferedRPS: 10000, AchievedRPS: 10000, Instances: n, Valid: true,
+				P50us: 20 + float64(n), P99us: 80 + float64(n), ServerMemMiB: 20 * float64(n), ServerCores: 0.1 * float64(n), CPUUsPerReq: 10 * float64(n)})
+		}
+	}
+	dir := t.TempDir()
+	if err := MsgSize(pts, "sizes", filepath.Join(dir, "msg-size")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Density(pts, 10000, "density", filepath.Join(dir, "density")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CoresVsLoad(pts, "cores", filepath.Join(dir, "cores")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"msg-size-throughput", "msg-size-latency", "density-latency", "density-memory", "cores"} {
+		for _, ext := range []string{".png", ".svg", ".pdf"} {
+			if st, err := os.Stat(filepath.Join(dir, f+ext)); err != nil || st.Size() < 1000 {
+				t.Errorf("%s%s: %v", f, ext, err)
+			}
+		}
+	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "density-memory.svg"))
+	if !strings.Contains(string(svg), "joyride") || !strings.Contains(string(svg), "kernel") {
+		t.Error("density-memory has no legend for the stacks")
 	}
 }

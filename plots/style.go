@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -79,4 +81,22 @@ func sortStacks(names []string) {
 		}
 		return strings.Compare(a, b)
 	})
+}
+
+// addCurve draws xys on p as a line with markers in a stack's colour and
+// glyph (dashed when dashes is set) and names it in the legend; an empty xys
+// draws nothing.
+func addCurve(p *plot.Plot, xys plotter.XYs, label string, c color.Color, glyph draw.GlyphStyle, dashes []vg.Length) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	line, points, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return err
+	}
+	line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: dashes}
+	points.GlyphStyle = glyph
+	p.Add(line, points)
+	p.Legend.Add(label, line, points)
+	return nil
 }

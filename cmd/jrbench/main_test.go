@@ -89,22 +89,7 @@ func TestInterruptReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := t.TempDir()
-	cmd := exec.Command(bin, "run", "--no-calibrate", "--results", results, "smoke")
-	cmd.Dir = "../.."
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the first point is under way (its progress line is out).
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "point 1/") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no point started within 30 s:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, stderr := startRunUntilFirstPoint(t, bin, results, "smoke")
 	if held, _ := pmqos.Current(); held != 0 {
 		t.Errorf("while a point runs the CPU latency bound is %d µs, want 0", held)
 	}
@@ -144,6 +129,29 @@ func TestInterruptReleasesEverything(t *testing.T) {
 	}
 }
 
+// startRunUntilFirstPoint starts `jrbench run --no-calibrate` of exp from the
+// repository's root and returns once the first point is under way (its
+// progress line is out), with the run's stderr.
+func startRunUntilFirstPoint(t *testing.T, bin, results, exp string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--no-calibrate", "--results", results, exp)
+	cmd.Dir = "../.."
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "point 1/") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no point started within 30 s:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, stderr
+}
+
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -171,21 +179,7 @@ func TestKilledRunIsCleanedByTestbedDown(t *testing.T) {
 	results := t.TempDir()
 	exp := filepath.Join(t.TempDir(), "killed.yaml")
 	os.WriteFile(exp, []byte("name: killed\nstacks: [joyride]\nworkload: {rates: [1000], duration: 20s, warmup: 100ms}\n"), 0o644)
-	cmd := exec.Command(bin, "run", "--no-calibrate", "--results", results, exp)
-	cmd.Dir = "../.."
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "point 1/") {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no point started within 30 s:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd, _ := startRunUntilFirstPoint(t, bin, results, exp)
 	time.Sleep(time.Second) // the load is on: joyrided, jrapp and jrgen all run
 	metas, _ := filepath.Glob(filepath.Join(results, "killed", "2*", "meta.json"))
 	if len(metas) != 1 {

@@ -11,11 +11,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/joyride-bench/joyride/internal/strictyaml"
 )
 
 // Testbed is a parsed testbed file.
@@ -177,46 +178,11 @@ func DefaultKnownHosts() string {
 }
 
 // Problem is one thing wrong in a testbed file.
-type Problem struct {
-	// Line is the 1-based line in the file (0 when the problem has no line).
-	Line int
-	// Path is the key concerned: "nodes[1].nic.pci"; empty for the top level.
-	Path string
-	// Msg says what is wrong and what is allowed.
-	Msg string
-}
+type Problem = strictyaml.Problem
 
-func (p Problem) String() string {
-	if p.Path == "" {
-		return p.Msg
-	}
-	return p.Path + ": " + p.Msg
-}
-
-// SpecError lists every problem found in a testbed file.
-type SpecError struct {
-	// File is the file the problems refer to.
-	File string
-	// Problems are sorted by line.
-	Problems []Problem
-}
-
-// Error prints one problem per line, as "file:line: path: message".
-func (e *SpecError) Error() string {
-	var b strings.Builder
-	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.File)
-		if p.Line > 0 {
-			fmt.Fprintf(&b, ":%d", p.Line)
-		}
-		b.WriteString(": ")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}
+// SpecError lists every problem found in a testbed file, one per line as
+// "file:line: path: message".
+type SpecError = strictyaml.Error
 
 // Allowed keys, in the order messages list them.
 var (
@@ -270,9 +236,8 @@ func Load(ref string) (*Testbed, error) {
 func Parse(file string, data []byte) (*Testbed, error) {
 	p := &parser{dir: filepath.Dir(file)}
 	t := p.document(data)
-	if len(p.probs) > 0 {
-		sort.SliceStable(p.probs, func(i, j int) bool { return p.probs[i].Line < p.probs[j].Line })
-		return nil, &SpecError{File: file, Problems: p.probs}
+	if err := p.Err(file); err != nil {
+		return nil, err
 	}
 	t.File = file
 	return t, nil
@@ -280,19 +245,9 @@ func Parse(file string, data []byte) (*Testbed, error) {
 
 // parser collects problems while walking the YAML tree.
 type parser struct {
-	probs []Problem
-	dir   string // the file's directory, for relative key paths
+	strictyaml.Parser
+	dir string // the file's directory, for relative key paths
 }
-
-func (p *parser) add(n *yaml.Node, path, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.probs = append(p.probs, Problem{Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 func (p *parser) document(data []byte) *Testbed {
 	const empty = "empty file: a testbed needs name and nodes"
@@ -300,63 +255,57 @@ func (p *parser) document(data []byte) *Testbed {
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			p.add(nil, "", empty)
+			p.Add(nil, "", empty)
 			return nil
 		}
-		msg := strings.TrimSpace(err.Error())
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			p.probs = append(p.probs, Problem{Line: line, Msg: "invalid YAML: " + m[2]})
-		} else {
-			p.add(nil, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
-		}
+		p.AddLine(nil, "", "invalid YAML: ", err.Error())
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		p.add(&extra, "", "a second YAML document: a testbed file holds exactly one")
+		p.Add(&extra, "", "a second YAML document: a testbed file holds exactly one")
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			p.add(nil, "", empty)
+			p.Add(nil, "", empty)
 			return nil
 		}
 		root = root.Content[0]
 	}
-	return p.testbed(resolve(root))
+	return p.testbed(strictyaml.Resolve(root))
 }
 
 func (p *parser) testbed(root *yaml.Node) *Testbed {
 	t := &Testbed{}
-	m, ok := p.mapping(root, "", topKeys)
+	m, ok := p.Mapping(root, "", topKeys)
 	if !ok {
 		return t
 	}
 	if n := m["name"]; n == nil {
-		p.add(root, "", "missing key \"name\" ([a-z0-9-], e.g. cloudlab)")
-	} else if s, ok := p.str(n, "name"); ok {
+		p.Add(root, "", "missing key \"name\" ([a-z0-9-], e.g. cloudlab)")
+	} else if s, ok := p.Str(n, "name"); ok {
 		if s == "local" {
-			p.add(n, "name", "\"local\" is the built-in testbed; choose another name")
+			p.Add(n, "name", "\"local\" is the built-in testbed; choose another name")
 		} else if !nameRE.MatchString(s) {
-			p.add(n, "name", "%q is not a valid name (allowed: lowercase letters, digits and -, at most 63)", s)
+			p.Add(n, "name", "%q is not a valid name (allowed: lowercase letters, digits and -, at most 63)", s)
 		}
 		t.Name = s
 	}
 	if n := m["description"]; n != nil {
-		t.Description, _ = p.str(n, "description")
+		t.Description, _ = p.Str(n, "description")
 	}
 	nodes := m["nodes"]
 	if nodes == nil {
-		p.add(root, "", "missing key \"nodes\" (a list of nodes with roles client and server)")
+		p.Add(root, "", "missing key \"nodes\" (a list of nodes with roles client and server)")
 		return t
 	}
-	seq, ok := p.sequence(nodes, "nodes")
+	seq, ok := p.Sequence(nodes, "nodes")
 	if !ok {
 		return t
 	}
 	if len(seq) == 0 || len(seq) > MaxNodes {
-		p.add(nodes, "nodes", "%d nodes (allowed: 1 to %d)", len(seq), MaxNodes)
+		p.Add(nodes, "nodes", "%d nodes (allowed: 1 to %d)", len(seq), MaxNodes)
 	}
 	names := map[string]int{}
 	ips := map[netip.Addr]int{}
@@ -368,14 +317,14 @@ func (p *parser) testbed(root *yaml.Node) *Testbed {
 		}
 		if node.Name != "" {
 			if prev, dup := names[node.Name]; dup {
-				p.add(n, path+".name", "duplicate node name %q (first given at line %d)", node.Name, prev)
+				p.Add(n, path+".name", "duplicate node name %q (first given at line %d)", node.Name, prev)
 			} else {
 				names[node.Name] = n.Line
 			}
 		}
 		if node.IP.IsValid() {
 			if prev, dup := ips[node.IP.Addr()]; dup {
-				p.add(n, path+".ip", "address %s already used by the node at line %d", node.IP.Addr(), prev)
+				p.Add(n, path+".ip", "address %s already used by the node at line %d", node.IP.Addr(), prev)
 			} else {
 				ips[node.IP.Addr()] = n.Line
 			}
@@ -391,9 +340,9 @@ func (p *parser) testbed(root *yaml.Node) *Testbed {
 		}
 		switch {
 		case len(with) == 0 && len(seq) > 0:
-			p.add(nodes, "nodes", "no node has role %q (exactly one must)", role)
+			p.Add(nodes, "nodes", "no node has role %q (exactly one must)", role)
 		case len(with) > 1:
-			p.add(nodes, "nodes", "role %q is given to %d nodes (%s); exactly one node plays each role", role, len(with), strings.Join(with, ", "))
+			p.Add(nodes, "nodes", "role %q is given to %d nodes (%s); exactly one node plays each role", role, len(with), strings.Join(with, ", "))
 		}
 	}
 	return t
@@ -401,30 +350,30 @@ func (p *parser) testbed(root *yaml.Node) *Testbed {
 
 func (p *parser) node(n *yaml.Node, path string) (Node, bool) {
 	var node Node
-	m, ok := p.mapping(n, path, nodeKeys)
+	m, ok := p.Mapping(n, path, nodeKeys)
 	if !ok {
 		return node, false
 	}
 	if v := m["name"]; v == nil {
-		p.add(n, path, "missing key \"name\"")
-	} else if s, ok := p.str(v, path+".name"); ok {
+		p.Add(n, path, "missing key \"name\"")
+	} else if s, ok := p.Str(v, path+".name"); ok {
 		if !nameRE.MatchString(s) {
-			p.add(v, path+".name", "%q is not a valid name (allowed: lowercase letters, digits and -)", s)
+			p.Add(v, path+".name", "%q is not a valid name (allowed: lowercase letters, digits and -)", s)
 		}
 		node.Name = s
 	}
 	if v := m["roles"]; v == nil {
-		p.add(n, path, "missing key \"roles\" (a list of: %s)", strings.Join(roles, ", "))
-	} else if seq, ok := p.sequence(v, path+".roles"); ok {
+		p.Add(n, path, "missing key \"roles\" (a list of: %s)", strings.Join(roles, ", "))
+	} else if seq, ok := p.Sequence(v, path+".roles"); ok {
 		if len(seq) == 0 {
-			p.add(v, path+".roles", "empty list (allowed: %s)", strings.Join(roles, ", "))
+			p.Add(v, path+".roles", "empty list (allowed: %s)", strings.Join(roles, ", "))
 		}
 		for i, r := range seq {
 			var s string
 			rp := fmt.Sprintf("%s.roles[%d]", path, i)
-			if p.enum(r, rp, roles, &s) {
+			if p.Enum(r, rp, roles, &s) {
 				if slices.Contains(node.Roles, s) {
-					p.add(r, rp, "role %q given twice", s)
+					p.Add(r, rp, "role %q given twice", s)
 					continue
 				}
 				node.Roles = append(node.Roles, s)
@@ -433,35 +382,35 @@ func (p *parser) node(n *yaml.Node, path string) (Node, bool) {
 	}
 	switch sn, nn := m["ssh"], m["netns"]; {
 	case sn != nil && nn != nil:
-		p.add(nn, path+".netns", "give ssh (a remote node) or netns (a namespace on this machine), not both")
+		p.Add(nn, path+".netns", "give ssh (a remote node) or netns (a namespace on this machine), not both")
 		p.ssh(sn, path+".ssh") // for its own problems
 	case sn != nil:
 		node.SSH = p.ssh(sn, path+".ssh")
 	case nn != nil:
-		if s, ok := p.str(nn, path+".netns"); ok {
+		if s, ok := p.Str(nn, path+".netns"); ok {
 			if !netnsRE.MatchString(s) {
-				p.add(nn, path+".netns", "%q is not a namespace name (allowed: letters, digits, _ . -)", s)
+				p.Add(nn, path+".netns", "%q is not a namespace name (allowed: letters, digits, _ . -)", s)
 			}
 			node.Netns = s
 		}
 	default:
-		p.add(n, path, "missing key \"ssh\" (host, user, key) or \"netns\": how jrbench reaches the node")
+		p.Add(n, path, "missing key \"ssh\" (host, user, key) or \"netns\": how jrbench reaches the node")
 	}
 	if v := m["nic"]; v == nil {
-		p.add(n, path, "missing key \"nic\" (pci with optional pmd_args, or vdev)")
+		p.Add(n, path, "missing key \"nic\" (pci with optional pmd_args, or vdev)")
 	} else {
 		node.NIC = p.nic(v, path+".nic")
 	}
 	if v := m["ip"]; v == nil {
-		p.add(n, path, "missing key \"ip\" (the benchmark address, in 198.18.0.0/15, e.g. 198.18.0.1/24)")
-	} else if s, ok := p.str(v, path+".ip"); ok {
+		p.Add(n, path, "missing key \"ip\" (the benchmark address, in 198.18.0.0/15, e.g. 198.18.0.1/24)")
+	} else if s, ok := p.Str(v, path+".ip"); ok {
 		node.IP = p.ip(v, path+".ip", s)
 	}
 	if v := m["mac"]; v != nil {
-		if s, ok := p.str(v, path+".mac"); ok {
+		if s, ok := p.Str(v, path+".mac"); ok {
 			mac, err := net.ParseMAC(s)
 			if err != nil || len(mac) != 6 {
-				p.add(v, path+".mac", "%q is not a MAC address (expected six hex bytes, aa:bb:cc:dd:ee:ff)", s)
+				p.Add(v, path+".mac", "%q is not a MAC address (expected six hex bytes, aa:bb:cc:dd:ee:ff)", s)
 			} else {
 				node.MAC = mac
 			}
@@ -471,9 +420,9 @@ func (p *parser) node(n *yaml.Node, path string) (Node, bool) {
 		node.Cores = p.cores(v, path+".cores")
 	}
 	if v := m["hugepages"]; v != nil {
-		if h, ok := p.integer(v, path+".hugepages"); ok {
+		if h, ok := p.Integer(v, path+".hugepages"); ok {
 			if h < 0 || h > MaxHugepages {
-				p.add(v, path+".hugepages", "%d is out of range (0 to %d pages; 0 runs DPDK without hugepages)", h, MaxHugepages)
+				p.Add(v, path+".hugepages", "%d is out of range (0 to %d pages; 0 runs DPDK without hugepages)", h, MaxHugepages)
 			} else {
 				node.Hugepages = int(h)
 			}
@@ -484,49 +433,49 @@ func (p *parser) node(n *yaml.Node, path string) (Node, bool) {
 
 func (p *parser) ssh(n *yaml.Node, path string) *SSH {
 	s := &SSH{Port: 22, HostKeyPolicy: HostKeyAcceptNew}
-	m, ok := p.mapping(n, path, sshKeys)
+	m, ok := p.Mapping(n, path, sshKeys)
 	if !ok {
 		return s
 	}
 	if v := m["host"]; v == nil {
-		p.add(n, path, "missing key \"host\" (the node's name or address on the control network)")
-	} else if h, ok := p.str(v, path+".host"); ok {
+		p.Add(n, path, "missing key \"host\" (the node's name or address on the control network)")
+	} else if h, ok := p.Str(v, path+".host"); ok {
 		if !hostRE.MatchString(h) {
-			p.add(v, path+".host", "%q is not a host name or address", h)
+			p.Add(v, path+".host", "%q is not a host name or address", h)
 		}
 		s.Host = h
 	}
 	if v := m["user"]; v == nil {
-		p.add(n, path, "missing key \"user\" (the login name)")
-	} else if u, ok := p.str(v, path+".user"); ok {
+		p.Add(n, path, "missing key \"user\" (the login name)")
+	} else if u, ok := p.Str(v, path+".user"); ok {
 		if !userRE.MatchString(u) {
-			p.add(v, path+".user", "%q is not a user name", u)
+			p.Add(v, path+".user", "%q is not a user name", u)
 		}
 		s.User = u
 	}
 	if v := m["key"]; v == nil {
-		p.add(n, path, "missing key \"key\" (the path of the private key, e.g. ~/.ssh/id_ed25519)")
-	} else if k, ok := p.str(v, path+".key"); ok {
+		p.Add(n, path, "missing key \"key\" (the path of the private key, e.g. ~/.ssh/id_ed25519)")
+	} else if k, ok := p.Str(v, path+".key"); ok {
 		if k == "" {
-			p.add(v, path+".key", "empty path (give the private key file)")
+			p.Add(v, path+".key", "empty path (give the private key file)")
 		}
 		s.Key = p.expand(k)
 	}
 	if v := m["port"]; v != nil {
-		if port, ok := p.integer(v, path+".port"); ok {
+		if port, ok := p.Integer(v, path+".port"); ok {
 			if port < 1 || port > 65535 {
-				p.add(v, path+".port", "%d is out of range (1 to 65535)", port)
+				p.Add(v, path+".port", "%d is out of range (1 to 65535)", port)
 			} else {
 				s.Port = int(port)
 			}
 		}
 	}
 	if v := m["known_hosts"]; v != nil {
-		if k, ok := p.str(v, path+".known_hosts"); ok && k != "" {
+		if k, ok := p.Str(v, path+".known_hosts"); ok && k != "" {
 			s.KnownHosts = p.expand(k)
 		}
 	}
-	p.enum(m["host_key_policy"], path+".host_key_policy", policies, &s.HostKeyPolicy)
+	p.Enum(m["host_key_policy"], path+".host_key_policy", policies, &s.HostKeyPolicy)
 	if s.KnownHosts == "" {
 		s.KnownHosts = DefaultKnownHosts()
 	}
@@ -549,7 +498,7 @@ func (p *parser) expand(path string) string {
 
 func (p *parser) nic(n *yaml.Node, path string) NIC {
 	var nic NIC
-	m, ok := p.mapping(n, path, nicKeys)
+	m, ok := p.Mapping(n, path, nicKeys)
 	if !ok {
 		return nic
 	}
@@ -558,7 +507,7 @@ func (p *parser) nic(n *yaml.Node, path string) NIC {
 		if v == nil {
 			return "", nil
 		}
-		s, _ := p.str(v, path+"."+key)
+		s, _ := p.Str(v, path+"."+key)
 		return s, v
 	}
 	pci, pn := get("pci")
@@ -567,24 +516,24 @@ func (p *parser) nic(n *yaml.Node, path string) NIC {
 	iface, in := get("iface")
 	switch {
 	case pn != nil && vn != nil:
-		p.add(vn, path+".vdev", "give pci (a PCI device) or vdev (a DPDK virtual device), not both")
+		p.Add(vn, path+".vdev", "give pci (a PCI device) or vdev (a DPDK virtual device), not both")
 	case pn != nil:
 		if !pciRE.MatchString(pci) {
-			p.add(pn, path+".pci", "%q is not a PCI address (expected domain:bus:device.function in lowercase hex, as lspci -D prints it: 0000:41:00.0)", pci)
+			p.Add(pn, path+".pci", "%q is not a PCI address (expected domain:bus:device.function in lowercase hex, as lspci -D prints it: 0000:41:00.0)", pci)
 		}
 		nic.PCI = pci
 		if an != nil {
 			if !pmdArgsRE.MatchString(args) {
-				p.add(an, path+".pmd_args", "%q is not a list of PMD arguments (expected key=value[,key=value...], e.g. mprq_en=1,rxq_cqe_comp_en=0)", args)
+				p.Add(an, path+".pmd_args", "%q is not a list of PMD arguments (expected key=value[,key=value...], e.g. mprq_en=1,rxq_cqe_comp_en=0)", args)
 			}
 			nic.PMDArgs = args
 		}
 	case vn != nil:
 		if an != nil {
-			p.add(an, path+".pmd_args", "pmd_args go with pci; put a vdev's arguments in the vdev string")
+			p.Add(an, path+".pmd_args", "pmd_args go with pci; put a vdev's arguments in the vdev string")
 		}
 		if !vdevRE.MatchString(vdev) {
-			p.add(vn, path+".vdev", "%q is not a DPDK vdev (expected net_<driver><n>[,key=value...], e.g. net_af_xdp0,iface=eth1)", vdev)
+			p.Add(vn, path+".vdev", "%q is not a DPDK vdev (expected net_<driver><n>[,key=value...], e.g. net_af_xdp0,iface=eth1)", vdev)
 		}
 		nic.Vdev = vdev
 		for _, kv := range strings.Split(vdev, ",")[1:] {
@@ -593,13 +542,13 @@ func (p *parser) nic(n *yaml.Node, path string) NIC {
 			}
 		}
 	default:
-		p.add(n, path, "missing key \"pci\" (with optional pmd_args) or \"vdev\"")
+		p.Add(n, path, "missing key \"pci\" (with optional pmd_args) or \"vdev\"")
 	}
 	if in != nil {
 		if !ifaceRE.MatchString(iface) {
-			p.add(in, path+".iface", "%q is not an interface name (1 to 15 of letters, digits, _ . -)", iface)
+			p.Add(in, path+".iface", "%q is not an interface name (1 to 15 of letters, digits, _ . -)", iface)
 		} else if nic.Iface != "" && nic.Iface != iface {
-			p.add(in, path+".iface", "%q differs from the vdev's iface=%s", iface, nic.Iface)
+			p.Add(in, path+".iface", "%q differs from the vdev's iface=%s", iface, nic.Iface)
 		}
 		nic.Iface = iface
 	}
@@ -619,13 +568,13 @@ func (p *parser) ip(n *yaml.Node, path, s string) netip.Prefix {
 	}
 	switch {
 	case err != nil || !pfx.Addr().Is4():
-		p.add(n, path, "%q is not an IPv4 address (expected e.g. 198.18.0.1/24; the prefix length defaults to 24)", s)
+		p.Add(n, path, "%q is not an IPv4 address (expected e.g. 198.18.0.1/24; the prefix length defaults to 24)", s)
 	case !benchNet.Contains(pfx.Addr()):
-		p.add(n, path, "%s is outside 198.18.0.0/15, the block reserved for benchmarking (RFC 2544); benchmark traffic goes nowhere else", pfx.Addr())
+		p.Add(n, path, "%s is outside 198.18.0.0/15, the block reserved for benchmarking (RFC 2544); benchmark traffic goes nowhere else", pfx.Addr())
 	case pfx.Bits() < 15 || pfx.Bits() > 30:
-		p.add(n, path, "prefix length /%d is out of range (/15 to /30)", pfx.Bits())
+		p.Add(n, path, "prefix length /%d is out of range (/15 to /30)", pfx.Bits())
 	case pfx.Addr() == pfx.Masked().Addr():
-		p.add(n, path, "%s is the network address of %s; give a host address", pfx.Addr(), pfx.Masked())
+		p.Add(n, path, "%s is the network address of %s; give a host address", pfx.Addr(), pfx.Masked())
 	default:
 		return pfx
 	}
@@ -633,129 +582,26 @@ func (p *parser) ip(n *yaml.Node, path, s string) netip.Prefix {
 }
 
 func (p *parser) cores(n *yaml.Node, path string) []int {
-	seq, ok := p.sequence(n, path)
+	seq, ok := p.Sequence(n, path)
 	if !ok {
 		return nil
 	}
 	var cores []int
 	for i, c := range seq {
 		cp := fmt.Sprintf("%s[%d]", path, i)
-		v, ok := p.integer(c, cp)
+		v, ok := p.Integer(c, cp)
 		if !ok {
 			continue
 		}
 		if v < 0 || v > MaxCore {
-			p.add(c, cp, "%d is out of range (CPU numbers 0 to %d)", v, MaxCore)
+			p.Add(c, cp, "%d is out of range (CPU numbers 0 to %d)", v, MaxCore)
 			continue
 		}
 		if slices.Contains(cores, int(v)) {
-			p.add(c, cp, "core %d given twice", v)
+			p.Add(c, cp, "core %d given twice", v)
 			continue
 		}
 		cores = append(cores, int(v))
 	}
 	return cores
-}
-
-// resolve follows aliases (*anchor) to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// mapping checks that n is a mapping whose keys are all allowed and distinct,
-// and returns its values by key.
-func (p *parser) mapping(n *yaml.Node, path string, allowed []string) (map[string]*yaml.Node, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.add(n, path, "expected a mapping (keys: %s), got %s", strings.Join(allowed, ", "), describe(n))
-		return nil, false
-	}
-	m := make(map[string]*yaml.Node, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
-		if !slices.Contains(allowed, k.Value) {
-			p.add(k, path, "unknown key %q (allowed: %s)", k.Value, strings.Join(allowed, ", "))
-			continue
-		}
-		if prev, dup := m[k.Value]; dup {
-			p.add(k, path, "duplicate key %q (first given at line %d)", k.Value, prev.Line)
-			continue
-		}
-		m[k.Value] = v
-	}
-	return m, true
-}
-
-func (p *parser) sequence(n *yaml.Node, path string) ([]*yaml.Node, bool) {
-	if n.Kind != yaml.SequenceNode {
-		p.add(n, path, "expected a list, got %s", describe(n))
-		return nil, false
-	}
-	seq := make([]*yaml.Node, len(n.Content))
-	for i, c := range n.Content {
-		seq[i] = resolve(c)
-	}
-	return seq, true
-}
-
-// str reads a scalar as a string; null reads as "".
-func (p *parser) str(n *yaml.Node, path string) (string, bool) {
-	if n.Kind != yaml.ScalarNode {
-		p.add(n, path, "expected a string, got %s", describe(n))
-		return "", false
-	}
-	if n.ShortTag() == "!!null" {
-		return "", true
-	}
-	return n.Value, true
-}
-
-// enum sets *dst to n's value if it is one of allowed; nil n keeps the default.
-func (p *parser) enum(n *yaml.Node, path string, allowed []string, dst *string) bool {
-	if n == nil {
-		return true
-	}
-	list := strings.Join(allowed, ", ")
-	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
-		p.add(n, path, "expected one of %s, got %s", list, describe(n))
-		return false
-	}
-	if !slices.Contains(allowed, n.Value) {
-		p.add(n, path, "%q is not allowed (allowed: %s)", n.Value, list)
-		return false
-	}
-	*dst = n.Value
-	return true
-}
-
-func (p *parser) integer(n *yaml.Node, path string) (int64, bool) {
-	var v int64
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
-		p.add(n, path, "expected an integer, got %s", describe(n))
-		return 0, false
-	}
-	return v, true
-}
-
-// describe names a node's value for "got ..." in messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!str":
-			return strconv.Quote(n.Value)
-		default:
-			return n.Value
-		}
-	}
-	return "an unexpected YAML node"
 }
