@@ -3,8 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/joyride-bench/joyride/experiments"
 )
 
 // make paper on existing results (--reuse): figures copied under their ids,
@@ -55,5 +58,32 @@ func TestPaperFromExistingResults(t *testing.T) {
 	os.WriteFile(manifest, []byte("figures:\n  - {id: x, experiment: offline, plot: p, claims: [{claim: c, measure: {stack: kernel, metric: p42}}]}\n"), 0o644)
 	if _, errOut, code := runJrbench(t, "paper", "--reuse", "--results", results, "--manifest", manifest, "--out", out); code != 2 || !strings.Contains(errOut, "p42") {
 		t.Fatalf("bad metric: exit %d: %s", code, errOut)
+	}
+}
+
+// The repository's own manifest loads, and every figure names an experiment
+// file that exists and a plot that experiment draws.
+func TestRepositoryManifest(t *testing.T) {
+	m, err := loadManifest("../../paper/manifest.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Figures {
+		e, err := experiments.Load(filepath.Join("../../experiments", f.Experiment+".yaml"))
+		if err != nil {
+			t.Errorf("figure %s: %v", f.ID, err)
+			continue
+		}
+		kind := strings.TrimSuffix(strings.TrimSuffix(f.Plot, "-throughput"), "-latency")
+		kind = strings.TrimSuffix(strings.TrimSuffix(kind, "-memory"), "-latency")
+		if strings.HasPrefix(kind, "cdf-") {
+			kind = "cdf"
+		}
+		if kind == "density-latency" || kind == "density" {
+			kind = "density"
+		}
+		if !slices.ContainsFunc(e.Plots, func(p experiments.PlotSpec) bool { return p.Kind == kind }) {
+			t.Errorf("figure %s: experiment %s draws no %s plot (it draws %+v)", f.ID, f.Experiment, kind, e.Plots)
+		}
 	}
 }
