@@ -117,7 +117,8 @@ type memcachedProtocol struct {
 	buf     []byte
 	value   []byte
 	seed    uint64
-	preload bool // writing the sets that store every key before the run
+	rng     *rand.Rand // draws key and operation of the next request
+	preload bool       // writing the sets that store every key before the run
 }
 
 func newMemcachedProtocol(e *tcpEngine, cfg MemcachedConfig, seed uint64) (*memcachedProtocol, error) {
@@ -133,20 +134,23 @@ func newMemcachedProtocol(e *tcpEngine, cfg MemcachedConfig, seed uint64) (*memc
 	return p, nil
 }
 
-// grow draws the operations and keys of requests 0..n-1 (prefix-stable, as
-// the engine's other per-request draws).
+// grow draws the operations and keys of requests up to n-1, extending the
+// draws already made with the same generator (so they are prefix-stable, as
+// the engine's other per-request draws, and each request is drawn once).
 func (p *memcachedProtocol) grow(n int) {
 	if n <= len(p.key) {
 		return
 	}
-	p.key = make([]int32, n)
-	rng := rand.New(rand.NewPCG(p.seed, 0x6d656d6361636865)) // "memcache"
-	for i := range p.key {
-		k := int32(p.keys.draw(rng))
-		if rng.Float64() >= p.cfg.GetFraction {
+	if p.rng == nil {
+		p.rng = rand.New(rand.NewPCG(p.seed, 0x6d656d6361636865)) // "memcache"
+	}
+	n = max(n, 2*len(p.key), 1024)
+	for len(p.key) < n {
+		k := int32(p.keys.draw(p.rng))
+		if p.rng.Float64() >= p.cfg.GetFraction {
 			k = -1 - k
 		}
-		p.key[i] = k
+		p.key = append(p.key, k)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,4 +133,31 @@ func FuzzMemcachedReader(f *testing.F) {
 			t.Fatalf("expect %d next %d received %d", c.expect, c.next, e.res.Received)
 		}
 	})
+}
+
+// Requests' keys are drawn once each, in chunks, and the same whether the
+// draws were extended request by request or made at once (the open loop
+// asks one request at a time: redrawing everything each time was quadratic).
+func TestMemcachedDrawsExtendOnce(t *testing.T) {
+	cfg := MemcachedConfig{Keys: 1000, Popularity: "zipf:0.99", GetFraction: 0.8, ValueSize: 10}
+	a, err := newMemcachedProtocol(&tcpEngine{}, cfg, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newMemcachedProtocol(&tcpEngine{}, cfg, 9)
+	grown := 0
+	for id := range 5000 {
+		before := len(a.key)
+		a.request(id)
+		if len(a.key) != before {
+			grown++
+		}
+	}
+	if grown > 4 {
+		t.Fatalf("the draws grew %d times for 5000 requests: not in chunks", grown)
+	}
+	b.grow(5000)
+	if !slices.Equal(a.key[:5000], b.key[:5000]) {
+		t.Fatal("draws extended one by one differ from draws made at once")
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/joyride-bench/joyride/analysis"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
 )
 
 // CoresVsLoad draws how busy the server side's cores were (analysis.Point's
@@ -35,13 +36,17 @@ func CoresVsLoad(pts []analysis.Point, title, outBase string) error {
 		}
 		c, glyph := StackStyle(g[0].Stack)
 		name := g[0].Stack
+		var dashes []vg.Length
 		if multiProtocol(pts) {
 			name += " " + g[0].Protocol
+			if g[0].Protocol == "tcp" {
+				dashes = p99Dashes // tcp dashed, udp solid
+			}
 		}
 		if g[0].SizeSwept {
 			name += fmt.Sprintf(" %d B", g[0].Size)
 		}
-		if err := addCurve(p, xys, name, c, glyph, nil); err != nil {
+		if err := addCurve(p, xys, name, c, glyph, dashes); err != nil {
 			return fmt.Errorf("plot %s: %w", outBase, err)
 		}
 	}
