@@ -418,3 +418,25 @@ workload: {rates: [1000], duration: 1s, warmup: 200ms}
 		t.Fatal("the testbed in meta.json has no wire")
 	}
 }
+
+// Ten thousand TCP connections from the generator to each stack that serves
+// TCP on the local testbed: all established, every request answered, and the
+// generator's memory recorded.
+func TestTenThousandConnections(t *testing.T) {
+	pts, dir := runInlineDir(t, `name: conns-inline
+stacks: [kernel, joyride]
+workload: {protocol: tcp, connections: 10000, rates: [2000], duration: 500ms, warmup: 200ms}
+`)
+	for _, p := range pts {
+		if p.Sent < 800 || p.Received != p.Sent || p.Lost != 0 {
+			t.Errorf("%s: sent %d received %d lost %d", p.Stack, p.Sent, p.Received, p.Lost)
+		}
+	}
+	for _, pm := range readMeta(t, dir).Points {
+		g := pm.Generator
+		if g == nil || g.Conns != 10000 || g.MaxRSSKiB == 0 || g.ConnFailures != 0 {
+			t.Fatalf("%s: generator %+v", pm.Stack, g)
+		}
+		t.Logf("%s: 10000 connections set up in %.2f s, generator peak memory %d MiB", pm.Stack, g.ConnectSeconds, g.MaxRSSKiB>>10)
+	}
+}
