@@ -72,7 +72,7 @@ experiment: build check-root
 	$(BIN)/jrbench run $(EXP)
 
 # The papers' figures and claims (paper/manifest.yaml): runs their experiments
-# (about 12 minutes here), writes paper/figures/ and paper/RESULTS.md.
+# (about 20 minutes here), writes paper/figures/ and paper/RESULTS.md.
 # PAPERFLAGS=--reuse takes each experiment's latest results instead.
 paper: build check-root
 	$(BIN)/jrbench paper $(PAPERFLAGS)
