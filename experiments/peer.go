@@ -95,18 +95,7 @@ type PeerOptions struct {
 
 // PeerResult is peer-check.json: what ran, every run, and the comparison.
 type PeerResult struct {
-	RunID     string            `json:"run_id"`
-	State     string            `json:"state"` // running, complete, interrupted, failed
-	Error     string            `json:"error,omitempty"`
-	Start     time.Time         `json:"start"`
-	End       time.Time         `json:"end,omitempty"`
-	Commit    string            `json:"commit"`
-	Host      map[string]string `json:"host"`
-	Tools     map[string]string `json:"tools"`
-	Testbed   *local.Testbed    `json:"testbed,omitempty"`
-	Placement Placement         `json:"placement"`
-	PMQoS     PMQoSState        `json:"pm_qos"`
-	GenDriver string            `json:"generator_driver"`
+	RunRecord
 	// Rate, DurationS, Size and Repetitions are the options as run.
 	Rate        float64  `json:"rate"`
 	DurationS   float64  `json:"duration_s"`
@@ -314,11 +303,9 @@ func PeerCheck(ctx context.Context, o PeerOptions) (*PeerResult, error) {
 		fmt.Fprintf(o.Log, "peer check: %g messages/s of %d B, %v per run, %d repetitions, %v\n", o.Rate, o.Size, o.Duration, o.Repetitions, o.Protocols)
 	}
 
-	runID := time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2)
-	res := &PeerResult{RunID: runID, State: "running", Start: time.Now().UTC(), Commit: gitCommit(),
-		Host: hostInfo(), Tools: toolVersions(), Placement: *o.Placement, GenDriver: o.GenDriver,
-		Rate: o.Rate, DurationS: o.Duration.Seconds(), Size: o.Size, Repetitions: o.Repetitions,
-		Protocols: o.Protocols, Dir: filepath.Join(o.ResultsDir, PeerCheckName, runID)}
+	rec := newRunRecord(*o.Placement, o.GenDriver)
+	res := &PeerResult{RunRecord: rec, Rate: o.Rate, DurationS: o.Duration.Seconds(), Size: o.Size, Repetitions: o.Repetitions,
+		Protocols: o.Protocols, Dir: filepath.Join(o.ResultsDir, PeerCheckName, rec.RunID)}
 	res.Tools["sockperf"] = sockperfVersion(sp)
 	res.LoadAvg[0] = loadAvg()
 	for _, d := range []string{"hist", "logs"} {
@@ -326,7 +313,7 @@ func PeerCheck(ctx context.Context, o PeerOptions) (*PeerResult, error) {
 			return nil, err
 		}
 	}
-	updateLatest(o.ResultsDir, PeerCheckName, runID)
+	updateLatest(o.ResultsDir, PeerCheckName, rec.RunID)
 
 	err = peerRun(ctx, &o, res)
 	res.End = time.Now().UTC()

@@ -101,7 +101,7 @@ func TestPeerCheckMeasuresBothTools(t *testing.T) {
 		t.Errorf("peer-check.json holds state %q, %d runs, %d summaries, sockperf %q", back.State, len(back.Runs), len(back.Summary), back.Tools["sockperf"])
 	}
 	if back.Testbed != nil {
-		assertTestbedGone(t, Meta{Testbed: back.Testbed})
+		assertTestbedGone(t, Meta{RunRecord: RunRecord{Testbed: back.Testbed}})
 	}
 }
 

@@ -95,12 +95,10 @@ type RunOptions struct {
 	AllowMix bool
 }
 
-// Meta is meta.json: everything needed to know what a run measured and where.
-type Meta struct {
-	Experiment *Experiment `json:"experiment"`
-	// Wire is the emulated wire's final counters (jremu's JSON), when the
-	// experiment has a link.
-	Wire      json.RawMessage   `json:"wire,omitempty"`
+// RunRecord is what every results file of a run records about it (meta.json,
+// peer-check.json): which run, its state, the code and machine, the testbed,
+// placement and PM QoS.
+type RunRecord struct {
 	RunID     string            `json:"run_id"`
 	State     string            `json:"state"` // running, complete, interrupted, failed
 	Error     string            `json:"error,omitempty"`
@@ -112,10 +110,26 @@ type Meta struct {
 	Testbed   *local.Testbed    `json:"testbed,omitempty"`
 	Placement Placement         `json:"placement"`
 	PMQoS     PMQoSState        `json:"pm_qos"`
-	Order     string            `json:"order"`
-	Seed      int64             `json:"seed"`
-	Points    []PointMeta       `json:"points"`
 	GenDriver string            `json:"generator_driver"`
+}
+
+// newRunRecord starts the record of a run with this machine's and code's
+// identity.
+func newRunRecord(pl Placement, genDriver string) RunRecord {
+	return RunRecord{RunID: time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2), State: "running",
+		Start: time.Now().UTC(), Commit: gitCommit(), Host: hostInfo(), Tools: toolVersions(), Placement: pl, GenDriver: genDriver}
+}
+
+// Meta is meta.json: everything needed to know what a run measured and where.
+type Meta struct {
+	Experiment *Experiment `json:"experiment"`
+	// Wire is the emulated wire's final counters (jremu's JSON), when the
+	// experiment has a link.
+	Wire json.RawMessage `json:"wire,omitempty"`
+	RunRecord
+	Order  string      `json:"order"`
+	Seed   int64       `json:"seed"`
+	Points []PointMeta `json:"points"`
 	// Calibration is the testbed measured at the start of the run.
 	Calibration *Calibration `json:"calibration,omitempty"`
 }
@@ -189,11 +203,9 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 			return o.Resume, err
 		}
 	} else {
-		runID := time.Now().UTC().Format("20060102-150405") + "-" + randomHex(2)
-		r = &runner{e: e, o: o, dir: filepath.Join(o.ResultsDir, e.Name, runID)}
-		r.meta = Meta{Experiment: e, RunID: runID, Start: time.Now().UTC(),
-			Commit: gitCommit(), Host: hostInfo(), Tools: toolVersions(), Placement: *o.Placement,
-			Order: e.Order, Seed: e.Seed, GenDriver: o.GenDriver}
+		rec := newRunRecord(*o.Placement, o.GenDriver)
+		r = &runner{e: e, o: o, dir: filepath.Join(o.ResultsDir, e.Name, rec.RunID)}
+		r.meta = Meta{Experiment: e, RunRecord: rec, Order: e.Order, Seed: e.Seed}
 		for _, p := range e.Points() {
 			r.meta.Points = append(r.meta.Points, PointMeta{Index: p.Index, Stack: p.Stack.Name, Rate: p.Rate,
 				Window: p.Window, Size: p.Size, Instances: p.Instances, Rep: p.Rep, Seed: p.Seed, Placement: *o.Placement, Status: "pending"})
