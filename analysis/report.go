@@ -433,10 +433,10 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 	}
 	fmt.Fprintf(b, "## Ratios to the kernel\n\nEach stack against the Linux kernel on the same workload: capacity is the highest "+
 		"offered rate kept up with (achieved ≥ %.0f%%), under the SLO also with p99 (its upper 95%% bound when known) "+
-		"within it; latencies are compared at the lowest rate both ran validly. Capacity ratios above 1 and latency "+
+		"within it; latencies (and the server's CPU per request, when measured) are compared at the lowest rate both ran validly. Capacity ratios above 1 and latency "+
 		"ratios below 1 favour the stack.\n\n", capacityFraction*100)
-	fmt.Fprintf(b, "| stack | capacity | capacity ratio | capacity under SLO ratio | at rate | p50 ratio | p99 ratio |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "| stack | capacity | capacity ratio | capacity under SLO ratio | at rate | p50 ratio | p99 ratio | CPU per request ratio |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, g := range groups {
 		base := baseOf(g)
 		if g[0].Stack == BaselineStack || base == nil {
@@ -450,7 +450,7 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 		if slo > 0 {
 			sloRatio = ratio(sc, sok, bs, bsok)
 		}
-		rate, p50r, p99r := "—", "—", "—"
+		rate, p50r, p99r, cpur := "—", "—", "—", "—"
 	search:
 		for _, a := range g {
 			if a.NValid == 0 {
@@ -461,12 +461,15 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 					rate = fmtLoad(a)
 					p50r = fmt.Sprintf("%.2f×", a.P50us/k.P50us)
 					p99r = fmt.Sprintf("%.2f×", a.P99us/k.P99us)
+					if a.CPUUsPerReq > 0 && k.CPUUsPerReq > 0 {
+						cpur = fmt.Sprintf("%.2f×", a.CPUUsPerReq/k.CPUUsPerReq)
+					}
 					break search
 				}
 			}
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", mdCell(groupName(g[0])), rateOrNone(c, ok),
-			ratio(c, ok, bc, bok), sloRatio, rate, p50r, p99r)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(groupName(g[0])), rateOrNone(c, ok),
+			ratio(c, ok, bc, bok), sloRatio, rate, p50r, p99r, cpur)
 	}
 	fmt.Fprintf(b, "\n")
 }

@@ -19,6 +19,10 @@ type Capacity struct {
 	Protocol string
 	// RPS is that rate (0 when no rate met the SLO).
 	RPS float64
+	// Min and Max are the same judged on each repetition alone (its own
+	// achieved rate and p99 upper bound): the spread of the capacity over
+	// repetitions, drawn as the bar's error bar.
+	Min, Max float64
 }
 
 // CapacityAtSLO computes, per stack, the highest offered rate whose valid
@@ -49,9 +53,42 @@ func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
 			best[k] = load
 		}
 	}
+	// The same per repetition.
+	type repKey struct {
+		key
+		rep int
+	}
+	perRep := map[repKey]float64{}
+	for _, pt := range pts {
+		k := key{stack: pt.Stack}
+		if multi {
+			k.protocol = pt.Protocol
+		}
+		rk := repKey{k, pt.Rep}
+		if _, ok := perRep[rk]; !ok {
+			perRep[rk] = 0
+		}
+		p99 := pt.P99us
+		if pt.HasCI() {
+			p99 = pt.P99Hi
+		}
+		load := pt.OfferedRPS
+		if pt.Window > 0 {
+			load = pt.AchievedRPS
+		}
+		if pt.Valid && pt.AchievedRPS >= 0.99*pt.OfferedRPS && p99 > 0 && p99 <= sloUs && load > perRep[rk] {
+			perRep[rk] = load
+		}
+	}
 	out := make([]Capacity, 0, len(best))
 	for k, r := range best {
-		out = append(out, Capacity{Stack: k.stack, Protocol: k.protocol, RPS: r})
+		c := Capacity{Stack: k.stack, Protocol: k.protocol, RPS: r, Min: r, Max: r}
+		for rk, v := range perRep {
+			if rk.key == k {
+				c.Min, c.Max = min(c.Min, v), max(c.Max, v)
+			}
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Stack < out[j].Stack || out[i].Stack == out[j].Stack && out[i].Protocol < out[j].Protocol
@@ -60,7 +97,8 @@ func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
 }
 
 // CapacityBars draws the throughput each stack sustains under the p99 SLO
-// (CapacityAtSLO), one bar per stack in its colour, and writes outBase+".png",
+// (CapacityAtSLO), one bar per stack in its colour with an error bar over
+// the repetitions' own capacities, and writes outBase+".png",
 // ".svg" and ".pdf". The offered rates are a sweep, so a bar is only as fine as
 // the rates the experiment offered.
 func CapacityBars(pts []analysis.Point, sloUs float64, title, outBase string) error {
@@ -81,6 +119,15 @@ func CapacityBars(pts []analysis.Point, sloUs float64, title, outBase string) er
 		bars.LineStyle.Width = 0
 		bars.XMin = float64(i)
 		p.Add(bars)
+		if c.Min != c.Max {
+			eb, err := plotter.NewYErrorBars(spreadXYs{{x: float64(i), y: c.RPS / 1000, lo: c.Min / 1000, hi: c.Max / 1000}})
+			if err != nil {
+				return err
+			}
+			eb.LineStyle.Width = vg.Points(1.2)
+			eb.CapWidth = vg.Points(8)
+			p.Add(eb)
+		}
 	}
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(caps))-0.4 // room beside the outer bars

@@ -226,8 +226,18 @@ func TestCapacityAtSLO(t *testing.T) {
 		mk("joyride", 1000, 1000, 300), mk("joyride", 2000, 1500, 100), // not kept up with
 	}
 	caps := CapacityAtSLO(pts, 200)
-	if len(caps) != 2 || caps[0] != (Capacity{Stack: "joyride"}) || caps[1] != (Capacity{Stack: "kernel", RPS: 2000}) {
+	if len(caps) != 2 || caps[0] != (Capacity{Stack: "joyride"}) || caps[1] != (Capacity{Stack: "kernel", RPS: 2000, Min: 2000, Max: 2000}) {
 		t.Fatalf("%+v", caps)
+	}
+	// A second repetition whose p99 at 2000 misses the SLO: the mean misses
+	// it too (1000 kept), each repetition alone spans 1000..2000.
+	rep1 := []analysis.Point{mk("kernel", 1000, 1000, 60), mk("kernel", 2000, 2000, 300)}
+	for i := range rep1 {
+		rep1[i].Rep = 1
+	}
+	caps = CapacityAtSLO(append(pts[:3:3], rep1...), 200)
+	if len(caps) != 1 || caps[0] != (Capacity{Stack: "kernel", RPS: 1000, Min: 1000, Max: 2000}) {
+		t.Fatalf("with two repetitions: %+v", caps)
 	}
 	out := filepath.Join(t.TempDir(), "capacity")
 	if err := CapacityBars(pts, 200, "capacity", out); err != nil {
