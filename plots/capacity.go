@@ -132,5 +132,10 @@ func CapacityBars(pts []analysis.Point, sloUs float64, title, outBase string) er
 	p.NominalX(names...)
 	p.X.Min, p.X.Max = -0.6, float64(len(caps))-0.4 // room beside the outer bars
 	p.Y.Min = 0
+	top := 0.0
+	for _, c := range caps {
+		top = max(top, c.Max/1000, c.RPS/1000)
+	}
+	p.Y.Max = max(top*1.1, 1) // room above the tallest bar and its error bar
 	return save(p, outBase)
 }
