@@ -7,6 +7,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -279,4 +281,29 @@ func TestJoyrideClientTalksToALinuxServer(t *testing.T) {
 	}
 	defer c.Close()
 	tcpEchoes(t, c, 256<<10)
+}
+
+// A NIC profile shapes the port joyrided opens: cx5's deep rings, and only
+// the features the device has (an af_xdp vdev offloads nothing, so cx5 adds
+// nothing); a bad profile name is refused before anything runs.
+func TestNICProfileShapesJoyridedsPort(t *testing.T) {
+	_, dir := runInlineDir(t, `name: profile-inline
+stacks:
+  - name: joyride
+    options: {profile: cx5}
+workload: {rates: [1000], duration: 500ms, warmup: 100ms}
+`)
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*joyrided*.log"))
+	if len(logs) == 0 {
+		t.Fatal("no joyrided log")
+	}
+	b, _ := os.ReadFile(logs[0])
+	for _, want := range []string{"profile=cx5", "rxring=4096", "csum(rx ip/l4=false/false tx ip/l4=false/false)", "rss=false"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("joyrided's log lacks %q:\n%s", want, b)
+		}
+	}
+	if _, err := Parse("x.yaml", []byte("name: x\nstacks: [{name: joyride, options: {profile: e810}}]\nworkload: {rates: [1]}\n")); err == nil || !strings.Contains(err.Error(), "allowed: cx5, lcd") {
+		t.Fatalf("an unknown profile: %v", err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/joyride-bench/joyride/internal/procstats"
+	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/dpdk"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
@@ -41,6 +42,7 @@ func main() {
 	ring := flag.Int("ring", 1024, "descriptors per ring of each application's region")
 	buffers := flag.Int("buffers", 1024, "buffers per direction of each application's region")
 	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
+	profileName := flag.String("profile", "lcd", "NIC profile the port is opened under: lcd (one queue, no offloads, 256-entry rings) or cx5")
 	maxSockets := flag.Int("max-sockets", service.DefaultMaxSockets, "sockets one application may hold (more are refused with EMFILE)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
 	flag.Parse()
@@ -78,14 +80,20 @@ func main() {
 			fail(2, "%v", err)
 		}
 	}
+	profile, err := nic.LookupProfile(*profileName)
+	if err != nil {
+		fail(2, "-profile: %v", err)
+	}
 	if err := dpdk.Init(args); err != nil {
 		fail(1, "%v", err)
 	}
-	port, err := dpdk.OpenPort(name, dpdk.PortConfig{})
+	dport, err := dpdk.OpenPort(name, dpdk.ProfileConfig(profile))
 	if err != nil {
 		dpdk.Cleanup()
 		fail(1, "%v", err)
 	}
+	// The stack sees the port as the profile allows it.
+	port := nic.Restrict(dport, profile)
 	link := netstack.New(port, netstack.Options{})
 	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
 		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets, Log: log})
@@ -95,7 +103,7 @@ func main() {
 		fail(1, "%v", err)
 	}
 	log.Info("joyrided serving", "port", name, "mac", port.MAC().String(), "addr", prefixAddr.String(),
-		"socket", *socket, "features", port.Features().String())
+		"socket", *socket, "profile", profile.Name, "features", port.Features().String())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	closed := make(chan struct{})

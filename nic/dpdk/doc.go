@@ -27,6 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/joyride-bench/joyride/nic"
 )
 
 // ErrUnavailable is returned by every call when the binary was built without DPDK.
@@ -45,6 +47,13 @@ type PortConfig struct {
 	// DataRoom is each mbuf's data room; default and minimum 2176 (DPDK's
 	// RTE_MBUF_DEFAULT_BUF_SIZE), which af_xdp and af_packet need.
 	DataRoom int
+}
+
+// ProfileConfig is the port configuration a NIC profile allows: its rings
+// (nic.Profile.Ring) and one queue pair; open the port with it, then hand
+// users nic.Restrict(port, profile) so they see only the profile's features.
+func ProfileConfig(p nic.Profile) PortConfig {
+	return PortConfig{RxRing: p.Ring, TxRing: p.Ring}
 }
 
 func (c *PortConfig) defaults() {

@@ -50,6 +50,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
@@ -66,6 +67,9 @@ type Options struct {
 	// Driver is the DPDK vdev joyrided uses on the local testbed: af_xdp or
 	// af_packet.
 	Driver string `yaml:"driver" json:"driver"`
+	// Profile is the NIC profile joyrided opens its port under (nic.Profiles:
+	// lcd, the default, or cx5): the rings, and the features its stack sees.
+	Profile string `yaml:"profile" json:"profile,omitempty"`
 	// Spin is how long joyrided's engine polls after its last work before it
 	// sleeps, e.g. "200us" (empty: the service's default).
 	Spin string `yaml:"spin" json:"spin"`
@@ -82,6 +86,9 @@ func (o *Options) Validate() error {
 		if d, err := time.ParseDuration(o.Spin); err != nil || d < 0 || d > time.Second {
 			return fmt.Errorf("spin %q is not a duration in 0s..1s (e.g. 200us)", o.Spin)
 		}
+	}
+	if _, err := nic.LookupProfile(o.Profile); err != nil {
+		return err
 	}
 	if len(o.Socket) > 107 {
 		return fmt.Errorf("socket %q is too long for a Unix socket path (%d bytes, at most 107)", o.Socket, len(o.Socket))
@@ -114,6 +121,9 @@ func init() {
 				"-file-prefix", "joyrided-" + filepath.Base(env.RunDir)}
 			if o.Spin != "" {
 				args = append(args, "-spin", o.Spin)
+			}
+			if o.Profile != "" {
+				args = append(args, "-profile", o.Profile)
 			}
 			return &stacks.Daemon{Binary: "joyrided", Args: args}
 		},

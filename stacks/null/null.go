@@ -28,6 +28,9 @@ import (
 type Options struct {
 	// Driver is the DPDK vdev over the server's interface: af_xdp or af_packet.
 	Driver string `yaml:"driver" json:"driver"`
+	// Profile is the NIC profile the port is opened under (nic.Profiles:
+	// lcd, the default, or cx5): its rings.
+	Profile string `yaml:"profile" json:"profile,omitempty"`
 	// Burst is the most frames handled per poll.
 	Burst int `yaml:"burst" json:"burst"`
 }
@@ -42,7 +45,8 @@ func (o *Options) Validate() error {
 	if o.Burst < 1 || o.Burst > nic.MaxBurst {
 		return fmt.Errorf("burst %d is out of range (1..%d)", o.Burst, nic.MaxBurst)
 	}
-	return nil
+	_, err := nic.LookupProfile(o.Profile)
+	return err
 }
 
 func init() {
@@ -79,7 +83,8 @@ func Open(o Options, env stacks.Env) (*Stack, error) {
 	if err := dpdk.Init(args); err != nil {
 		return nil, fmt.Errorf("null stack: %w", err)
 	}
-	port, err := dpdk.OpenPort(name, dpdk.PortConfig{})
+	profile, _ := nic.LookupProfile(o.Profile) // checked by Validate
+	port, err := dpdk.OpenPort(name, dpdk.ProfileConfig(profile))
 	if err != nil {
 		dpdk.Cleanup()
 		return nil, fmt.Errorf("null stack: %w", err)
