@@ -1,10 +1,8 @@
 package experiments
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -387,30 +385,11 @@ func parse(file string, data []byte, checkName bool) (*Experiment, error) {
 
 // document parses the single YAML document in data.
 func (p *parser) document(data []byte) *Experiment {
-	const empty = "empty file: an experiment needs at least name, stacks and workload.rates"
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			p.Add(nil, "", empty)
-		} else {
-			p.AddLine(nil, "", "invalid YAML: ", err.Error())
-		}
+	root := p.Document(data, "empty file: an experiment needs at least name, stacks and workload.rates", "an experiment file")
+	if root == nil {
 		return nil
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		p.Add(&extra, "", "a second YAML document: an experiment file holds exactly one")
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			p.Add(nil, "", empty)
-			return nil
-		}
-		root = root.Content[0]
-	}
-	return p.experiment(strictyaml.Resolve(root))
+	return p.experiment(root)
 }
 
 func (p *parser) experiment(root *yaml.Node) *Experiment {

@@ -7,8 +7,10 @@
 package strictyaml
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"sort"
@@ -112,6 +114,36 @@ func (p *Parser) AddLine(n *yaml.Node, path, prefix, msg string) {
 		return
 	}
 	p.Add(n, path, "%s%s", prefix, strings.TrimPrefix(msg, "yaml: "))
+}
+
+// Document parses data as exactly one YAML document and returns its root
+// node (aliases resolved), or nil when there is none to walk. empty is the
+// problem for an empty file (what the file must hold), kind names the file in
+// the problem of a second document ("an experiment file").
+func (p *Parser) Document(data []byte, empty, kind string) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.Add(nil, "", "%s", empty)
+		} else {
+			p.AddLine(nil, "", "invalid YAML: ", err.Error())
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		p.Add(&extra, "", "a second YAML document: %s holds exactly one", kind)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			p.Add(nil, "", "%s", empty)
+			return nil
+		}
+		root = root.Content[0]
+	}
+	return Resolve(root)
 }
 
 // Resolve follows aliases (*anchor) to the node they name.

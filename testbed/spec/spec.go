@@ -1,10 +1,7 @@
 package spec
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -250,30 +247,11 @@ type parser struct {
 }
 
 func (p *parser) document(data []byte) *Testbed {
-	const empty = "empty file: a testbed needs name and nodes"
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			p.Add(nil, "", empty)
-			return nil
-		}
-		p.AddLine(nil, "", "invalid YAML: ", err.Error())
+	root := p.Document(data, "empty file: a testbed needs name and nodes", "a testbed file")
+	if root == nil {
 		return nil
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		p.Add(&extra, "", "a second YAML document: a testbed file holds exactly one")
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) == 0 {
-			p.Add(nil, "", empty)
-			return nil
-		}
-		root = root.Content[0]
-	}
-	return p.testbed(strictyaml.Resolve(root))
+	return p.testbed(root)
 }
 
 func (p *parser) testbed(root *yaml.Node) *Testbed {
