@@ -293,17 +293,9 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 	if ap.Port() != 0 && ap.Port() < 1024 && a.cred.Uid != 0 {
 		return proto.Errorf(syscall.EACCES, "listen on port %d needs root", ap.Port())
 	}
-	if r, over := s.overLimit(a); over {
+	ep, wq, r, ok := s.newEndpoint(a, isUDP)
+	if !ok {
 		return r
-	}
-	proto4 := tcp.ProtocolNumber
-	if isUDP {
-		proto4 = udp.ProtocolNumber
-	}
-	wq := new(waiter.Queue)
-	ep, terr := s.stack.NewEndpoint(proto4, ipv4.ProtocolNumber, wq)
-	if terr != nil {
-		return proto.Errorf(errnoOf(terr), "socket: %s", terr)
 	}
 	if !isUDP {
 		ep.SocketOptions().SetReuseAddress(true)
@@ -340,21 +332,13 @@ func (s *Service) dial(a *app, req proto.Request) proto.Reply {
 	if err != nil {
 		return proto.Errorf(syscall.EINVAL, "dial: %v", err)
 	}
-	if r, over := s.overLimit(a); over {
+	ep, wq, r, ok := s.newEndpoint(a, isUDP)
+	if !ok {
 		return r
-	}
-	proto4 := tcp.ProtocolNumber
-	if isUDP {
-		proto4 = udp.ProtocolNumber
-	}
-	wq := new(waiter.Queue)
-	ep, terr := s.stack.NewEndpoint(proto4, ipv4.ProtocolNumber, wq)
-	if terr != nil {
-		return proto.Errorf(errnoOf(terr), "socket: %s", terr)
 	}
 	entry, ch := waiter.NewChannelEntry(waiter.WritableEvents)
 	wq.EventRegister(&entry)
-	terr = ep.Connect(full(ap))
+	terr := ep.Connect(full(ap))
 	if _, started := terr.(*tcpip.ErrConnectStarted); started {
 		timeout := 30 * time.Second
 		if req.TimeoutMs > 0 {
@@ -386,6 +370,24 @@ func (s *Service) dial(a *app, req proto.Request) proto.Reply {
 	remote, _ := ep.GetRemoteAddress()
 	s.markReady(k)
 	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local), Remote: addrString(remote)}
+}
+
+// newEndpoint makes the stack endpoint of a new socket of a, as the kernel's
+// socket(2) would: refused at a's socket limit.
+func (s *Service) newEndpoint(a *app, isUDP bool) (tcpip.Endpoint, *waiter.Queue, proto.Reply, bool) {
+	if r, over := s.overLimit(a); over {
+		return nil, nil, r, false
+	}
+	proto4 := tcp.ProtocolNumber
+	if isUDP {
+		proto4 = udp.ProtocolNumber
+	}
+	wq := new(waiter.Queue)
+	ep, terr := s.stack.NewEndpoint(proto4, ipv4.ProtocolNumber, wq)
+	if terr != nil {
+		return nil, nil, proto.Errorf(errnoOf(terr), "socket: %s", terr), false
+	}
+	return ep, wq, proto.Reply{}, true
 }
 
 // overLimit refuses a new socket when a holds its MaxSockets already. (The
