@@ -24,10 +24,11 @@ FUZZTIME ?= 200000x
 # the peer the generator is checked against (jrbench peer-check), memcached as
 # an unmodified application under test (experiments/memcached.yaml), sshd for
 # the SSH tests' stand-in nodes, shellcheck and python3 for the CloudLab files'
-# checks.
+# checks; redis-server, redis-tools and nginx as further unmodified
+# applications the preload shim (shim/) is tested with.
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
 	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool sockperf \
-	memcached openssh-server shellcheck python3
+	memcached openssh-server shellcheck python3 redis-server redis-tools nginx
 
 .PHONY: all deps build test experiment paper clean check-root check-go
 
@@ -47,8 +48,16 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-build: deps check-go
+build: deps check-go $(BIN)/libjoyride-preload.so
 	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/...
+
+# The LD_PRELOAD shim that puts unmodified programs' AF_INET sockets on Joyride
+# (shim/, docs/JOYRIDE.md "The preload shim"): plain C, libc only.
+SHIM_SRC := $(wildcard shim/*.c shim/*.h)
+$(BIN)/libjoyride-preload.so: $(SHIM_SRC)
+	@mkdir -p $(BIN)
+	gcc -std=gnu11 -O2 -g -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -pthread \
+		-o $@ $(filter %.c,$(SHIM_SRC)) -ldl
 
 check-root:
 	@[ "$$(id -u)" = 0 ] || { echo "this target needs root (network namespaces, DPDK, PM QoS)"; exit 1; }

@@ -75,6 +75,11 @@ type Request struct {
 	Network string `json:"network,omitempty"` // tcp or udp
 	Addr    string `json:"addr,omitempty"`    // ip:port
 	Backlog int    `json:"backlog,omitempty"`
+	// ReusePort (listen, tcp): SO_REUSEPORT semantics. Several listeners
+	// may bind the same address if every one of them sets it; the stack
+	// spreads new connections over them. The preload shim sets it for a
+	// listener shared across fork (nginx's workers).
+	ReusePort bool `json:"reuseport,omitempty"`
 	// TimeoutMs bounds a dial (0: the service's default, 30 s).
 	TimeoutMs int `json:"timeout_ms,omitempty"`
 

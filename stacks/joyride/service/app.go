@@ -299,6 +299,9 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 	}
 	if !isUDP {
 		ep.SocketOptions().SetReuseAddress(true)
+		if req.ReusePort {
+			ep.SocketOptions().SetReusePort(true)
+		}
 	}
 	if terr := ep.Bind(full(ap)); terr != nil {
 		ep.Close()
