@@ -115,9 +115,16 @@ func TestSmokeRunsEveryStackEndToEnd(t *testing.T) {
 		if !p.Valid {
 			t.Logf("%s at %.0f: marked invalid: %s", p.Stack, p.OfferedRPS, p.Reason)
 		}
-		// At these low rates every request must be answered.
-		if p.Sent == 0 || p.Received != p.Sent || p.Lost != 0 {
-			t.Errorf("%s at %.0f: sent %d received %d lost %d", p.Stack, p.OfferedRPS, p.Sent, p.Received, p.Lost)
+		// At these low rates every request must be answered. The one
+		// exception is a point the generator itself marked invalid for
+		// sending late: after a stall (CI's vCPUs are stolen for tens of ms)
+		// it sends the overdue requests back to back, and a burst longer than
+		// the server's receive ring loses its tail. Those losses are bounded
+		// by the late requests; anything beyond is the stack's.
+		if p.Sent == 0 || p.Received+p.Lost != p.Sent {
+			t.Errorf("%s at %.0f: sent %d received %d lost %d (not accounted for)", p.Stack, p.OfferedRPS, p.Sent, p.Received, p.Lost)
+		} else if p.Lost != 0 && (p.Valid || p.Lost > p.Late) {
+			t.Errorf("%s at %.0f: sent %d received %d lost %d (late %d, valid %v)", p.Stack, p.OfferedRPS, p.Sent, p.Received, p.Lost, p.Late, p.Valid)
 		}
 		if p.AchievedRPS < 0.95*p.OfferedRPS || p.AchievedRPS > 1.05*p.OfferedRPS {
 			t.Errorf("%s: achieved %.0f of %.0f offered (outside 5%%)", p.Stack, p.AchievedRPS, p.OfferedRPS)
