@@ -118,6 +118,14 @@ func main() {
 	st := svc.Stats()
 	log.Info("joyrided stopped", "msgs_up", st.MsgsUp.Load(), "msgs_down", st.MsgsDown.Load(), "sleeps", st.Sleeps.Load(),
 		"corrupt_apps", st.Corrupt.Load(), "down_full", st.DownFull.Load())
+	// What the TCP/IP stack saw: where a segment went that no socket got.
+	ns := svc.Stack().Stats()
+	log.Info("netstack counters", "ip_rx", ns.IP.PacketsReceived.Value(), "ip_malformed", ns.IP.MalformedPacketsReceived.Value(),
+		"tcp_rx", ns.TCP.ValidSegmentsReceived.Value(), "tcp_invalid", ns.TCP.InvalidSegmentsReceived.Value(),
+		"tcp_csum_errors", ns.TCP.ChecksumErrors.Value(), "tcp_resets_rx", ns.TCP.ResetsReceived.Value(),
+		"tcp_resets_tx", ns.TCP.ResetsSent.Value(), "tcp_retransmits", ns.TCP.Retransmits.Value(),
+		"tcp_timeouts", ns.TCP.Timeouts.Value(), "tcp_established_resets", ns.TCP.EstablishedResets.Value(),
+		"tcp_listen_overflow_syn_drop", ns.TCP.ListenOverflowSynDrop.Value(), "tcp_segment_send_errors", ns.TCP.SegmentSendErrors.Value())
 	port.Close()
 	dpdk.Cleanup()
 }

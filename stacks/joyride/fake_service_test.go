@@ -265,6 +265,15 @@ func (f *fakeService) engine() {
 
 // up handles one message from the application (engine goroutine).
 func (f *fakeService) up(d channel.Desc, p []byte) {
+	if d.Op == proto.OpClose {
+		// Recorded as a close request: tests count closes, whichever way
+		// they travelled.
+		f.mu.Lock()
+		delete(f.socks, d.Sock)
+		f.requests = append(f.requests, proto.Request{Op: "close", Sock: d.Sock})
+		f.mu.Unlock()
+		return
+	}
 	if d.Op != proto.OpSend {
 		f.t.Errorf("fake service: unexpected op %d from the app", d.Op)
 		return
@@ -335,6 +344,20 @@ func (f *fakeService) requestsOf(op string) []proto.Request {
 		}
 	}
 	return out
+}
+
+// awaitRequests waits up to a second for n requests of op (a close on the
+// ring is taken by the fake's engine after Close has returned) and returns
+// those seen.
+func (f *fakeService) awaitRequests(op string, n int) []proto.Request {
+	deadline := time.Now().Add(time.Second)
+	for {
+		r := f.requestsOf(op)
+		if len(r) >= n || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // lastSock is the id of the socket made last.

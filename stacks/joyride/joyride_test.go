@@ -90,8 +90,8 @@ func TestTCPEcho(t *testing.T) {
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Write after Close: %v", err)
 	}
-	if len(f.requestsOf("close")) != 1 {
-		t.Errorf("the service saw %d close requests, want 1", len(f.requestsOf("close")))
+	if n := len(f.awaitRequests("close", 1)); n != 1 {
+		t.Errorf("the service saw %d close requests, want 1", n)
 	}
 	if reg := f.requestsOf("register"); len(reg) != 1 || reg[0].Name == "" || reg[0].Version != proto.Version {
 		t.Errorf("register requests %+v", reg)
@@ -429,7 +429,7 @@ func TestAccept(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	ln.Close()
 	closed := map[uint32]bool{}
-	for _, r := range f.requestsOf("close") {
+	for _, r := range f.awaitRequests("close", 2) {
 		closed[r.Sock] = true
 	}
 	if !closed[lid] || !closed[cid2] {

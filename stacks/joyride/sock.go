@@ -200,18 +200,7 @@ func (k *sock) close() error {
 	if k.st.usable() != nil {
 		return nil // the service forgets the socket with the application
 	}
-	rep, fds, err := k.st.ctl.roundTrip(&proto.Request{Op: "close", Sock: k.id})
-	closeFds(fds)
-	if err != nil {
-		if err == ErrServiceGone || err == net.ErrClosed {
-			return nil
-		}
-		return err
-	}
-	if !rep.OK && rep.Errno != 0 && syscall.Errno(rep.Errno) != syscall.EBADF {
-		return os.NewSyscallError("close", syscall.Errno(rep.Errno))
-	}
-	return nil
+	return k.st.closeRemote(k.id)
 }
 
 func (k *sock) setReadDeadline(t time.Time) error {

@@ -411,13 +411,39 @@ func (s *Stack) remove(id uint32) {
 	s.mu.Unlock()
 }
 
-// closeRemote asks the service to close socket id; errors are ignored (the
-// socket may be gone already, or the whole stack closing).
-func (s *Stack) closeRemote(id uint32) {
+// closeRemote asks the service to close socket id: with an OpClose on the
+// ring, behind the data already queued, without waiting; only when the ring
+// is full (or gone) with a control request, which waits for the engine.
+// A socket the service no longer knows (EBADF) or a stack that is closing is
+// not an error: the socket is gone either way.
+func (s *Stack) closeRemote(id uint32) error {
 	if s.usable() != nil {
-		return
+		return nil
 	}
-	s.ctl.roundTrip(&proto.Request{Op: "close", Sock: id})
+	s.sendMu.Lock()
+	var err error = net.ErrClosed
+	if !s.regionClosed {
+		if err = s.end.Send(proto.OpClose, id, 0, nil); err == nil {
+			s.end.Notify()
+		}
+	}
+	s.sendMu.Unlock()
+	if err == nil {
+		s.ctr.MsgsOut.Add(1)
+		return nil
+	}
+	rep, fds, err := s.ctl.roundTrip(&proto.Request{Op: "close", Sock: id})
+	closeFds(fds)
+	if err != nil {
+		if err == ErrServiceGone || err == net.ErrClosed {
+			return nil
+		}
+		return err
+	}
+	if !rep.OK && rep.Errno != 0 && syscall.Errno(rep.Errno) != syscall.EBADF {
+		return os.NewSyscallError("close", syscall.Errno(rep.Errno))
+	}
+	return nil
 }
 
 // send puts one message on the up ring and wakes the service. When the ring or

@@ -193,31 +193,7 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		}
 		var r proto.Reply
 		// On the engine, after the data the app queued before this request.
-		s.runOnEngine(func() {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			k := a.socks[req.Sock]
-			if k == nil {
-				r = proto.Errorf(syscall.EBADF, "socket %d is not yours", req.Sock)
-				return
-			}
-			act := func() {
-				if req.Op == "close" {
-					a.closeSock(k)
-				} else {
-					k.ep.Shutdown(flags)
-				}
-			}
-			if len(k.pendingTx) > 0 && !k.udp {
-				if req.Op == "close" {
-					delete(a.socks, k.id) // the id is gone for the app at once
-				}
-				k.closeWhenSent = func() { a.mu.Lock(); defer a.mu.Unlock(); act() }
-			} else {
-				act()
-			}
-			r = proto.Reply{OK: true}
-		})
+		s.runOnEngine(func() { r = s.closeOrShutdown(a, req.Sock, req.Op == "close", flags) })
 		return r
 	case "setsockopt":
 		a.mu.Lock()
@@ -240,6 +216,34 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		return proto.Reply{OK: true}
 	}
 	return proto.Errorf(syscall.EINVAL, "unknown request %q (allowed: listen, dial, close, shutdown, setsockopt)", req.Op)
+}
+
+// closeOrShutdown closes socket id of a (close) or shuts it down with flags;
+// a TCP socket's data still waiting for the stack goes first. On the engine:
+// from a control request or from an OpClose on the application's ring.
+func (s *Service) closeOrShutdown(a *app, id uint32, close bool, flags tcpip.ShutdownFlags) proto.Reply {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := a.socks[id]
+	if k == nil {
+		return proto.Errorf(syscall.EBADF, "socket %d is not yours", id)
+	}
+	act := func() {
+		if close {
+			a.closeSock(k)
+		} else {
+			k.ep.Shutdown(flags)
+		}
+	}
+	if len(k.pendingTx) > 0 && !k.udp {
+		if close {
+			delete(a.socks, k.id) // the id is gone for the app at once
+		}
+		k.closeWhenSent = func() { a.mu.Lock(); defer a.mu.Unlock(); act() }
+	} else {
+		act()
+	}
+	return proto.Reply{OK: true}
 }
 
 func parseAddr(network, addr string) (netip.AddrPort, bool, error) {

@@ -426,6 +426,10 @@ func (s *Service) serveUp(a *app, inbox *[]byte) int {
 				continue
 			}
 			s.send(k, payload, d.Arg)
+		case proto.OpClose:
+			if r := s.closeOrShutdown(a, d.Sock, true, 0); !r.OK {
+				s.stats.BadSockets.Add(1)
+			}
 		default:
 			s.stats.BadSockets.Add(1)
 		}
