@@ -44,7 +44,18 @@ func runInlineDir(t *testing.T, yaml string) ([]analysis.Point, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertTestbedGone(t, readMeta(t, dir))
+	m := readMeta(t, dir)
+	assertTestbedGone(t, m)
+	// A failed point's reason and its logs' tails, for the test that then
+	// fails on its numbers (CI gives no other way to see them).
+	for _, pm := range m.Points {
+		if pm.Status == "failed" {
+			t.Logf("point %d (%s at %v) failed: %s", pm.Index, pm.Stack, pm.Rate, pm.Reason)
+			if pm.ServerLog != "" {
+				t.Logf("server log: …%s", pm.ServerLog[max(0, len(pm.ServerLog)-2000):])
+			}
+		}
+	}
 	return pts, dir
 }
 
