@@ -435,6 +435,10 @@ func (a *app) closeSock(k *sock) {
 	k.wq.EventUnregister(&k.entry)
 	k.ep.Close()
 	delete(a.socks, k.id)
+	for _, h := range k.heldAccepts { // never announced: the app cannot close them
+		a.closeSock(h.c)
+	}
+	k.heldAccepts = nil
 }
 
 // deliver sends one message down to the app; false when its ring or buffers

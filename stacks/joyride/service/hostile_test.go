@@ -243,3 +243,66 @@ func TestSocketLimitPerApplication(t *testing.T) {
 	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
 	udpEchoWorks(t, 7302)
 }
+
+// An application slow to drain its ring loses no connections: what the ring
+// cannot announce the service holds, as a kernel's accept queue would, and
+// announces once the application drains. (It used to reset them.)
+func TestAcceptsHeldWhileTheRingIsFull(t *testing.T) {
+	a := attachRaw(t)
+	rep := a.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7400", Backlog: 4096})
+	if !rep.OK {
+		t.Fatalf("listen: %+v", rep)
+	}
+	// More connections than the down ring has descriptors (1024), dialled
+	// while the application reads nothing.
+	const n = 1100
+	heldBefore := svc.Stats().DownFull.Load()
+	var conns []*gonet.TCPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := gonet.DialContextTCP(ctx, peer, tcpip.FullAddress{Addr: tcpip.AddrFrom4(svcAddr.As4()), Port: 7400}, ipv4.ProtocolNumber)
+		cancel()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	if svc.Stats().DownFull.Load() == heldBefore {
+		t.Fatal("the ring never filled: the test does not test holding")
+	}
+	region, err := channel.Attach(a.fds[0], a.fds[1], a.fds[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := region.App()
+	accepted := map[uint64]bool{}
+	buf := make([]byte, 64<<10)
+	for deadline := time.Now().Add(10 * time.Second); len(accepted) < n && time.Now().Before(deadline); {
+		d, _, err := end.Recv(buf)
+		if errors.Is(err, channel.ErrEmpty) {
+			end.Wait(time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Op == proto.OpAccept && d.Sock == rep.Sock {
+			accepted[d.Arg] = true
+		}
+	}
+	if len(accepted) != n {
+		t.Fatalf("%d of %d connections announced", len(accepted), n)
+	}
+	// And none was reset: each can still carry data to the service.
+	for i, c := range conns {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatalf("connection %d after the app drained: %v", i, err)
+		}
+	}
+}

@@ -549,6 +549,19 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 	}
 	n := 0
 	if k.listener {
+		// Connections accepted earlier that the app's ring could not take go
+		// first, in order.
+		for len(k.heldAccepts) > 0 {
+			h := k.heldAccepts[0]
+			if !a.deliver(s, proto.OpAccept, k.id, uint64(h.c.id), []byte(h.remote)) {
+				s.stats.DownFull.Add(1)
+				s.deferred = append(s.deferred, k)
+				return n
+			}
+			k.heldAccepts = k.heldAccepts[1:]
+			s.markReady(h.c) // data may already be waiting
+			n++
+		}
 		for {
 			var peer tcpip.FullAddress
 			ep, wq, err := k.ep.Accept(&peer)
@@ -566,9 +579,13 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 			c := a.newSock(s, ep, wq, false, false)
 			remote := netip.AddrPortFrom(netip.AddrFrom4(peer.Addr.As4()), peer.Port).String()
 			if !a.deliver(s, proto.OpAccept, k.id, uint64(c.id), []byte(remote)) {
-				// The app cannot take it now: refuse the connection rather than
-				// hold it unseen.
-				a.closeSock(c)
+				// The app's ring is full: hold the connection, as a kernel's
+				// accept queue would, and offer it again once the app has
+				// drained its ring. (Refusing it reset connections a slow
+				// app was about to accept: 10,000 clients on a busy CI VM.)
+				k.heldAccepts = append(k.heldAccepts, heldAccept{c: c, remote: remote})
+				s.stats.DownFull.Add(1)
+				s.deferred = append(s.deferred, k)
 				break
 			}
 			s.markReady(c) // data may already be waiting
@@ -603,9 +620,15 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 				if !k.eofSent {
 					k.eofSent = a.deliver(s, proto.OpEOF, k.id, 0, nil)
 				}
+				if !k.eofSent { // ring full: tell it later, never not at all
+					s.deferred = append(s.deferred, k)
+				}
 			default:
 				if !k.errSent {
 					k.errSent = a.deliver(s, proto.OpError, k.id, uint64(errnoOf(err)), nil)
+				}
+				if !k.errSent {
+					s.deferred = append(s.deferred, k)
 				}
 			}
 			return n
@@ -701,4 +724,13 @@ type sock struct {
 	// closeWhenSent, when set, closes or shuts the socket once pendingTx is
 	// empty (engine only).
 	closeWhenSent func()
+	// heldAccepts (listener) are connections accepted from the stack that
+	// the app's ring had no room to announce yet (engine only, under a.mu).
+	heldAccepts []heldAccept
+}
+
+// heldAccept is an accepted connection waiting to be announced with OpAccept.
+type heldAccept struct {
+	c      *sock
+	remote string
 }
