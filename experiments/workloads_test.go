@@ -376,7 +376,7 @@ workload: {protocol: tcp, connections: 6, instances: [1, 3], rates: [2000], dura
 func TestProtocolListThroughTheRunner(t *testing.T) {
 	pts, dir := runInlineDir(t, `name: protocols-inline
 stacks: [kernel, "null"]
-workload: {protocol: [udp, tcp], connections: 4, rates: [2000], duration: 500ms, warmup: 200ms}
+workload: {protocol: [udp, tcp], connections: 4, rates: [2000], duration: 500ms, warmup: 200ms, late_threshold: 1ms}
 plots: [{kind: latency-vs-load}, {kind: cdf}]
 `)
 	var got []string
