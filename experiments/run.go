@@ -54,7 +54,7 @@ func checkGeneratorCores(e *Experiment, p Placement) error {
 		return nil
 	}
 	w := e.Workload
-	if w.Protocol != "udp" || len(w.Protocols) > 0 || w.Mode != "rpc" || e.App == "memcached" {
+	if w.Protocol != "udp" || len(w.Protocols) > 0 || w.Mode != "rpc" || slices.Contains(externalApps, e.App) {
 		return fmt.Errorf("%d generator cores: several engines offer UDP requests only (this experiment is %s %s)", len(p.generatorCPUs()), w.ProtocolText(), w.Mode)
 	}
 	for _, s := range e.Stacks {
@@ -618,8 +618,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		conns = 1 // a udp point of a [udp, tcp] experiment has no connections
 	}
 	genArgs := []string{}
-	if mc := w.Memcached; r.e.App == "memcached" && mc != nil {
-		genArgs = append(genArgs, "-app", "memcached", "-mc-keys", strconv.Itoa(mc.Keys), "-mc-popularity", mc.Popularity,
+	if r.e.App == "nginx" {
+		genArgs = append(genArgs, "-app", "http")
+	}
+	if mc := w.Memcached; slices.Contains(kvApps, r.e.App) && mc != nil {
+		genArgs = append(genArgs, "-app", r.e.App, "-mc-keys", strconv.Itoa(mc.Keys), "-mc-popularity", mc.Popularity,
 			"-mc-gets", strconv.FormatFloat(mc.GetFraction, 'f', -1, 64), "-mc-value", strconv.Itoa(mc.ValueSize))
 	}
 	if nApps > 1 {

@@ -40,10 +40,11 @@ type Experiment struct {
 	// Stacks are the stacks under test, at least one, names unique.
 	Stacks []StackSpec `yaml:"stacks" json:"stacks"`
 	// App is the application served on each stack: "echo" (the default),
-	// "synthetic" (spins for each request's service time, then echoes) or
-	// "memcached" (Debian's memcached, on the kernel stack only until the
-	// preload shim lets it run on the others; the generator speaks its text
-	// protocol, see Workload.Memcached).
+	// "synthetic" (spins for each request's service time, then echoes), or an
+	// unmodified program from Debian, on the kernel's sockets or on Joyride
+	// through its preload shim: "memcached" and "redis" (the generator speaks
+	// their protocols, gets and sets shaped by Workload.Memcached) and "nginx"
+	// (keep-alive GETs of a file of workload.size bytes).
 	App string `yaml:"app" json:"app"`
 	// Workload is the offered load, the same for every stack.
 	Workload Workload `yaml:"workload" json:"workload"`
@@ -140,12 +141,14 @@ type Workload struct {
 	// "bimodal:5us,100us,0.1", "lognormal:10us,1.0"; required with app:
 	// synthetic, refused otherwise.
 	Service string `yaml:"service,omitempty" json:"service,omitempty"`
-	// Memcached shapes the requests of app memcached; defaults filled for it,
-	// refused for other apps.
+	// Memcached shapes the requests of a key-value app, memcached or redis;
+	// in the file its key is the app's name (workload.memcached,
+	// workload.redis). Defaults filled for those apps, refused for others.
 	Memcached *MemcachedSpec `yaml:"memcached,omitempty" json:"memcached,omitempty"`
+	kvKey     string         // the file's key of Memcached: memcached or redis
 }
 
-// MemcachedSpec is the memcached workload: gets and sets of keys of a given
+// MemcachedSpec is the key-value workload of memcached and redis: gets and sets of keys of a given
 // popularity, every key stored before the measurement.
 type MemcachedSpec struct {
 	// Keys is the key space, 1..1048576, default 10000.
@@ -313,14 +316,20 @@ type SpecError = strictyaml.Error
 var (
 	topKeys       = []string{"name", "description", "testbed", "link", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys     = []string{"name", "options"}
-	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
+	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "redis", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
 	memcachedKeys = []string{"keys", "popularity", "get_fraction", "value_size"}
 	sloKeys       = []string{"p99"}
 	machineKeys   = []string{"pm_qos"}
 	plotKeys      = []string{"kind", "rate", "window", "size"}
 
 	testbeds  = []string{"local"}
-	apps      = []string{"echo", "synthetic", "memcached"}
+	apps      = []string{"echo", "synthetic", "memcached", "redis", "nginx"}
+	// kvApps take a key-value workload; externalApps are unmodified
+	// programs, which run on the stacks in preloadStacks only (the kernel's
+	// own sockets, Joyride's preload shim).
+	kvApps        = []string{"memcached", "redis"}
+	externalApps  = []string{"memcached", "redis", "nginx"}
+	preloadStacks = []string{"kernel", "joyride"}
 	protocols = []string{"udp", "tcp"}
 	schedules = []string{"poisson", "constant"}
 	modes     = []string{"rpc", "connect"}
@@ -459,10 +468,10 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 			p.Add(n, "workload", "app synthetic needs workload.service (e.g. service: exponential:10us)")
 		case e.App != "synthetic" && w.Service != "":
 			p.Add(n, "workload.service", "only the synthetic app takes a service time (app is %q)", e.App)
-		case e.App != "memcached" && w.Memcached != nil:
-			p.Add(n, "workload.memcached", "only app memcached takes a memcached workload (app is %q)", e.App)
-		case e.App == "memcached":
-			p.memcachedApp(n, e)
+		case w.Memcached != nil && w.kvKey != e.App:
+			p.Add(n, "workload."+w.kvKey, "only app %s takes a workload.%s (app is %q)", w.kvKey, w.kvKey, e.App)
+		case slices.Contains(externalApps, e.App):
+			p.externalApp(n, e)
 		case e.App == "synthetic" && w.SizeDist != "":
 			p.Add(n, "workload.size", "the synthetic app frames its TCP stream by one fixed size: give size a number (or sweep sizes), not a distribution")
 		case e.App == "synthetic" && w.Size < loadgen.SyntheticHeaderLen:
@@ -711,8 +720,14 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 			}
 		}
 	}
-	if mn := m["memcached"]; mn != nil {
-		w.Memcached = p.memcached(mn)
+	for _, key := range kvApps {
+		if mn := m[key]; mn != nil {
+			if w.Memcached != nil {
+				p.Add(mn, "workload."+key, "give one key-value workload, workload.%s or workload.%s, not both", kvApps[0], kvApps[1])
+				continue
+			}
+			w.Memcached, w.kvKey = p.memcached(mn, "workload."+key), key
+		}
 	}
 	if cn := m["connections"]; cn != nil {
 		if v, ok := p.Integer(cn, "workload.connections"); ok {
@@ -756,30 +771,35 @@ func (p *parser) protocolList(n *yaml.Node, w *Workload) {
 	}
 }
 
-// memcachedApp checks an experiment of app memcached and fills the
+// externalApp checks an experiment of an unmodified program and fills the
 // workload's defaults.
-func (p *parser) memcachedApp(n *yaml.Node, e *Experiment) {
+func (p *parser) externalApp(n *yaml.Node, e *Experiment) {
 	w := &e.Workload
-	if w.Memcached == nil {
-		w.Memcached = &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}
+	kv := slices.Contains(kvApps, e.App)
+	if kv && w.Memcached == nil {
+		w.Memcached, w.kvKey = &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}, e.App
 	}
-	w.Size = w.Memcached.ValueSize // what summary.csv's size column reports
 	if w.Protocol != "tcp" || w.Mode != "rpc" {
-		p.Add(n, "workload", "app memcached speaks memcached's text protocol over tcp: it needs protocol: tcp and mode rpc")
+		p.Add(n, "workload", "app %s is served over tcp: it needs protocol: tcp and mode rpc", e.App)
 	}
-	if w.Sizes != nil || w.SizeDist != "" {
-		p.Add(n, "workload", "app memcached sizes its requests by memcached.value_size: size and sizes do not apply")
+	if kv {
+		w.Size = w.Memcached.ValueSize // what summary.csv's size column reports
+		if w.Sizes != nil || w.SizeDist != "" {
+			p.Add(n, "workload", "app %s sizes its requests by %s.value_size: size and sizes do not apply", e.App, e.App)
+		}
+	} else if w.SizeDist != "" {
+		p.Add(n, "workload.size", "app %s serves one file of workload.size bytes: give a number, not a distribution", e.App)
 	}
 	for _, s := range e.Stacks {
-		if s.Name != "kernel" {
-			p.Add(n, "stacks", "app memcached is Debian's unmodified memcached on the kernel's sockets: it runs on the kernel stack only (Joyride needs the preload shim of issue 9), not %q", s.Name)
+		if !slices.Contains(preloadStacks, s.Name) {
+			p.Add(n, "stacks", "app %s is Debian's unmodified program: it runs on the kernel's sockets or on Joyride through the preload shim (stacks %s), not %q",
+				e.App, strings.Join(preloadStacks, ", "), s.Name)
 		}
 	}
 }
 
-// memcached reads workload.memcached, defaults filled.
-func (p *parser) memcached(n *yaml.Node) *MemcachedSpec {
-	const path = "workload.memcached"
+// memcached reads a key-value workload at path, defaults filled.
+func (p *parser) memcached(n *yaml.Node, path string) *MemcachedSpec {
 	ms := &MemcachedSpec{Keys: 10000, Popularity: "zipf:0.99", GetFraction: 0.9, ValueSize: 64}
 	m, ok := p.Mapping(n, path, memcachedKeys)
 	if !ok {

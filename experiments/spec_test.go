@@ -299,10 +299,10 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, size, sizes, instances, schedule, rates, windows, duration, warmup, late_threshold)`},
-		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, memcached, size`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, redis, size, sizes, instances, schedule, rates, windows, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, memcached, redis, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: redis\n", `x.yaml:4: app: "redis" is not allowed (allowed: echo, synthetic, memcached)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: postgres\n", `x.yaml:4: app: "postgres" is not allowed (allowed: echo, synthetic, memcached, redis, nginx)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: 101\n", `x.yaml:4: repetitions: 101 is out of range (1..100)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nrepetitions: three\n", `x.yaml:4: repetitions: expected an integer, got "three"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\nseed: 1.5\n", `x.yaml:4: seed: expected an integer, got 1.5`},
@@ -663,8 +663,16 @@ func TestMemcachedApp(t *testing.T) {
 	if err != nil || e.Workload.Memcached.Keys != 5 || e.Workload.Size != 4000 {
 		t.Fatalf("%v %+v", err, e)
 	}
+	e, err = Parse("x.yaml", []byte("name: x\nstacks: [kernel, joyride]\napp: redis\nworkload: {protocol: tcp, rates: [1000], redis: {keys: 7, value_size: 100}}\n"))
+	if err != nil || e.Workload.Memcached.Keys != 7 || e.Workload.Size != 100 || e.Workload.Memcached.GetFraction != 0.9 {
+		t.Fatalf("redis: %v %+v", err, e)
+	}
 	expectProblems(t, "name: x\n", []problemCase{
-		{"stacks: [joyride]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", "kernel stack only"},
+		{"stacks: [afxdp]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", "preload shim"},
+		{"stacks: [null]\napp: nginx\nworkload: {protocol: tcp, rates: [1]}", "stacks", "preload shim"},
+		{"stacks: [kernel]\napp: redis\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}}", "workload.memcached", "only app memcached"},
+		{"stacks: [kernel]\napp: redis\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}, redis: {keys: 3}}", "workload.redis", "not both"},
+		{"stacks: [kernel]\napp: nginx\nworkload: {protocol: tcp, rates: [1], size: exponential:100}", "workload.size", "one file"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {rates: [1]}", "workload", "needs protocol: tcp"},
 		{"stacks: [kernel]\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}}", "workload.memcached", "only app memcached"},
 		{"stacks: [kernel]\napp: memcached\nworkload: {protocol: tcp, rates: [1], memcached: {popularity: zipf:9}}", "workload.memcached.popularity", "zipf:θ"},

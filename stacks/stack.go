@@ -45,6 +45,14 @@ type Stack interface {
 	Close() error
 }
 
+// Preloader is implemented by stacks that can host an unmodified program (a
+// C server from the distribution): PreloadEnv is the environment that puts the
+// program's sockets on this stack. The kernel needs none; Joyride's is its
+// preload shim (LD_PRELOAD, shim/).
+type Preloader interface {
+	PreloadEnv() ([]string, error)
+}
+
 // Reflector is implemented by stacks that serve without sockets: Reflect bounces
 // traffic until ctx is done.
 type Reflector interface {

@@ -14,10 +14,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/joyride-bench/joyride/app"
@@ -55,16 +59,13 @@ func main() {
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
 	if _, external := app.Externals[*application]; external {
-		// An unmodified C program uses the kernel's sockets: on Joyride it
-		// needs the preload shim (issue 9), which does not exist yet.
-		if *stackName != "kernel" {
-			fail(2, "-app %s is an unmodified program on the kernel's sockets: it runs on the kernel stack only, not %q", *application, *stackName)
-		}
+		// An unmodified C program: on the kernel's sockets, or on a stack
+		// that can preload it (Joyride's shim); checked once the stack is open.
 		if *protocol != "tcp" {
 			fail(2, "-app %s serves tcp, not %q", *application, *protocol)
 		}
 	} else if *application != "echo" && *application != "http" && *application != "synthetic" {
-		fail(2, "-app %q: allowed echo, synthetic, http, memcached", *application)
+		fail(2, "-app %q: allowed echo, synthetic, http, %s", *application, strings.Join(slices.Sorted(maps.Keys(app.Externals)), ", "))
 	}
 	if *size < 1 || *size > 1<<20 {
 		fail(2, "-size %d outside 1..1048576", *size)
@@ -107,7 +108,22 @@ func serve(ctx context.Context, st stacks.Stack, application, protocol, listen s
 		return r.Reflect(ctx)
 	}
 	if x, ok := app.Externals[application]; ok {
-		return x.Run(ctx, listen, func() { fmt.Println("READY") })
+		var env []string
+		dial := app.Dialer(app.KernelDialer)
+		if st.Name() != "kernel" {
+			p, ok := st.(stacks.Preloader)
+			if !ok {
+				return fmt.Errorf("-app %s is an unmodified program: it runs on the kernel stack or on one that can preload it (joyride), not %q", application, st.Name())
+			}
+			var err error
+			if env, err = p.PreloadEnv(); err != nil {
+				return err
+			}
+			// Through the stack itself: the kernel does not see the program's
+			// listener.
+			dial = func(ctx context.Context, addr string) (net.Conn, error) { return st.Dial("tcp4", addr) }
+		}
+		return x.Run(ctx, listen, size, env, dial, func() { fmt.Println("READY") })
 	}
 	if application == "http" {
 		ln, err := st.Listen("tcp4", listen)

@@ -27,6 +27,10 @@ func NewStack(link stack.LinkEndpoint, addr netip.Prefix, gw netip.Addr) (*stack
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4},
+		// Traffic to the stack's own address stays inside it, as a kernel's
+		// does: applications of one Joyride service reach each other, and jrapp
+		// can see through Joyride when the program it started listens.
+		HandleLocal: true,
 	})
 	sack := tcpip.TCPSACKEnabled(true)
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)

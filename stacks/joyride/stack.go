@@ -141,6 +141,30 @@ func socketPath(o Options, env stacks.Env) string {
 	return proto.DefaultSocket
 }
 
+// PreloadLibrary is the file name of the preload shim, looked for next to the
+// running executable (make build puts both in bin/) unless JOYRIDE_PRELOAD_LIB
+// names it.
+const PreloadLibrary = "libjoyride-preload.so"
+
+// PreloadEnv is the environment of an unmodified program whose sockets
+// should go to this stack's service: the shim preloaded, this service's
+// control socket, and no silent fallback to the kernel (a measurement of
+// "Joyride" that ran on the kernel would be a lie).
+func (s *Stack) PreloadEnv() ([]string, error) {
+	lib := os.Getenv("JOYRIDE_PRELOAD_LIB")
+	if lib == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		lib = filepath.Join(filepath.Dir(exe), PreloadLibrary)
+	}
+	if _, err := os.Stat(lib); err != nil {
+		return nil, fmt.Errorf("joyride: the preload shim is missing (make build makes it): %w", err)
+	}
+	return []string{"LD_PRELOAD=" + lib, "JOYRIDE_SOCKET=" + s.opts.Socket, "JOYRIDE_FALLBACK=fail"}, nil
+}
+
 // ErrServiceGone is the error of sockets and requests after joyrided closed the
 // application's control connection (it stopped, crashed or disconnected the
 // application). Open a new Stack to reconnect.
