@@ -69,11 +69,13 @@ test: build check-root
 	JRBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -tags $(TAGS) $(TESTFLAGS) ./...
 	# Hostile input, fuzzed for a bounded time: what an application writes into
 	# its shared region and sends on its control socket, what arrives on the wire at the generator (frames, and
-	# a memcached server's replies), the reflector and the user-space stack.
+	# memcached, redis and HTTP servers' replies), the reflector and the user-space stack.
 	$(GO) test -run '^$$' -fuzz '^FuzzServiceRecv$$' -fuzztime $(FUZZTIME) ./stacks/joyride/channel
 	$(GO) test -run '^$$' -fuzz '^FuzzControlRequest$$' -fuzztime $(FUZZTIME) ./stacks/joyride/service
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReply$$' -fuzztime $(FUZZTIME) ./loadgen
 	$(GO) test -run '^$$' -fuzz '^FuzzMemcachedReader$$' -fuzztime $(FUZZTIME) ./loadgen
+	$(GO) test -run '^$$' -fuzz '^FuzzRedisReader$$' -fuzztime $(FUZZTIME) ./loadgen
+	$(GO) test -run '^$$' -fuzz '^FuzzHTTPReader$$' -fuzztime $(FUZZTIME) ./loadgen
 	$(GO) test -run '^$$' -fuzz '^FuzzSwapUDP$$' -fuzztime $(FUZZTIME) ./stacks/null
 	$(GO) test -run '^$$' -fuzz '^FuzzEndpointDeliver$$' -fuzztime $(FUZZTIME) ./nic/netstack
 

@@ -21,6 +21,8 @@
 //
 // Requests are the generator's echo requests (18-byte header: magic, index,
 // scheduled offset), synthetic ones (plus a service time for the server to
-// spend), or memcached gets and sets (the text protocol, keys of a chosen
-// popularity), of fixed sizes or sizes drawn from a distribution.
+// spend), of fixed sizes or sizes drawn from a distribution; or, over TCP, an
+// unmodified server's: memcached gets and sets (the text protocol, keys of a
+// chosen popularity), the same key-value workload as redis GETs and SETs
+// (RESP2), or HTTP/1.1 GETs of one path (nginx).
 package loadgen

@@ -84,11 +84,17 @@ type Result struct {
 	Window        int    `json:"window,omitempty"`         // closed loop: requests outstanding per connection
 	SizeDist      string `json:"size_dist,omitempty"`      // request sizes drawn from this (Size is then the largest)
 	ReceivedBytes uint64 `json:"received_bytes,omitempty"` // payload bytes of the measured replies
-	// Memcached points only: the application, and the measured gets that
-	// found their value (hits) or not (misses).
-	App    string `json:"app,omitempty"`
+	// Application points only: the application protocol ("memcached",
+	// "redis", "http"; empty for the echo).
+	App string `json:"app,omitempty"`
+	// Memcached and redis points: the measured gets that found their value
+	// (hits) or not (misses).
 	Hits   uint64 `json:"hits,omitempty"`
 	Misses uint64 `json:"misses,omitempty"`
+	// HTTP points: the well-formed replies whose status was not 200 (part of
+	// Unmatched; the rest of Unmatched were replies that could not be
+	// parsed). ReceivedBytes are the bodies of the measured 200 replies.
+	HTTPNot200 uint64 `json:"http_not_200,omitempty"`
 	// Connect points only (RunConnect): the first byte of the echo of each
 	// established connection's first request, from its scheduled time.
 	FirstByteP50Us float64 `json:"first_byte_p50_us,omitempty"`

@@ -22,7 +22,9 @@ import (
 // Facebook's ETC traces sit near 0.99: a few keys take most requests) — and
 // every key is stored before the measurement so that every get hits.
 
-// MemcachedConfig describes the requests of a memcached point.
+// MemcachedConfig describes the key-value workload of a memcached or redis
+// point (TCPConfig.Memcached, TCPConfig.Redis): the same keys, popularity,
+// get/set mix and values for both servers.
 type MemcachedConfig struct {
 	// Keys is the key space, 1..MaxMemcachedKeys; keys are "key:%08d".
 	Keys int
@@ -108,50 +110,91 @@ func (k *keySampler) draw(rng *rand.Rand) int {
 	return min(sort.SearchFloat64s(k.cdf, rng.Float64()), k.n-1)
 }
 
-// memcachedProtocol writes gets and sets and parses memcached's replies.
-type memcachedProtocol struct {
-	e       *tcpEngine
-	cfg     MemcachedConfig
-	keys    *keySampler
-	key     []int32 // per request: key index, negative for a set of key -1-k
-	buf     []byte
-	value   []byte
-	seed    uint64
-	rng     *rand.Rand // draws key and operation of the next request
-	preload bool       // writing the sets that store every key before the run
+// kvWorkload is the key-value workload memcached and redis share: the key and
+// operation of every request, drawn from a MemcachedConfig, and the one value
+// every set stores (so a get that hits must read back exactly that value).
+// Both servers see the same requests for the same seed.
+type kvWorkload struct {
+	cfg   MemcachedConfig
+	keys  *keySampler
+	key   []int32 // per request: key index, negative for a set of key -1-k
+	value []byte
+	buf   []byte // the request being written
+	seed  uint64
+	rng   *rand.Rand // draws key and operation of the next request
+	// preload: writing the sets that store every key before the run.
+	preload bool
 }
 
-func newMemcachedProtocol(e *tcpEngine, cfg MemcachedConfig, seed uint64) (*memcachedProtocol, error) {
+func newKVWorkload(cfg MemcachedConfig, seed uint64) (kvWorkload, error) {
 	if err := cfg.Check(); err != nil {
-		return nil, err
+		return kvWorkload{}, err
 	}
 	ks, err := newKeySampler(cfg.Keys, cfg.Popularity)
 	if err != nil {
-		return nil, err
+		return kvWorkload{}, err
 	}
-	p := &memcachedProtocol{e: e, cfg: cfg, keys: ks, seed: seed, value: bytes.Repeat([]byte{'v'}, cfg.ValueSize)}
-	p.buf = make([]byte, 0, 64+cfg.ValueSize)
-	return p, nil
+	return kvWorkload{cfg: cfg, keys: ks, seed: seed, value: bytes.Repeat([]byte{'v'}, cfg.ValueSize),
+		buf: make([]byte, 0, 64+cfg.ValueSize)}, nil
 }
 
 // grow draws the operations and keys of requests up to n-1, extending the
 // draws already made with the same generator (so they are prefix-stable, as
 // the engine's other per-request draws, and each request is drawn once).
-func (p *memcachedProtocol) grow(n int) {
-	if n <= len(p.key) {
+func (w *kvWorkload) grow(n int) {
+	if n <= len(w.key) {
 		return
 	}
-	if p.rng == nil {
-		p.rng = rand.New(rand.NewPCG(p.seed, 0x6d656d6361636865)) // "memcache"
+	if w.rng == nil {
+		w.rng = rand.New(rand.NewPCG(w.seed, 0x6d656d6361636865)) // "memcache"
 	}
-	n = max(n, 2*len(p.key), 1024)
-	for len(p.key) < n {
-		k := int32(p.keys.draw(p.rng))
-		if p.rng.Float64() >= p.cfg.GetFraction {
+	n = max(n, 2*len(w.key), 1024)
+	for len(w.key) < n {
+		k := int32(w.keys.draw(w.rng))
+		if w.rng.Float64() >= w.cfg.GetFraction {
 			k = -1 - k
 		}
-		p.key = append(p.key, k)
+		w.key = append(w.key, k)
 	}
+}
+
+// op is request id's key and whether it is a set (else a get).
+func (w *kvWorkload) op(id int) (key int, set bool) {
+	w.grow(id + 1)
+	if k := w.key[id]; k < 0 {
+		return int(-1 - k), true
+	}
+	return int(w.key[id]), false
+}
+
+// answersSet reports whether the reply to request id answers a set: every
+// reply does while the keys are stored.
+func (w *kvWorkload) answersSet(id int) bool {
+	return w.preload || id < len(w.key) && w.key[id] < 0
+}
+
+func (w *kvWorkload) workload() *kvWorkload { return w }
+
+// kvProtocol is a protocol of the key-value workload: its keys are stored
+// before the run (preloadKeys).
+type kvProtocol interface {
+	tcpProtocol
+	workload() *kvWorkload
+	// appendSet appends the request that stores key k.
+	appendSet(b []byte, k int) []byte
+}
+
+// memcachedProtocol writes gets and sets and parses memcached's replies.
+type memcachedProtocol struct {
+	kvWorkload
+}
+
+func newMemcachedProtocol(cfg MemcachedConfig, seed uint64) (*memcachedProtocol, error) {
+	w, err := newKVWorkload(cfg, seed)
+	if err != nil {
+		return nil, err
+	}
+	return &memcachedProtocol{w}, nil
 }
 
 // appendKey appends "key:%08d" without fmt (on the hot path).
@@ -179,13 +222,12 @@ func (p *memcachedProtocol) request(id int) []byte {
 	if p.preload {
 		return p.appendSet(p.buf[:0], id)
 	}
-	p.grow(id + 1)
-	k := p.key[id]
-	if k < 0 {
-		return p.appendSet(p.buf[:0], int(-1-k))
+	k, set := p.op(id)
+	if set {
+		return p.appendSet(p.buf[:0], k)
 	}
 	b := append(p.buf[:0], "get "...)
-	b = appendKey(b, int(k))
+	b = appendKey(b, k)
 	return append(b, "\r\n"...)
 }
 
@@ -222,7 +264,7 @@ func (r *memcachedReader) Write(b []byte) (int, error) {
 			r.line = append(r.line, b...)
 			if len(r.line) > maxLine {
 				r.line = r.line[:0]
-				r.c.e.replied(r.c, false)
+				r.c.e.kvReply(r.c, &r.p.kvWorkload, false, false)
 			}
 			break
 		}
@@ -251,55 +293,58 @@ func (r *memcachedReader) handle(line []byte) {
 		}
 		r.hit, r.data = true, n+2
 	case string(line) == "END":
-		e.memcachedReply(c, r.hit, !r.bad)
+		e.kvReply(c, &r.p.kvWorkload, r.hit, !r.bad)
 		r.hit, r.bad = false, false
 	case string(line) == "STORED":
-		e.memcachedReply(c, false, !r.bad)
+		e.kvReply(c, &r.p.kvWorkload, false, !r.bad)
 		r.bad = false
 	default: // ERROR, CLIENT_ERROR ..., SERVER_ERROR ..., NOT_STORED, garbage
-		e.memcachedReply(c, false, false)
+		e.kvReply(c, &r.p.kvWorkload, false, false)
 		r.hit, r.bad = false, false
 	}
 }
 
-// memcachedReply records one reply: a get that found its value counts a hit,
-// one that did not a miss.
-func (e *tcpEngine) memcachedReply(c *tcpConn, hit, ok bool) {
-	if p, isMC := e.proto.(*memcachedProtocol); isMC && !p.preload && ok && c.expect < len(p.key) && p.key[c.expect] >= 0 &&
-		e.interval[c.expect] != 0 { // a measured get
-		if hit {
-			e.res.Hits++
-		} else {
-			e.res.Misses++
-		}
-	}
-	if p, isMC := e.proto.(*memcachedProtocol); isMC && p.preload {
+// kvReply records one reply of the key-value workload: while the keys are
+// stored it only counts the set answered; in the run, a measured get that
+// found its value counts a hit, one that did not a miss.
+func (e *tcpEngine) kvReply(c *tcpConn, w *kvWorkload, hit, ok bool) {
+	if w.preload {
 		e.preloaded++
 		if !ok {
 			e.preloadFailed++
 		}
 		return
 	}
+	// c.expect < c.next: a reply nobody asked for is no get (and past the
+	// per-request arrays).
+	if id := c.expect; ok && !c.failed && id < c.next && id < len(w.key) && w.key[id] >= 0 && e.interval[id] != 0 {
+		if hit {
+			e.res.Hits++
+		} else {
+			e.res.Misses++
+		}
+	}
 	e.replied(c, ok)
 }
 
-// preloadMemcached stores every key before the run (so that every get hits):
-// key k is set on connection k mod Conns, each connection's sets pipelined as
-// fast as its send buffer takes them, and it waits until every set is
-// answered STORED.
-func (e *tcpEngine) preloadMemcached(p *memcachedProtocol, timeout time.Duration) error {
-	p.preload = true
-	defer func() { p.preload = false }()
+// preloadKeys stores every key before the run (so that every get hits): key k
+// is set on connection k mod Conns, each connection's sets pipelined as fast
+// as its send buffer takes them, and it waits until every set is answered
+// (memcached's STORED, redis's +OK).
+func (e *tcpEngine) preloadKeys(p kvProtocol, timeout time.Duration) error {
+	w := p.workload()
+	w.preload = true
+	defer func() { w.preload = false }()
 	deadline := time.Now().Add(timeout)
 	nc := len(e.conns)
-	keys := p.cfg.Keys
+	keys := w.cfg.Keys
 	for _, c := range e.conns {
 		c.preKey = c.idx
 	}
 	for e.preloaded < keys {
 		for _, c := range e.conns {
 			for c.preKey < keys {
-				req := p.appendSet(p.buf[:0], c.preKey)
+				req := p.appendSet(w.buf[:0], c.preKey)
 				e.reader.Reset(req[c.off:])
 				w, err := c.ep.Write(&e.reader, tcpip.WriteOptions{})
 				c.off += int(w)
@@ -330,7 +375,7 @@ func (e *tcpEngine) preloadMemcached(p *memcachedProtocol, timeout time.Duration
 		}
 	}
 	if e.preloadFailed > 0 {
-		return fmt.Errorf("storing the keys: memcached refused %d of %d sets", e.preloadFailed, keys)
+		return fmt.Errorf("storing the keys: %s refused %d of %d sets", e.res.App, e.preloadFailed, keys)
 	}
 	return nil
 }

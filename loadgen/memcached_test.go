@@ -21,7 +21,7 @@ func mcHarness(keys []int32) (*tcpEngine, *tcpConn) {
 	for i := range e.interval {
 		e.interval[i] = 1
 	}
-	e.proto = &memcachedProtocol{e: e, key: keys, cfg: MemcachedConfig{Keys: 1 << 20}}
+	e.proto = &memcachedProtocol{kvWorkload{key: keys, cfg: MemcachedConfig{Keys: 1 << 20}}}
 	c := &tcpConn{e: e, next: len(keys)}
 	e.conns = []*tcpConn{c}
 	e.sentAll = uint64(len(keys))
@@ -140,11 +140,11 @@ func FuzzMemcachedReader(f *testing.F) {
 // asks one request at a time: redrawing everything each time was quadratic).
 func TestMemcachedDrawsExtendOnce(t *testing.T) {
 	cfg := MemcachedConfig{Keys: 1000, Popularity: "zipf:0.99", GetFraction: 0.8, ValueSize: 10}
-	a, err := newMemcachedProtocol(&tcpEngine{}, cfg, 9)
+	a, err := newMemcachedProtocol(cfg, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := newMemcachedProtocol(&tcpEngine{}, cfg, 9)
+	b, _ := newMemcachedProtocol(cfg, 9)
 	grown := 0
 	for id := range 5000 {
 		before := len(a.key)

@@ -59,6 +59,16 @@ type TCPConfig struct {
 	// server is a memcached) instead of the generator's echo requests; every
 	// key is stored before the warm-up. Size and Sizes are then not used.
 	Memcached *MemcachedConfig
+	// Redis, when set, makes the requests the same key-value workload as
+	// Memcached's in redis's protocol (RESP2 GET and SET; the server is a
+	// redis). Size and Sizes are then not used, and Service may not be set.
+	Redis *MemcachedConfig
+	// HTTP, when set, makes the requests HTTP/1.1 GETs on keep-alive
+	// connections (the server is a web server such as nginx); a reply is
+	// answered when it has status 200. Size and Sizes are then not used, and
+	// Service may not be set.
+	HTTP *HTTPConfig
+	// At most one of Memcached, Redis and HTTP is set: none is the echo.
 }
 
 // MaxWindow bounds TCPConfig.Window.
@@ -101,8 +111,15 @@ func RunTCP(port nic.Port, cfg TCPConfig) (*Result, error) {
 	if err := cfg.check(); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	if cfg.Memcached != nil {
+	switch {
+	case cfg.Memcached != nil:
 		cfg.Size, cfg.Sizes = cfg.Memcached.ValueSize, SizeDist{}
+	case cfg.Redis != nil:
+		cfg.Size, cfg.Sizes = cfg.Redis.ValueSize, SizeDist{}
+	case cfg.HTTP != nil:
+		// A reply's size is its body's, known only when it arrives: the
+		// HTTP reader counts ReceivedBytes itself.
+		cfg.Size, cfg.Sizes = 0, SizeDist{}
 	}
 	if cfg.Service.Enabled() && min(cfg.Sizes.Smallest(), cfg.Size) < SyntheticHeaderLen {
 		return nil, fmt.Errorf("loadgen: a synthetic request needs at least %d bytes, not %d", SyntheticHeaderLen, min(cfg.Sizes.Smallest(), cfg.Size))
@@ -127,8 +144,8 @@ func RunTCP(port nic.Port, cfg TCPConfig) (*Result, error) {
 	if err := e.connect(10*time.Second + time.Duration(cfg.Conns)*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	if p, ok := e.proto.(*memcachedProtocol); ok {
-		if err := e.preloadMemcached(p, 30*time.Second); err != nil {
+	if p, ok := e.proto.(kvProtocol); ok {
+		if err := e.preloadKeys(p, 30*time.Second); err != nil {
 			return nil, fmt.Errorf("loadgen: %w", err)
 		}
 	}
@@ -172,6 +189,24 @@ func (c *TCPConfig) check() error {
 	}
 	if c.Flow.DstPort == 0 {
 		errs = append(errs, errors.New("destination port 0"))
+	}
+	apps := 0
+	for _, set := range []bool{c.Memcached != nil, c.Redis != nil, c.HTTP != nil} {
+		if set {
+			apps++
+		}
+	}
+	if apps > 1 {
+		errs = append(errs, errors.New("memcached, redis and http are different applications: set at most one"))
+	}
+	if (c.Redis != nil || c.HTTP != nil) && c.Service.Enabled() {
+		errs = append(errs, errors.New("service times are carried by the echo's synthetic requests: not with redis or http"))
+	}
+	if c.Redis != nil {
+		errs = append(errs, c.Redis.Check())
+	}
+	if c.HTTP != nil {
+		errs = append(errs, c.HTTP.Check())
 	}
 	// The shared checks, without the UDP engine's resolved MAC.
 	mac := c.Flow.DstMAC
@@ -296,14 +331,29 @@ func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpE
 		// extends the per-request arrays when it issues more.
 		e.grow(cfg.Conns * cfg.Window * 64)
 	}
-	if cfg.Memcached != nil {
-		p, err := newMemcachedProtocol(e, *cfg.Memcached, cfg.Seed)
+	switch {
+	case cfg.Memcached != nil:
+		p, err := newMemcachedProtocol(*cfg.Memcached, cfg.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: %w", err)
 		}
 		e.proto = p
 		e.res.Size, e.res.App = cfg.Memcached.ValueSize, "memcached"
-	} else {
+	case cfg.Redis != nil:
+		p, err := newRedisProtocol(*cfg.Redis, cfg.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+		e.proto = p
+		e.res.Size, e.res.App = cfg.Redis.ValueSize, "redis"
+	case cfg.HTTP != nil:
+		p, err := newHTTPProtocol(*cfg.HTTP, cfg.Flow.DstIP)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+		e.proto = p
+		e.res.App = "http"
+	default:
 		e.proto = newEchoProtocol(e)
 	}
 

@@ -6,7 +6,10 @@
 // the port (which does its own ARP, and answers it for -src) opens -conns
 // connections and the load is spread over them (loadgen.RunTCP): open loop at
 // -rate, or closed loop with -window requests outstanding per connection,
-// requests of -size bytes or of sizes drawn from -sizes. -mode connect opens
+// requests of -size bytes or of sizes drawn from -sizes; with -app memcached,
+// redis or http the requests are instead that application's (key-value gets
+// and sets from the -mc-* flags, or GETs of -http-path), so that the unmodified
+// server can be measured. -mode connect opens
 // connections at -rate instead and records each one's setup time, and the time
 // to the first byte of an echo on it (loadgen.RunConnect). It writes the
 // latency interval log (HdrHistogram .hlog, nanoseconds) to -hlog (connect
@@ -53,11 +56,12 @@ func main() {
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "span before it, sent but not recorded")
 	size := flag.Int("size", 64, "request (and reply) bytes: the UDP payload, or the TCP message (at least 18)")
 	sizes := flag.String("sizes", "", "tcp only: draw each request's size (and its echo's) from a distribution instead of -size, e.g. uniform:64,4096, exponential:1024, bimodal:64,65536,0.1, lognormal:1024,1.0")
-	appName := flag.String("app", "echo", "tcp only: the server's application protocol: echo (the generator's requests, echoed) or memcached (gets and sets in memcached's text protocol)")
-	mcKeys := flag.Int("mc-keys", 10000, "memcached: key space (every key is stored before the run)")
-	mcPopularity := flag.String("mc-popularity", "zipf:0.99", "memcached: key popularity, uniform or zipf:θ")
-	mcGets := flag.Float64("mc-gets", 0.9, "memcached: share of gets (the rest are sets)")
-	mcValue := flag.Int("mc-value", 64, "memcached: bytes of every value")
+	appName := flag.String("app", "echo", "tcp only: the server's application protocol: echo (the generator's requests, echoed), memcached (gets and sets in memcached's text protocol), redis (GETs and SETs in RESP2) or http (HTTP/1.1 GETs of -http-path on keep-alive connections; a reply answers when its status is 200)")
+	mcKeys := flag.Int("mc-keys", 10000, "memcached and redis: key space (every key is stored before the run)")
+	mcPopularity := flag.String("mc-popularity", "zipf:0.99", "memcached and redis: key popularity, uniform or zipf:θ")
+	mcGets := flag.Float64("mc-gets", 0.9, "memcached and redis: share of gets (the rest are sets)")
+	mcValue := flag.Int("mc-value", 64, "memcached and redis: bytes of every value")
+	httpPath := flag.String("http-path", "/", `http: the path every GET asks for ("/" followed by printable ASCII without spaces)`)
 	ports := flag.Int("ports", 1, "tcp only: spread the connections over this many server ports, -port upward (one application instance on each)")
 	window := flag.Int("window", 0, fmt.Sprintf("tcp only: closed loop with this many requests outstanding per connection, 1..%d (-rate and -schedule unused); 0 is open loop", loadgen.MaxWindow))
 	schedule := flag.String("schedule", "poisson", "arrival process: poisson or constant")
@@ -101,19 +105,35 @@ func main() {
 	if *protocol != "tcp" && (*sizes != "" || *window != 0 || *ports != 1) {
 		fail(2, "-sizes, -window and -ports need -protocol tcp")
 	}
-	var memcached *loadgen.MemcachedConfig
+	var memcached, redis *loadgen.MemcachedConfig
+	var httpCfg *loadgen.HTTPConfig
 	switch *appName {
 	case "echo":
-	case "memcached":
+	case "memcached", "redis", "http":
 		if *protocol != "tcp" || *mode != "rpc" {
-			fail(2, "-app memcached needs -protocol tcp and -mode rpc")
+			fail(2, "-app %s needs -protocol tcp and -mode rpc", *appName)
 		}
-		memcached = &loadgen.MemcachedConfig{Keys: *mcKeys, Popularity: *mcPopularity, GetFraction: *mcGets, ValueSize: *mcValue}
-		if err := memcached.Check(); err != nil {
+		if *appName == "http" {
+			httpCfg = &loadgen.HTTPConfig{Path: *httpPath}
+			if err := httpCfg.Check(); err != nil {
+				fail(2, "-http-path: %v", err)
+			}
+			break
+		}
+		kv := &loadgen.MemcachedConfig{Keys: *mcKeys, Popularity: *mcPopularity, GetFraction: *mcGets, ValueSize: *mcValue}
+		if err := kv.Check(); err != nil {
 			fail(2, "%v", err)
 		}
+		if *appName == "memcached" {
+			memcached = kv
+		} else {
+			redis = kv
+		}
 	default:
-		fail(2, "-app %q: allowed echo, memcached", *appName)
+		fail(2, "-app %q: allowed echo, memcached, redis, http", *appName)
+	}
+	if (redis != nil || httpCfg != nil) && service.Enabled() {
+		fail(2, "-service asks the echo's synthetic requests for service times: not with -app %s", *appName)
 	}
 	if *window < 0 || *window > loadgen.MaxWindow {
 		fail(2, "-window %d outside 0..%d", *window, loadgen.MaxWindow)
@@ -167,7 +187,7 @@ func main() {
 		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
 			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
 			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached, Ports: *ports})
+			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached, Redis: redis, HTTP: httpCfg, Ports: *ports})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
