@@ -322,20 +322,20 @@ var (
 	machineKeys   = []string{"pm_qos"}
 	plotKeys      = []string{"kind", "rate", "window", "size"}
 
-	testbeds  = []string{"local"}
-	apps      = []string{"echo", "synthetic", "memcached", "redis", "nginx"}
+	testbeds = []string{"local"}
+	apps     = []string{"echo", "synthetic", "memcached", "redis", "nginx"}
 	// kvApps take a key-value workload; externalApps are unmodified
 	// programs, which run on the stacks in preloadStacks only (the kernel's
 	// own sockets, Joyride's preload shim).
 	kvApps        = []string{"memcached", "redis"}
 	externalApps  = []string{"memcached", "redis", "nginx"}
 	preloadStacks = []string{"kernel", "joyride"}
-	protocols = []string{"udp", "tcp"}
-	schedules = []string{"poisson", "constant"}
-	modes     = []string{"rpc", "connect"}
-	orders    = []string{"interleaved", "sequential"}
-	pmQoS     = []string{"on", "off"}
-	plotKinds = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores", "density"}
+	protocols     = []string{"udp", "tcp"}
+	schedules     = []string{"poisson", "constant"}
+	modes         = []string{"rpc", "connect"}
+	orders        = []string{"interleaved", "sequential"}
+	pmQoS         = []string{"on", "off"}
+	plotKinds     = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores", "density"}
 )
 
 // Limits on values.
