@@ -25,10 +25,10 @@ FUZZTIME ?= 200000x
 # an unmodified application under test (experiments/memcached.yaml), sshd for
 # the SSH tests' stand-in nodes, shellcheck and python3 for the CloudLab files'
 # checks; redis-server, redis-tools and nginx as further unmodified
-# applications the preload shim (shim/) is tested with.
+# applications the preload shim (shim/) is tested with, wrk as a client of nginx.
 DEB_PACKAGES := libdpdk-dev dpdk librte-net-af-xdp23 librte-net-af-packet23 librte-net-memif23 \
 	libxdp-dev libbpf-dev pkg-config iproute2 util-linux gcc libc6-dev git curl ethtool sockperf \
-	memcached openssh-server shellcheck python3 redis-server redis-tools nginx
+	memcached openssh-server shellcheck python3 redis-server redis-tools nginx wrk
 
 .PHONY: all deps build test experiment paper clean check-root check-go
 

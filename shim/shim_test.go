@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -391,7 +392,7 @@ func TestRedis(t *testing.T) {
 }
 
 func TestNginx(t *testing.T) {
-	need(t, "nginx", "curl")
+	need(t, "nginx", "curl", "wrk")
 	b := upBed(t, true)
 	const port = 8088
 	host := b.tb.Server.Addr.Addr().String()
@@ -451,6 +452,20 @@ http {
 	if out != "404" {
 		t.Fatalf("curl missing: %q, want 404", out)
 	}
+	// wrk, the HTTP benchmark, for one second over 8 keep-alive connections:
+	// every reply a 2xx, and more than a handful of them.
+	out, err = b.run(t, b.tb.Client, os.Environ(), nil, "wrk", "-t1", "-c8", "-d1s", "--timeout", "5s", url+"index.html")
+	if err != nil {
+		t.Fatalf("wrk: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(out)
+	if m == nil || strings.Contains(out, "Non-2xx") || strings.Contains(out, "Socket errors") {
+		t.Fatalf("wrk against nginx on Joyride:\n%s", out)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 100 {
+		t.Fatalf("wrk: only %d requests in a second:\n%s", n, out)
+	}
+	t.Logf("wrk: %s requests in 1 s, all 2xx", m[1])
 	// A reload (SIGHUP): the master forks new workers, which listen with
 	// reuseport next to the old ones until those finish.
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
