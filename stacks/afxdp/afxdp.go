@@ -26,6 +26,7 @@ import (
 	"time"
 
 	nicafxdp "github.com/joyride-bench/joyride/nic/afxdp"
+	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks"
 	"golang.org/x/sys/unix"
@@ -47,6 +48,11 @@ type Options struct {
 	// Spin is how long the poller polls after its last work before it sleeps,
 	// e.g. "1ms" (default).
 	Spin string `yaml:"spin" json:"spin"`
+	// Profile is the NIC feature profile the socket's port is used under
+	// (nic.Profiles: lcd, the default, or cx5): its ring size, and the
+	// offloads the stack may see — as for joyrided's and the reflector's
+	// DPDK ports, so that stacks compare under the same NIC.
+	Profile string `yaml:"profile" json:"profile"`
 }
 
 // Validate checks the options.
@@ -63,6 +69,13 @@ func (o *Options) Validate() error {
 		if d, err := time.ParseDuration(o.Spin); err != nil || d < 0 || d > time.Second {
 			return fmt.Errorf("spin %q is not a duration in 0s..1s (e.g. 1ms)", o.Spin)
 		}
+	}
+	p, err := nic.LookupProfile(o.Profile)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	if o.Queue >= p.Queues {
+		return fmt.Errorf("queue %d is not allowed by profile %s (%d queue(s))", o.Queue, p.Name, p.Queues)
 	}
 	return nil
 }
@@ -99,11 +112,14 @@ func Open(o Options, env stacks.Env) (*Stack, error) {
 	if mode == "" {
 		mode = "auto"
 	}
-	port, err := nicafxdp.Open(env.Iface, nicafxdp.Options{Queue: o.Queue, Mode: mode, ZeroCopy: o.ZeroCopy})
+	profile, _ := nic.LookupProfile(o.Profile) // checked by Validate
+	port, err := nicafxdp.Open(env.Iface, nicafxdp.Options{Queue: o.Queue, Mode: mode, ZeroCopy: o.ZeroCopy,
+		RingSize: profile.Ring, Frames: max(4096, 4*profile.Ring)})
 	if err != nil {
 		return nil, fmt.Errorf("afxdp stack: %w", err)
 	}
-	link := netstack.New(port, netstack.Options{})
+	// The stack sees the port as the profile allows it.
+	link := netstack.New(nic.Restrict(port, profile), netstack.Options{})
 	st, err := netstack.NewStack(link, env.Addr, netip.Addr{})
 	if err != nil {
 		port.Close()
