@@ -1,5 +1,6 @@
 # Joyride bench. The two commands a user needs:
 #   make experiment EXP=rpc-latency   run experiments/rpc-latency.yaml on the local testbed
+#                                     (TESTBED=testbed/cloudlab.yaml: on that file's nodes, over SSH)
 #   make test                         the whole test suite (root: namespaces, DPDK, XDP)
 # Both install what they need (deps) and build (build) first.
 
@@ -79,8 +80,10 @@ test: build check-root
 	$(GO) test -run '^$$' -fuzz '^FuzzSwapUDP$$' -fuzztime $(FUZZTIME) ./stacks/null
 	$(GO) test -run '^$$' -fuzz '^FuzzEndpointDeliver$$' -fuzztime $(FUZZTIME) ./nic/netstack
 
+# TESTBED=FILE runs the roles on that testbed file's nodes over SSH
+# (docs/CLOUDLAB.md) instead of the local namespaces.
 experiment: build check-root
-	$(BIN)/jrbench run $(EXP)
+	$(BIN)/jrbench run $(EXP)$(if $(TESTBED), --testbed $(TESTBED))
 
 # The papers' figures and claims (paper/manifest.yaml): runs their experiments
 # (about 20 minutes here), writes paper/figures/ and paper/RESULTS.md.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
+	"github.com/joyride-bench/joyride/testbed/spec"
 )
 
 // Placement is which core each role runs on. On the 2-core local testbed the
@@ -93,6 +95,11 @@ type RunOptions struct {
 	// AllowMix lets Resume continue a run made from a different experiment
 	// file or commit (otherwise refused: its points would not be comparable).
 	AllowMix bool
+	// Testbed is where the roles run: nil or the built-in local testbed
+	// (spec.Local) creates two namespaces on this machine; a testbed file's
+	// SSH nodes run them remotely (remote.go). With a testbed file and no
+	// Placement, the roles are pinned to each node's first listed core.
+	Testbed *spec.Testbed
 }
 
 // RunRecord is what every results file of a run records about it (meta.json,
@@ -111,6 +118,9 @@ type RunRecord struct {
 	Placement Placement         `json:"placement"`
 	PMQoS     PMQoSState        `json:"pm_qos"`
 	GenDriver string            `json:"generator_driver"`
+	// RemoteTestbed is the testbed file of a run over SSH (Testbed is then
+	// empty), with what such a run does not measure.
+	RemoteTestbed *RemoteTestbed `json:"remote_testbed,omitempty"`
 }
 
 // newRunRecord starts the record of a run with this machine's and code's
@@ -175,6 +185,12 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 	if o.ResultsDir == "" {
 		o.ResultsDir = "results"
 	}
+	remote := o.Testbed != nil && !o.Testbed.Builtin
+	if remote {
+		if err := checkRemote(e, &o); err != nil {
+			return "", err
+		}
+	}
 	if o.Placement == nil {
 		p := DefaultPlacement
 		o.Placement = &p
@@ -204,6 +220,10 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 		}
 	} else {
 		rec := newRunRecord(*o.Placement, o.GenDriver)
+		if remote {
+			rec.RemoteTestbed = newRemoteTestbed(o.Testbed)
+			rec.GenDriver = rec.RemoteTestbed.GeneratorNIC
+		}
 		r = &runner{e: e, o: o, dir: filepath.Join(o.ResultsDir, e.Name, rec.RunID)}
 		r.meta = Meta{Experiment: e, RunRecord: rec, Order: e.Order, Seed: e.Seed}
 		for _, p := range e.Points() {
@@ -324,29 +344,34 @@ type ProcResources struct {
 // procResources reads a process's resident memory, open descriptors and
 // threads; zero values when it is gone.
 func procResources(pid int) ProcResources {
-	var r ProcResources
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			switch f[0] {
-			case "VmRSS:":
-				r.RSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
-			case "Threads:":
-				r.Threads, _ = strconv.Atoi(f[1])
-			}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	smaps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	fds := 0
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		fds = len(ents)
+	}
+	return parseProcResources(string(status), string(smaps), fds)
+}
+
+// parseProcResources reads a process's /proc/<pid>/status and smaps_rollup
+// (local, or printed by a remote node), with its count of descriptors.
+func parseProcResources(status, smapsRollup string, fds int) ProcResources {
+	r := ProcResources{FDs: fds}
+	for _, line := range strings.Split(status, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			r.RSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		case "Threads:":
+			r.Threads, _ = strconv.Atoi(f[1])
 		}
 	}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
-		r.FDs = len(ents)
-	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-				r.PSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
-			}
+	for _, line := range strings.Split(smapsRollup, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			r.PSSKiB, _ = strconv.ParseInt(f[1], 10, 64)
 		}
 	}
 	return r
@@ -358,12 +383,44 @@ type runner struct {
 	dir    string
 	meta   Meta
 	points []analysis.Point
-	tb     *local.Testbed
+	tb     *local.Testbed // the local testbed (nil over SSH)
+	// site is where the roles run: the local testbed, or SSH nodes.
+	site site
 	// lastResources are the resources measure sampled for its point.
 	lastResources map[string][2]ProcResources
 }
 
 func (r *runner) run(ctx context.Context, pts []Point) error {
+	if r.o.Testbed != nil && !r.o.Testbed.Builtin {
+		st, err := openSSHSite(ctx, r.o.Testbed, r.o.BinDir, r.meta.RunID, r.o.Log)
+		if err != nil {
+			return fmt.Errorf("testbed %s: %w", r.o.Testbed.Name, err)
+		}
+		r.site = st
+		if r.meta.RemoteTestbed == nil { // resuming a run recorded before
+			r.meta.RemoteTestbed = newRemoteTestbed(r.o.Testbed)
+		}
+		r.meta.RemoteTestbed.WorkDirs = st.workDirs()
+		r.meta.PMQoS = PMQoSState{Requested: r.e.Machine.PMQoS}
+		defer func() {
+			if err := st.close(); err != nil && r.o.Log != nil {
+				fmt.Fprintf(r.o.Log, "testbed %s: cleaning the nodes: %v\n", r.o.Testbed.Name, err)
+			}
+		}()
+		// Hold the nodes still, as the local testbed holds this machine.
+		if r.e.Machine.PMQoS != "off" {
+			if err := st.holdPMQoS(); err != nil {
+				r.meta.PMQoS.Error = err.Error()
+				r.writeMeta()
+				return fmt.Errorf("hold PM QoS on the nodes (set machine: {pm_qos: off} to run without): %w", err)
+			}
+			r.meta.PMQoS.Held = true // ValueUs 0: the request is 0 µs on every node
+		}
+		if err := r.writeMeta(); err != nil {
+			return err
+		}
+		return r.runPoints(ctx, pts)
+	}
 	// Hold the machine still before anything is measured.
 	r.meta.PMQoS.Requested = r.e.Machine.PMQoS
 	var setQoS func(on bool) error
@@ -392,6 +449,7 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 		return fmt.Errorf("testbed: %w", err)
 	}
 	r.tb = tb
+	r.site = localSite{tb: tb, binDir: r.o.BinDir, genDriver: r.o.GenDriver}
 	r.meta.Testbed = tb
 	defer tb.Down()
 	if r.e.Link != "" {
@@ -428,7 +486,12 @@ func (r *runner) run(ctx context.Context, pts []Point) error {
 			return ctx.Err()
 		}
 	}
+	return r.runPoints(ctx, pts)
+}
 
+// runPoints measures every point not measured yet, writing the results after
+// each.
+func (r *runner) runPoints(ctx context.Context, pts []Point) error {
 	progress := newProgress(r.o.Progress, len(pts))
 	defer progress.done()
 	for i, p := range pts {
@@ -544,13 +607,17 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		return pt, nil, "", err
 	}
 	pl := *r.o.Placement
-	runDir := r.runDir()
-	env := stacks.Env{Iface: r.tb.Server.Iface, Addr: r.tb.Server.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
+	runDir, err := r.site.runDir()
+	if err != nil {
+		return pt, nil, "", err
+	}
+	srv := r.site.serverEnd()
+	env := stacks.Env{Iface: srv.Iface, Addr: srv.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
 	var dmn *server // the stack's daemon, if it has one
 	if f, err := stacks.Lookup(p.Stack.Name); err == nil && f.Daemon != nil {
 		d := f.Daemon(p.Stack.Options, env)
 		var err error
-		dmn, err = startProcess(ctx, r.tb, r.o.BinDir, d.Binary, pl.Server, d.Args...)
+		dmn, err = r.site.startServer(ctx, d.Binary, pl.Server, slices.Concat(d.Args, srv.DaemonArgs)...)
 		if err != nil {
 			return pt, nil, "", fmt.Errorf("%s: %w", d.Binary, err)
 		}
@@ -567,13 +634,13 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		}
 	}()
 	for i := range nApps {
-		prefix := "jrapp-" + r.tb.ID
+		prefix := "jrapp-" + r.site.id()
 		if i > 0 {
-			prefix = fmt.Sprintf("jrapp%d-%s", i, r.tb.ID)
+			prefix = fmt.Sprintf("jrapp%d-%s", i, r.site.id())
 		}
-		srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server,
-			"-stack", p.Stack.Name, "-options", string(opts), "-iface", r.tb.Server.Iface,
-			"-addr", r.tb.Server.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", proto,
+		app, err := r.site.startServer(ctx, "jrapp", pl.Server,
+			"-stack", p.Stack.Name, "-options", string(opts), "-iface", srv.Iface,
+			"-addr", srv.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", proto,
 			"-cpu", strconv.Itoa(pl.Server), "-file-prefix", prefix, "-run-dir", runDir,
 			"-app", r.e.App, "-size", strconv.Itoa(size))
 		if err != nil {
@@ -582,7 +649,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 			}
 			return pt, nil, "", err
 		}
-		apps = append(apps, srv)
+		apps = append(apps, app)
 	}
 
 	// Resources of the server side when the load starts and when it ends.
@@ -601,7 +668,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	sample := func(at int) {
 		for name, pr := range procs {
 			v := r.lastResources[name]
-			v[at] = procResources(pr.cmd.Process.Pid)
+			v[at] = r.site.resources(pr)
 			if st, ok := pr.goStats(time.Second); ok {
 				v[at].Goroutines, v[at].HeapKiB = st.Goroutines, st.HeapKiB
 			}
@@ -611,7 +678,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	sample(0)
 	// The server side's cores, sampled through the point and read over the
 	// measured span once the generator says when that was.
-	cpuLoad := startCPUSampler([]int{pl.Server}, 100*time.Millisecond)
+	cpuLoad := r.site.cpuSampler([]int{pl.Server})
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
 	conns := max(w.Connections, 1)
 	if proto == "udp" {
@@ -721,27 +788,22 @@ func (r *runner) generator(ctx context.Context, bound time.Duration, args ...str
 	for _, c := range pl.generatorCPUs() {
 		cpus = append(cpus, strconv.Itoa(c))
 	}
-	base := []string{"-c", strings.Join(cpus, ","),
-		filepath.Join(r.o.BinDir, "jrgen"), "-driver", r.o.GenDriver, "-iface", r.tb.Client.Iface,
-		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-" + r.tb.ID,
-		"-src", r.tb.Client.Addr.Addr().String(), "-dst", r.tb.Server.Addr.Addr().String(),
-		"-port", strconv.Itoa(ServerPort)}
+	client := r.site.clientEnd()
+	base := slices.Concat(client.GenArgs, []string{
+		"-cpu", strconv.Itoa(pl.Generator), "-file-prefix", "jrgen-" + r.site.id(),
+		"-src", client.Addr.Addr().String(), "-dst", r.site.serverEnd().Addr.Addr().String(),
+		"-port", strconv.Itoa(ServerPort)})
 	if len(pl.GeneratorExtra) > 0 && !slices.Contains(args, "-blast") {
 		base = append(base, "-queues", strconv.Itoa(len(cpus)), "-cpus", strings.Join(cpus, ","))
 	}
-	gen := r.tb.CommandWithBPFFS(gctx, r.tb.Client, "taskset", append(base, args...)...)
-	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
-	gen.WaitDelay = 5 * time.Second
-	var stderr tail
-	gen.Stderr = &stderr
-	out, err := gen.Output()
+	out, stderr, err := r.site.runGenerator(gctx, strings.Join(cpus, ","), append(base, args...))
 	if err != nil {
 		if gctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return out, stderr.String(), fmt.Errorf("generator exceeded its time bound of %v", bound)
+			return out, stderr, fmt.Errorf("generator exceeded its time bound of %v", bound)
 		}
-		return out, stderr.String(), fmt.Errorf("generator: %v: %s", err, lastLine(stderr.String()))
+		return out, stderr, fmt.Errorf("generator: %v: %s", err, lastLine(stderr))
 	}
-	return out, stderr.String(), nil
+	return out, stderr, nil
 }
 
 // judge decides whether a point measured the stack or the generator: a point
@@ -763,17 +825,11 @@ func judge(res *loadgen.Result) (bool, string) {
 	return false, strings.Join(why, "; ")
 }
 
-// runDir is the directory private to this run's testbed (control sockets).
-func (r *runner) runDir() string {
-	d := filepath.Join("/run/jrbench", r.tb.ID)
-	os.MkdirAll(d, 0o755)
-	return d
-}
-
 // server is a process of the server side (the application, or a stack's
-// daemon) in the server namespace.
+// daemon) in the server namespace, or on the server node of an SSH testbed.
 type server struct {
-	cmd    *exec.Cmd
+	cmd    *exec.Cmd   // a local process
+	remote *remoteProc // or a process on an SSH node
 	log    tail
 	once   sync.Once
 	result string
@@ -793,7 +849,7 @@ func (s *server) goStats(timeout time.Duration) (procstats.Stats, bool) {
 	case <-s.stats:
 	default:
 	}
-	if s.died() || s.cmd.Process.Signal(syscall.SIGUSR1) != nil {
+	if s.died() || s.signal(syscall.SIGUSR1) != nil {
 		return procstats.Stats{}, false
 	}
 	select {
@@ -827,26 +883,40 @@ func startProcessIn(ctx context.Context, tb *local.Testbed, node local.Node, bin
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		signalled := false
+		lines := s.lineHandler(ready)
 		for sc.Scan() {
-			line := sc.Text()
-			if line == "READY" && !signalled {
-				close(ready)
-				signalled = true
-				continue
-			}
-			if strings.HasPrefix(line, procstats.Prefix) {
-				select {
-				case s.stats <- line:
-				default:
-				}
-				continue
-			}
-			s.log.Write([]byte(line + "\n"))
+			lines(sc.Text())
 		}
 		s.cmd.Wait()
 		close(s.exited)
 	}()
+	return s.waitReady(ctx, ready)
+}
+
+// lineHandler is what a server's standard output goes through, line by line:
+// the first READY closes ready, PROCSTATS lines answer goStats, the rest is
+// its log. Its lines come from one goroutine.
+func (s *server) lineHandler(ready chan struct{}) func(string) {
+	signalled := false
+	return func(line string) {
+		if line == "READY" && !signalled {
+			close(ready)
+			signalled = true
+			return
+		}
+		if strings.HasPrefix(line, procstats.Prefix) {
+			select {
+			case s.stats <- line:
+			default:
+			}
+			return
+		}
+		s.log.Write([]byte(line + "\n"))
+	}
+}
+
+// waitReady waits until the started server says READY (30 s at most).
+func (s *server) waitReady(ctx context.Context, ready chan struct{}) (*server, error) {
 	select {
 	case <-ready:
 		return s, nil
@@ -871,15 +941,23 @@ func (s *server) died() bool {
 	}
 }
 
+// signal delivers sig to the server's process.
+func (s *server) signal(sig syscall.Signal) error {
+	if s.remote != nil {
+		return s.remote.signal(sig)
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // stop ends the server with SIGTERM (SIGKILL after 5 s) and returns its log.
 func (s *server) stop() string {
 	s.once.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
+		s.signal(syscall.SIGTERM)
 		select {
 		case <-s.exited:
 		case <-time.After(stopGrace):
-			s.cmd.Process.Kill()
-			<-s.exited
+			s.signal(syscall.SIGKILL)
+			s.awaitKilled()
 			s.hung = true
 			s.log.Write([]byte("(killed after 5 s without exiting on SIGTERM)\n"))
 		}
@@ -953,6 +1031,13 @@ func ReportTable(m *Meta) map[string]string {
 	if m.Testbed != nil {
 		t["testbed"] = fmt.Sprintf("local veth %s (%s) <-> %s (%s)", m.Testbed.Client.Iface, m.Testbed.Client.Addr, m.Testbed.Server.Iface, m.Testbed.Server.Addr)
 	}
+	if rt := m.RemoteTestbed; rt != nil && rt.Testbed != nil {
+		if c, s := rt.Testbed.Node(spec.RoleClient), rt.Testbed.Node(spec.RoleServer); c != nil && s != nil {
+			t["testbed"] = fmt.Sprintf("%s over SSH: client %s (%s) <-> server %s (%s)", rt.Testbed.Name, c.Name, c.IP, s.Name, s.IP)
+		}
+		t["generator"] = "DPDK " + m.GenDriver + " (jrgen)"
+		t["pm_qos"] = "not held on the nodes"
+	}
 	return t
 }
 
@@ -962,6 +1047,9 @@ func (r *runner) report() analysis.Report {
 	var notes []string
 	if m.Error != "" {
 		notes = append(notes, "The run ended early: "+m.Error)
+	}
+	if rt := m.RemoteTestbed; rt != nil {
+		notes = append(notes, "The roles ran on remote nodes over SSH; not measured there: "+strings.Join(rt.NotMeasured, "; ")+".")
 	}
 	// The arrival check: did the requests really leave as a Poisson process?
 	checked, rejected, worst := 0, 0, ""
@@ -1204,4 +1292,106 @@ func lastJSONLine(out string) json.RawMessage {
 		}
 	}
 	return nil
+}
+
+// site is where a run's roles execute: the seam between the runner and the
+// testbed. localSite is the local testbed's two namespaces; sshSite
+// (remote.go) the nodes of a testbed file, over SSH. The runner decides what
+// runs (arguments, order, checks, results); a site only decides where.
+type site interface {
+	// id names the run's testbed in DPDK file prefixes.
+	id() string
+	// serverEnd and clientEnd are each side's data-plane end.
+	serverEnd() dataEnd
+	clientEnd() dataEnd
+	// runDir is a directory private to the run on the server side (the
+	// control sockets of service stacks).
+	runDir() (string, error)
+	// startServer starts binary on the server side, pinned to cpu, and
+	// waits until it prints READY.
+	startServer(ctx context.Context, binary string, cpu int, args ...string) (*server, error)
+	// runGenerator runs jrgen with args on the client side, pinned to cpus
+	// (taskset's list), until it exits or ctx ends (SIGTERM, SIGKILL 5 s
+	// later). Its -hlog file ends up at the path args name on this machine.
+	// It returns jrgen's standard output and the tail of its standard error.
+	runGenerator(ctx context.Context, cpus string, args []string) ([]byte, string, error)
+	// resources samples a server process (zero values when it is gone).
+	resources(s *server) ProcResources
+	// cpuSampler samples the server's cores through a point; one that
+	// cannot never reports a busy share.
+	cpuSampler(cpus []int) *cpuSampler
+}
+
+// dataEnd is one side's end of the measured wire.
+type dataEnd struct {
+	// Iface is the Linux interface of the NIC ("" for a PCI NIC that has
+	// none).
+	Iface string
+	// Addr is the side's benchmark address and prefix.
+	Addr netip.Prefix
+	// GenArgs are jrgen's arguments that attach its port (the client side).
+	GenArgs []string
+	// DaemonArgs are appended to a stack daemon's arguments (the server
+	// side): the testbed's NIC where it is not the stack's default.
+	DaemonArgs []string
+}
+
+// localSite is the local testbed: the server and client namespaces on this
+// machine.
+type localSite struct {
+	tb        *local.Testbed
+	binDir    string
+	genDriver string
+}
+
+func (l localSite) id() string { return l.tb.ID }
+
+func (l localSite) serverEnd() dataEnd {
+	return dataEnd{Iface: l.tb.Server.Iface, Addr: l.tb.Server.Addr}
+}
+
+func (l localSite) clientEnd() dataEnd {
+	return dataEnd{Iface: l.tb.Client.Iface, Addr: l.tb.Client.Addr,
+		GenArgs: []string{"-driver", l.genDriver, "-iface", l.tb.Client.Iface}}
+}
+
+func (l localSite) runDir() (string, error) {
+	d := filepath.Join("/run/jrbench", l.tb.ID)
+	return d, os.MkdirAll(d, 0o755)
+}
+
+func (l localSite) startServer(ctx context.Context, binary string, cpu int, args ...string) (*server, error) {
+	return startProcess(ctx, l.tb, l.binDir, binary, cpu, args...)
+}
+
+func (l localSite) runGenerator(ctx context.Context, cpus string, args []string) ([]byte, string, error) {
+	gen := l.tb.CommandWithBPFFS(ctx, l.tb.Client, "taskset", append([]string{"-c", cpus, filepath.Join(l.binDir, "jrgen")}, args...)...)
+	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
+	gen.WaitDelay = 5 * time.Second
+	var stderr tail
+	gen.Stderr = &stderr
+	out, err := gen.Output()
+	return out, stderr.String(), err
+}
+
+func (l localSite) resources(s *server) ProcResources { return procResources(s.cmd.Process.Pid) }
+
+func (l localSite) cpuSampler(cpus []int) *cpuSampler {
+	return startCPUSampler(cpus, 100*time.Millisecond)
+}
+
+// awaitKilled waits until a server sent SIGKILL is gone. A local process
+// always goes; the session of a remote one may hang on a node that stopped
+// answering, so that wait is bounded (the role's watchdog and the run's
+// cleanup kill it on the node).
+func (s *server) awaitKilled() {
+	if s.remote == nil {
+		<-s.exited
+		return
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(remoteKillWait):
+		s.remote.abandon()
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/joyride-bench/joyride/experiments"
 	_ "github.com/joyride-bench/joyride/stacks/all"
+	"github.com/joyride-bench/joyride/testbed/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -59,16 +60,28 @@ func newValidateCmd() *cobra.Command {
 func newRunCmd() *cobra.Command {
 	var o experiments.RunOptions
 	var resume bool
+	var testbed string
 	cmd := &cobra.Command{
 		Use:   "run EXPERIMENT",
-		Short: "Run an experiment (a name under experiments/ or a path) on the local testbed",
+		Short: "Run an experiment (a name under experiments/ or a path) on the local testbed or a testbed file's nodes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := load(args[0])
 			if err != nil {
 				return err
 			}
-			if os.Geteuid() != 0 {
+			tb, err := spec.Load(testbed)
+			if err != nil {
+				return usageError{fmt.Errorf("--testbed: %w", err)}
+			}
+			if !tb.Builtin {
+				o.Testbed = tb
+				// The roles go to the nodes' cores (the file's cores:)
+				// unless the command line moves them.
+				if !cmd.Flags().Changed("generator-cpu") && !cmd.Flags().Changed("server-cpu") && !cmd.Flags().Changed("generator-extra-cpus") {
+					o.Placement = nil
+				}
+			} else if os.Geteuid() != 0 {
 				return usageError{errors.New("run needs root (network namespaces, DPDK, PM QoS)")}
 			}
 			if err := defaultBinDir(&o); err != nil {
@@ -99,6 +112,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue the experiment's latest run (results/<name>/latest) where it stopped: measured points are kept, the others run")
 	cmd.Flags().BoolVar(&o.AllowMix, "allow-mix", false, "with --resume: continue even if the experiment file or the commit changed since")
 	cmd.Flags().BoolVar(&o.SkipCalibration, "no-calibrate", false, "skip the calibration probes at the start (no noise floor in the report)")
+	cmd.Flags().StringVar(&testbed, "testbed", "local", "where the roles run: local (two namespaces on this machine) or a testbed file whose nodes are reached over SSH (e.g. testbed/cloudlab.yaml; see docs/CLOUDLAB.md)")
 	addPlacementFlags(cmd, &o)
 	return cmd
 }

@@ -8,6 +8,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 var (
 	queues  = flag.Int("queues", 1, fmt.Sprintf("UDP only: queues of -iface to generate from, 1..%d, one engine per queue with rate/queues each (the interface needs that many RX and TX queues; needs -cpus)", dpdk.MaxVdevQueues))
 	cpuList = flag.String("cpus", "", "the cpus the engines run on, one per queue, e.g. 0,1 or 2-5 (each engine's thread is pinned to its own)")
+	pci     = flag.String("pci", "", "instead of a vdev over -iface, a PCI device (a real NIC; EAL's -a argument: address[,pmd args], e.g. 0000:41:00.0,mprq_en=1); -iface then only names it in messages; one queue")
 )
 
 // multi is what the flags set up for the UDP path.
@@ -94,6 +96,9 @@ func exampleCPUs(n int) string {
 // vdevArgs is dpdk.VdevArgs for -queues queues: the EAL arguments and the port
 // main opens (the others are opened by udpQueues).
 func vdevArgs(driver, iface string, cpu int, prefix string) ([]string, string, error) {
+	if *pci != "" {
+		return pciArgs(*pci, cpu, prefix)
+	}
 	args, names, perPort, err := dpdk.VdevQueues(driver, iface, cpu, *queues, prefix)
 	if err != nil {
 		return nil, "", err
@@ -174,3 +179,19 @@ func (f *fanIn) RxBurst(b *nic.Batch) int {
 }
 
 func (f *fanIn) Free(b *nic.Batch) { f.queues[f.last].Free(b) }
+
+// pciArgs are the EAL arguments for -pci: the device (with its PMD arguments)
+// on hugepages, as on a testbed node; the port is named by its address.
+func pciArgs(dev string, cpu int, prefix string) ([]string, string, error) {
+	addr, _, _ := strings.Cut(dev, ",")
+	if !pciAddrRE.MatchString(addr) {
+		return nil, "", fmt.Errorf("-pci %q: expected a PCI address as lspci -D prints it (0000:41:00.0), optionally followed by ,key=value PMD arguments", dev)
+	}
+	if *queues != 1 {
+		return nil, "", fmt.Errorf("-pci with -queues %d: the multi-core generator opens vdev queues only (use -queues 1)", *queues)
+	}
+	multi.names, multi.perPort = []string{addr}, 1
+	return []string{"jr", "-l", strconv.Itoa(cpu), "--file-prefix", prefix, "-a", dev, "--log-level", "*:warning"}, addr, nil
+}
+
+var pciAddrRE = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)

@@ -438,6 +438,22 @@ func (c *Client) Stream(ctx context.Context, cmd string, stdout, stderr io.Write
 	return c.session(ctx, cmd, nil, stdout, stderr)
 }
 
+// StreamInput is Stream with the command's standard input read from stdin.
+// The session ends when the command's outputs close and stdin is at its end:
+// a caller that keeps stdin open (a pipe) must close it once the outputs
+// closed, or StreamInput waits on. Closing it early tells the command that
+// its input ended, as a dropped connection also does: the runner uses that to
+// stop its roles (experiments/remote.go).
+func (c *Client) StreamInput(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	return c.session(ctx, cmd, stdin, stdout, stderr)
+}
+
 // WriteFile writes data from r to path on the node, with mode perm, by
 // running "cat" on a session: the data goes to a temporary file next to path
 // that is renamed over it once complete, so a dropped connection never

@@ -125,6 +125,10 @@ func Start(t testing.TB) *Node {
 	}
 	write(filepath.Join(dir, "authorized_keys"), pub(nd.Key+".pub")+"\n")
 	write(nd.KnownHosts, fmt.Sprintf("[%s]:%d %s\n", nd.IP, Port, pub(hostKey+".pub")))
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cfg := filepath.Join(dir, "sshd_config")
 	write(cfg, strings.Join([]string{
 		"Port " + strconv.Itoa(Port),
@@ -139,6 +143,10 @@ func Start(t testing.TB) *Node {
 		"PermitRootLogin prohibit-password",
 		"StrictModes no", // the temp dir lives under world-writable /tmp
 		"LogLevel VERBOSE",
+		// A home of its own, as on a fresh machine: bash sources ~/.bashrc
+		// in every SSH session, and the test machine's (a language version
+		// manager's hooks, say) must not run, nor slow or block, there.
+		"SetEnv HOME=" + home,
 		"",
 	}, "\n"))
 
@@ -312,3 +320,53 @@ func (nd *Node) signalAll(sig syscall.Signal) {
 	}
 	syscall.Kill(pid, sig)
 }
+
+// Wire is a veth pair between two stand-in nodes: their data plane, apart
+// from the veth each node was started with (its control network, where sshd
+// listens).
+//
+//	netns of A  jrwa-<n> 198.19.<n>.1/24 <== veth ==> jrwb-<n> 198.19.<n>.2/24  netns of B
+type Wire struct {
+	// IfaceA and IfaceB are the ends in A's and B's namespaces.
+	IfaceA, IfaceB string
+	// AddrA and AddrB are their addresses with the prefix length.
+	AddrA, AddrB string
+}
+
+// Link joins a and b with a Wire and registers its removal with t.Cleanup.
+// As on the local testbed (package testbed/local), both ends have TX checksum
+// offload off, so that AF_XDP and AF_PACKET sockets see complete checksums,
+// and IPv6 off, so that no router solicitation or DAD frame crosses the
+// measured wire. Its subnet (in 198.19.0.0/16, beside the control networks'
+// 198.18.<n>.0/24) is not in use on this machine.
+func Link(t testing.TB, a, b *Node) *Wire {
+	t.Helper()
+	addrs := run(t, "ip", "-4", "-o", "addr", "show")
+	for _, ns := range []string{a.Netns, b.Netns} {
+		addrs += run(t, "ip", "-n", ns, "-4", "-o", "addr", "show")
+	}
+	var n int
+	for range 50 {
+		n = 1 + rand.IntN(250)
+		if !strings.Contains(addrs, fmt.Sprintf("198.19.%d.", n)) {
+			break
+		}
+	}
+	w := &Wire{
+		IfaceA: fmt.Sprintf("jrwa-%d", n), IfaceB: fmt.Sprintf("jrwb-%d", n),
+		AddrA: fmt.Sprintf("198.19.%d.1/24", n), AddrB: fmt.Sprintf("198.19.%d.2/24", n),
+	}
+	run(t, "ip", "-n", a.Netns, "link", "add", w.IfaceA, "type", "veth", "peer", "name", w.IfaceB, "netns", b.Netns)
+	t.Cleanup(func() { exec.Command("ip", "-n", a.Netns, "link", "del", w.IfaceA).Run() })
+	for _, end := range []struct{ ns, iface, addr string }{{a.Netns, w.IfaceA, w.AddrA}, {b.Netns, w.IfaceB, w.AddrB}} {
+		run(t, "ip", "netns", "exec", end.ns, "sysctl", "-q", "-w", "net.ipv6.conf."+end.iface+".disable_ipv6=1")
+		run(t, "ip", "netns", "exec", end.ns, "ethtool", "-K", end.iface, "tx", "off")
+		run(t, "ip", "-n", end.ns, "addr", "add", end.addr, "dev", end.iface)
+		run(t, "ip", "-n", end.ns, "link", "set", end.iface, "up")
+	}
+	return w
+}
+
+// Processes lists the processes started over SSH on this node that still
+// run (orphans of ended sessions included), by PID.
+func (nd *Node) Processes() []int { return nd.commands() }
