@@ -573,6 +573,8 @@ func (n *sshNode) start(binary, cpus string, args []string, lines func(string), 
 		var ee *ssh.ExitError
 		if errors.As(err, &ee) {
 			ee.Cmd = name + " on " + n.spec.Name // not the whole script
+		} else if err != nil {
+			err = fmt.Errorf("%s on %s: %w", name, n.spec.Name, err)
 		}
 		rp.err = err
 		close(rp.done)

@@ -239,3 +239,65 @@ func (c *cancelAfterPoint) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A dropped SSH connection during a point (the nodes' sessions killed, as a
+// network failure or a rebooted sshd would): the run ends within a bounded
+// time, records the point as failed rather than measured, keeps the points
+// before it, and the roles on the nodes end by themselves (their sessions'
+// input closed) — nothing is left running or on disk there.
+func TestDroppedSSHConnectionEndsTheRoles(t *testing.T) {
+	bin := binDir(t)
+	sshtest.Skip(t)
+	tb, client, server := standinTestbed(t)
+	e, err := Parse("drop.yaml", []byte(`name: ssh-drop
+stacks: [joyride, kernel]
+workload: {rates: [2000, 3000], duration: 3s, warmup: 200ms, late_threshold: 1ms}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &afterFirstPoint{t: t, do: func() { server.KillSessions(); client.KillSessions() }}
+	start := time.Now()
+	dir, _ := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Testbed: tb, Log: log})
+	if took := time.Since(start); took > 3*time.Minute {
+		t.Errorf("the run with a dropped connection took %v to return", took)
+	}
+	if dir == "" {
+		t.Fatal("no results directory")
+	}
+	m := readMeta(t, dir)
+	if m.Points[0].Status != "ok" {
+		t.Errorf("the point before the drop: %s (%s)", m.Points[0].Status, m.Points[0].Reason)
+	}
+	failed := 0
+	for _, pm := range m.Points[1:] {
+		if pm.Status == "failed" {
+			failed++
+			t.Logf("point %d (%s at %.0f): failed: %s", pm.Index, pm.Stack, pm.Rate, pm.Reason)
+		}
+	}
+	if failed == 0 {
+		t.Errorf("no point recorded as failed after the connections dropped: %+v", m.Points)
+	}
+	for node, d := range m.RemoteTestbed.WorkDirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("node %s: work dir %s left behind (%v)", node, d, err)
+		}
+	}
+	assertNoRemoteProcesses(t, client, server)
+}
+
+// afterFirstPoint calls do a second after the run's first point is logged.
+type afterFirstPoint struct {
+	t    *testing.T
+	do   func()
+	once sync.Once
+}
+
+func (a *afterFirstPoint) Write(p []byte) (int, error) {
+	a.t.Log(strings.TrimRight(string(p), "\n"))
+	if strings.HasPrefix(string(p), "point ") && strings.Contains(string(p), "rep 0:") {
+		a.once.Do(func() { time.AfterFunc(time.Second, a.do) })
+	}
+	return len(p), nil
+}

@@ -399,13 +399,26 @@ func (c *Client) exitErr(cmd string, err error) error {
 		if lost := c.Err(); lost != nil {
 			return lost
 		}
-		return fmt.Errorf("ssh %s: %q: %w", c.cfg.Addr, cmd, err)
+		return fmt.Errorf("ssh %s: %q: %w", c.cfg.Addr, shortCmd(cmd), err)
 	default:
 		if lost := c.Err(); lost != nil {
 			return lost
 		}
-		return fmt.Errorf("ssh %s: %q: %w", c.cfg.Addr, cmd, err)
+		return fmt.Errorf("ssh %s: %q: %w", c.cfg.Addr, shortCmd(cmd), err)
 	}
+}
+
+// shortCmd is cmd as an error names it: a script's first line, at most 100
+// bytes (the whole of a role's wrapper script would bury the error).
+func shortCmd(cmd string) string {
+	short, _, multi := strings.Cut(cmd, "\n")
+	if len(short) > 100 {
+		short, multi = short[:100], true
+	}
+	if multi {
+		short += " …"
+	}
+	return short
 }
 
 // Output is what a command printed.
