@@ -144,9 +144,9 @@ func nodeEnd(n spec.Node, server bool) (dataEnd, error) {
 		}
 		// jrgen wants -iface even with -pci (it then only names the port).
 		e.GenArgs = []string{"-pci", dev, "-iface", cmp.Or(n.NIC.Iface, n.NIC.PCI)}
-		// joyrided names its port by the bare address: PMD arguments are
-		// the generator's only for now.
-		e.DaemonArgs = []string{"-pci", n.NIC.PCI}
+		// joyrided too takes the PMD arguments (it names its port by the
+		// bare address).
+		e.DaemonArgs = []string{"-pci", dev}
 		return e, nil
 	}
 	driver, iface, err := vdevDriver(n.NIC.Vdev)

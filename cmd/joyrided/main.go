@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 func main() {
 	iface := flag.String("iface", "", "network interface the service owns (through a DPDK vdev)")
 	driver := flag.String("driver", "af_xdp", "DPDK vdev over -iface: af_xdp or af_packet")
-	pci := flag.String("pci", "", "instead of a vdev, a PCI device (real NIC; EAL then scans PCI)")
+	pci := flag.String("pci", "", "instead of a vdev, a PCI device (a real NIC; EAL's -a argument: address[,pmd args], e.g. 0000:41:00.0,mprq_en=1)")
 	addr := flag.String("addr", "198.18.0.2/24", "the service's IPv4 address and prefix")
 	gateway := flag.String("gateway", "", "default gateway (optional)")
 	socket := flag.String("socket", proto.DefaultSocket, "control socket path")
@@ -71,7 +72,7 @@ func main() {
 	var name string
 	if *pci != "" {
 		args = []string{"joyrided", "-l", fmt.Sprint(*cpu), "--file-prefix", *prefix, "-a", *pci, "--log-level", "*:warning"}
-		name = *pci
+		name, _, _ = strings.Cut(*pci, ",") // the port is named by its address alone
 	} else {
 		if *iface == "" {
 			fail(2, "-iface (or -pci) is required")
