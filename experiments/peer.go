@@ -357,7 +357,8 @@ func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 	// The experiment runner does jrgen's runs exactly as it does an
 	// experiment's points (jrapp started per run, percentiles from the .hlog).
 	r := &runner{e: &Experiment{Name: PeerCheckName, App: "echo", Workload: peerWorkload(o, "udp")},
-		o: RunOptions{BinDir: o.BinDir, Placement: o.Placement, GenDriver: o.GenDriver}, dir: res.Dir, tb: tb}
+		o: RunOptions{BinDir: o.BinDir, Placement: o.Placement, GenDriver: o.GenDriver}, dir: res.Dir, tb: tb,
+		site: localSite{tb: tb, binDir: o.BinDir, genDriver: o.GenDriver}}
 	if err := res.write(); err != nil {
 		return err
 	}
