@@ -201,6 +201,12 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 	if o.GenDriver == "" {
 		o.GenDriver = "af_xdp"
 	}
+	// An af_packet port only taps the interface: the client namespace's
+	// kernel sees the server's SYN-ACKs too and answers them with RST, so
+	// the generator's TCP connections die. (af_xdp takes the frames away.)
+	if o.GenDriver == "af_packet" && (e.Workload.Protocol == "tcp" || slices.Contains(e.Workload.Protocols, "tcp")) {
+		return "", fmt.Errorf("generator driver af_packet carries UDP only: the client's kernel resets the generator's TCP connections (use af_xdp, the default)")
+	}
 	if o.Order != "" {
 		if o.Order != "interleaved" && o.Order != "sequential" {
 			return "", fmt.Errorf("order %q: allowed interleaved, sequential", o.Order)

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -737,4 +738,17 @@ func TestLink(t *testing.T) {
 		{"link: delay=fast", "link", "delay"},
 		{"link: warp=9", "link", "warp"},
 	})
+}
+
+// The af_packet generator cannot carry TCP (the client's kernel resets its
+// connections): refused before anything starts, naming the fix.
+func TestAFPacketGeneratorRefusesTCP(t *testing.T) {
+	e, err := Parse("x.yaml", []byte("name: x\nstacks: [kernel]\nworkload: {protocol: tcp, rates: [1000]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), e, RunOptions{BinDir: t.TempDir(), ResultsDir: t.TempDir(), GenDriver: "af_packet"})
+	if err == nil || !strings.Contains(err.Error(), "af_packet carries UDP only") {
+		t.Fatalf("af_packet with tcp: %v", err)
+	}
 }
