@@ -128,12 +128,19 @@ func TestSmokeOverSSH(t *testing.T) {
 	if len(m.RemoteTestbed.WorkDirs) != 2 {
 		t.Errorf("work dirs recorded: %v", m.RemoteTestbed.WorkDirs)
 	}
+	assertNodesClean(t, m, client, server)
+}
+
+// assertNodesClean fails on a work dir of the run left on a node (the
+// stand-ins share this machine's file system) or a process still running there.
+func assertNodesClean(t *testing.T, m Meta, nodes ...*sshtest.Node) {
+	t.Helper()
 	for node, d := range m.RemoteTestbed.WorkDirs {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Errorf("node %s: work dir %s left behind (%v)", node, d, err)
 		}
 	}
-	assertNoRemoteProcesses(t, client, server)
+	assertNoRemoteProcesses(t, nodes...)
 }
 
 // assertNoRemoteProcesses waits a few seconds for the nodes' last sessions
@@ -204,7 +211,7 @@ workload: {rates: [2000, 3000], duration: 3s, warmup: 200ms, late_threshold: 1ms
 	defer cancel()
 	// Interrupted while the second point runs: its roles are up on both
 	// nodes then.
-	log := &cancelAfterPoint{t: t, cancel: cancel}
+	log := &afterFirstPoint{t: t, do: cancel}
 	start := time.Now()
 	dir, err := Run(ctx, e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Testbed: tb, Log: log})
 	if err == nil {
@@ -217,27 +224,7 @@ workload: {rates: [2000, 3000], duration: 3s, warmup: 200ms, late_threshold: 1ms
 	if m.State != "interrupted" || m.Points[0].Status != "ok" {
 		t.Fatalf("meta.json: state %q, first point %q (%s)", m.State, m.Points[0].Status, m.Points[0].Reason)
 	}
-	for node, d := range m.RemoteTestbed.WorkDirs {
-		if _, err := os.Stat(d); !os.IsNotExist(err) {
-			t.Errorf("node %s: work dir %s left behind (%v)", node, d, err)
-		}
-	}
-	assertNoRemoteProcesses(t, client, server)
-}
-
-// cancelAfterPoint cancels the run a second after its first point is logged.
-type cancelAfterPoint struct {
-	t      *testing.T
-	cancel context.CancelFunc
-	once   sync.Once
-}
-
-func (c *cancelAfterPoint) Write(p []byte) (int, error) {
-	c.t.Log(strings.TrimRight(string(p), "\n"))
-	if strings.HasPrefix(string(p), "point ") {
-		c.once.Do(func() { time.AfterFunc(time.Second, c.cancel) })
-	}
-	return len(p), nil
+	assertNodesClean(t, m, client, server)
 }
 
 // A dropped SSH connection during a point (the nodes' sessions killed, as a
@@ -279,12 +266,7 @@ workload: {rates: [2000, 3000], duration: 3s, warmup: 200ms, late_threshold: 1ms
 	if failed == 0 {
 		t.Errorf("no point recorded as failed after the connections dropped: %+v", m.Points)
 	}
-	for node, d := range m.RemoteTestbed.WorkDirs {
-		if _, err := os.Stat(d); !os.IsNotExist(err) {
-			t.Errorf("node %s: work dir %s left behind (%v)", node, d, err)
-		}
-	}
-	assertNoRemoteProcesses(t, client, server)
+	assertNodesClean(t, m, client, server)
 }
 
 // afterFirstPoint calls do a second after the run's first point is logged.
