@@ -25,8 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	nicafxdp "github.com/joyride-bench/joyride/nic/afxdp"
 	"github.com/joyride-bench/joyride/nic"
+	nicafxdp "github.com/joyride-bench/joyride/nic/afxdp"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks"
 	"golang.org/x/sys/unix"
