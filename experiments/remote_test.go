@@ -54,7 +54,7 @@ func standinTestbed(t *testing.T) (*spec.Testbed, *sshtest.Node, *sshtest.Node) 
 // results layout as a local run, and nothing of the run left on the nodes.
 func TestSmokeOverSSH(t *testing.T) {
 	bin := binDir(t)
-	sshtest.Skip(t)
+	sshtest.Require(t)
 	tb, client, server := standinTestbed(t)
 	e, err := Load("smoke.yaml")
 	if err != nil {
@@ -198,7 +198,7 @@ func (l testLog) Write(p []byte) (int, error) {
 // the points it measured, and leaves nothing on the nodes.
 func TestInterruptedSSHRunCleansTheNodes(t *testing.T) {
 	bin := binDir(t)
-	sshtest.Skip(t)
+	sshtest.Require(t)
 	tb, client, server := standinTestbed(t)
 	e, err := Parse("interrupt.yaml", []byte(`name: ssh-interrupt
 stacks: [joyride, kernel]
@@ -234,7 +234,7 @@ workload: {rates: [2000, 3000], duration: 3s, warmup: 200ms, late_threshold: 1ms
 // input closed) — nothing is left running or on disk there.
 func TestDroppedSSHConnectionEndsTheRoles(t *testing.T) {
 	bin := binDir(t)
-	sshtest.Skip(t)
+	sshtest.Require(t)
 	tb, client, server := standinTestbed(t)
 	e, err := Parse("drop.yaml", []byte(`name: ssh-drop
 stacks: [joyride, kernel]

@@ -151,7 +151,7 @@ func startServer(t *testing.T, addr string, name string, args ...string) net.Con
 	t.Helper()
 	bin, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s is not installed: %v", name, err)
+		t.Fatalf("%s is not installed (make deps installs it): %v", name, err)
 	}
 	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer

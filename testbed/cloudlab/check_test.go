@@ -19,7 +19,7 @@ import (
 func need(t *testing.T, bin string) {
 	t.Helper()
 	if _, err := exec.LookPath(bin); err != nil {
-		t.Skipf("%s not installed", bin)
+		t.Fatalf("%s not installed (make deps installs it)", bin)
 	}
 }
 

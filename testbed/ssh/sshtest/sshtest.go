@@ -58,15 +58,18 @@ type Node struct {
 	cmd *exec.Cmd
 }
 
-// Skip skips t unless stand-in nodes can run here: root, sshd, ssh-keygen, ip.
-func Skip(t testing.TB) {
+// Require fails t unless stand-in nodes can run here: root, sshd,
+// ssh-keygen, ip. It fails rather than skips: make test runs as root and
+// make deps installs them, so a missing one is a broken setup, not a test
+// that may pass unrun.
+func Require(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("stand-in ssh nodes need root (network namespaces)")
+		t.Fatal("stand-in ssh nodes need root (network namespaces)")
 	}
 	for _, bin := range []string{Sshd, "ssh-keygen", "ip"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s missing (apt-get install openssh-server iproute2)", bin)
+			t.Fatalf("%s missing (make deps installs openssh-server and iproute2)", bin)
 		}
 	}
 }
@@ -83,7 +86,7 @@ func run(t testing.TB, name string, args ...string) string {
 // Start starts a stand-in node and registers its removal with t.Cleanup.
 func Start(t testing.TB) *Node {
 	t.Helper()
-	Skip(t)
+	Require(t)
 	// A subnet nobody on this machine uses yet.
 	addrs := run(t, "ip", "-4", "-o", "addr", "show")
 	var n int
