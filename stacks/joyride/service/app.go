@@ -173,9 +173,14 @@ func (s *Service) publishApps() {
 // handle runs one control request of an attached application.
 func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 	switch req.Op {
-	case "listen":
-		return s.listen(a, req)
-	case "dial":
+	case "listen", "dial":
+		// After every message the app put on its ring before this request:
+		// a close sent there (OpClose) must take effect first, or listening
+		// again on the address just closed would find it in use.
+		s.runOnEngine(func() {})
+		if req.Op == "listen" {
+			return s.listen(a, req)
+		}
 		return s.dial(a, req)
 	case "close", "shutdown":
 		var flags tcpip.ShutdownFlags

@@ -29,3 +29,20 @@ func TestListenReusePort(t *testing.T) {
 		t.Fatalf("listen after both closed: %+v", rc)
 	}
 }
+
+// Close then listen again on the same address, as a restarting server does:
+// the close travels on the ring (OpClose) and the listen on the control
+// socket, and the listen must see the close (no EADDRINUSE), as with the
+// kernel's sockets.
+func TestListenAfterCloseSeesTheClose(t *testing.T) {
+	st := attach(t)
+	for i := range 200 {
+		ln, err := st.Listen("tcp", "198.18.0.2:7500")
+		if err != nil {
+			t.Fatalf("listen %d after closing the previous listener: %v", i, err)
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
