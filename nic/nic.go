@@ -81,6 +81,26 @@ type Port interface {
 	Close() error
 }
 
+// RxWaiter is implemented by ports whose arrivals a sleeping owner can wait
+// for: each descriptor polls readable (POLLIN) while a frame waits in a receive
+// ring. A polling engine that shares its core with applications sleeps in
+// ppoll(2) on these and on its applications' doorbells instead of spinning;
+// a port without them (most DPDK PMDs have no Rx interrupts) can only be
+// polled, and the owner must wake on a timer to look.
+type RxWaiter interface {
+	// RxWaitFds are the descriptors; nil when the port has none. The caller
+	// only polls them: it must not read, write or close them.
+	RxWaitFds() []int
+}
+
+// RxWaitFds returns port's RxWaitFds, or nil if it has none.
+func RxWaitFds(port Port) []int {
+	if w, ok := port.(RxWaiter); ok {
+		return w.RxWaitFds()
+	}
+	return nil
+}
+
 // Features describes a port's offloads and shape. The zero value is the least
 // common denominator: nothing offloaded, one queue.
 type Features struct {

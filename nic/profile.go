@@ -76,3 +76,7 @@ type restricted struct {
 }
 
 func (r restricted) Features() Features { return r.profile.Allow(r.Port.Features()) }
+
+// RxWaitFds passes the port's descriptors through: a profile restricts
+// offloads and rings, not how an owner may wait.
+func (r restricted) RxWaitFds() []int { return RxWaitFds(r.Port) }

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -45,8 +46,18 @@ func main() {
 	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
 	profileName := flag.String("profile", "lcd", "NIC profile the port is opened under: lcd (one queue, no offloads, 256-entry rings) or cx5")
 	maxSockets := flag.Int("max-sockets", service.DefaultMaxSockets, "sockets one application may hold (more are refused with EMFILE)")
+	fastPath := flag.Bool("fast-path", true, "deliver and send UDP datagrams of bound sockets without gVisor (false: every datagram through gVisor, for comparison)")
+	corePolicy := flag.String("core-policy", "auto", "whether the engine has a core of its own: dedicated (spin, then sleep), shared (hand the core to the applications whenever it can), or auto (shared when an attached application may run on one of the engine's CPUs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
 	flag.Parse()
+	// The engine goroutine holds a P while it polls; pinned to one core the
+	// runtime would give the process a single P, and every other goroutine
+	// (control requests, gVisor's TCP processors and timers) would wait for
+	// the engine to yield it. A second P lets them run on the same core as
+	// threads the kernel schedules.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	// The runner samples goroutines and heap with SIGUSR1 (internal/procstats).
 	procstats.Report(os.Stdout, nil)
 	if stopProfile := startCPUProfile(*cpuProfile); stopProfile != nil {
@@ -81,6 +92,10 @@ func main() {
 			fail(2, "%v", err)
 		}
 	}
+	policy, err := service.ParseCorePolicy(*corePolicy)
+	if err != nil {
+		fail(2, "-core-policy: %v", err)
+	}
 	profile, err := nic.LookupProfile(*profileName)
 	if err != nil {
 		fail(2, "-profile: %v", err)
@@ -97,14 +112,15 @@ func main() {
 	port := nic.Restrict(dport, profile)
 	link := netstack.New(port, netstack.Options{})
 	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
-		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets, Log: log})
+		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets, CorePolicy: policy, NoFastPath: !*fastPath, Log: log})
 	if err != nil {
 		port.Close()
 		dpdk.Cleanup()
 		fail(1, "%v", err)
 	}
 	log.Info("joyrided serving", "port", name, "mac", port.MAC().String(), "addr", prefixAddr.String(),
-		"socket", *socket, "profile", profile.Name, "features", port.Features().String())
+		"socket", *socket, "profile", profile.Name, "features", port.Features().String(),
+		"core_policy", policy, "nic_wait_fds", len(link.RxWaitFds()), "fast_path", *fastPath)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	closed := make(chan struct{})
@@ -117,8 +133,13 @@ func main() {
 	svc.Run()
 	<-closed // the stack is closed: nothing transmits on the port any more
 	st := svc.Stats()
-	log.Info("joyrided stopped", "msgs_up", st.MsgsUp.Load(), "msgs_down", st.MsgsDown.Load(), "sleeps", st.Sleeps.Load(),
+	log.Info("joyrided stopped", "msgs_up", st.MsgsUp.Load(), "msgs_down", st.MsgsDown.Load(), "sleeps", st.Sleeps.Load(), "hand_overs", st.HandOvers.Load(),
 		"corrupt_apps", st.Corrupt.Load(), "down_full", st.DownFull.Load())
+	if fp := svc.FastPath(); fp != nil {
+		fs := fp.Stats()
+		log.Info("fast path counters", "rx", fs.RxDatagrams, "tx", fs.TxDatagrams, "tx_fallbacks", fs.TxFallbacks,
+			"resolves", fs.Resolves, "ports_left", fp.Ports(), "filtered", st.FastFiltered.Load())
+	}
 	// What the TCP/IP stack saw: where a segment went that no socket got.
 	ns := svc.Stack().Stats()
 	log.Info("netstack counters", "ip_rx", ns.IP.PacketsReceived.Value(), "ip_malformed", ns.IP.MalformedPacketsReceived.Value(),

@@ -276,6 +276,10 @@ func (p *Port) Queue() int { return p.queue }
 // frames arrive (POLLIN) instead of spinning on RxBurst.
 func (p *Port) FD() int { return p.fd }
 
+// RxWaitFds implements nic.RxWaiter: the socket polls readable while frames
+// wait in its RX ring.
+func (p *Port) RxWaitFds() []int { return []int{p.fd} }
+
 // handle returns the frame record a batch handle points at, checking that it is
 // one of this port's and that the caller owns it.
 func (p *Port) handle(h unsafe.Pointer) *frame {

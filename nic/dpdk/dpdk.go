@@ -146,6 +146,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -240,6 +242,8 @@ type Port struct {
 	mtu      int
 	features nic.Features
 	q0       *Queue
+	// rxWaitFds are the PMD's AF_XDP sockets (net_af_xdp only; see RxWaitFds).
+	rxWaitFds []int
 	// queues are the port's queue pairs (max of RX and TX queues), made once
 	// at open so that Queue hands out the same scratch memory every time and
 	// Close frees it.
@@ -312,12 +316,22 @@ func OpenPort(name string, cfg PortConfig) (*Port, error) {
 		return nil, fmt.Errorf("dpdk: port %s: mempool of %d x %d B: %s", name, cfg.PoolSize, cfg.DataRoom, errString(C.jr_errno()))
 	}
 	rxd, txd := C.uint16_t(cfg.RxRing), C.uint16_t(cfg.TxRing)
+	xskBefore := xdpSockets()
 	if rc := C.jr_port_setup(id, C.uint16_t(cfg.RxQueues), C.uint16_t(cfg.TxQueues), &rxd, &txd, pool); rc != 0 {
 		C.rte_eth_dev_stop(id)
 		C.rte_mempool_free(pool)
 		return nil, fmt.Errorf("dpdk: port %s: configure/start with %d rxq, %d txq: %s", name, cfg.RxQueues, cfg.TxQueues, errString(rc))
 	}
 	p := &Port{name: name, id: id, pool: pool}
+	// The af_xdp PMD of DPDK 22.11 has no Rx interrupts, but its queues are
+	// AF_XDP sockets of this process, opened by the setup above: they poll
+	// readable while frames wait, which is all a sleeping owner needs.
+	for fd := range xdpSockets() {
+		if !xskBefore[fd] {
+			p.rxWaitFds = append(p.rxWaitFds, fd)
+		}
+	}
+	slices.Sort(p.rxWaitFds)
 	var addr C.struct_rte_ether_addr
 	if rc := C.rte_eth_macaddr_get(id, &addr); rc == 0 {
 		p.mac = C.GoBytes(unsafe.Pointer(&addr.addr_bytes[0]), 6)
@@ -385,6 +399,33 @@ func (p *Port) Free(b *nic.Batch) { p.q0.Free(b) }
 
 // MAC implements nic.Port.
 func (p *Port) MAC() net.HardwareAddr { return p.mac }
+
+// RxWaitFds implements nic.RxWaiter: for a net_af_xdp port, the AF_XDP sockets
+// behind its queues (found when the port was opened), which poll readable while
+// frames wait; nil for other PMDs, which this layer can only poll.
+func (p *Port) RxWaitFds() []int { return p.rxWaitFds }
+
+// xdpSockets returns the process's open AF_XDP sockets (SO_DOMAIN == AF_XDP).
+func xdpSockets() map[int]bool {
+	found := map[int]bool{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return found
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || !strings.HasPrefix(target, "socket:") {
+			continue
+		}
+		if d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && d == unix.AF_XDP {
+			found[fd] = true
+		}
+	}
+	return found
+}
 
 // MTU implements nic.Port.
 func (p *Port) MTU() int { return p.mtu }

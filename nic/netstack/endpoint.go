@@ -90,6 +90,8 @@ type Stats struct {
 	TxBytes  uint64
 	TxBursts uint64 // TxBurst calls
 
+	RxFast       uint64 // frames the UDP fast path took instead of the stack (not in RxFrames)
+	TxFast       uint64 // frames the UDP fast path queued (FastPath.WriteUDP)
 	RxBad        uint64 // runts: shorter than an Ethernet header
 	RxOtherHost  uint64 // unicast to another MAC (the port is promiscuous)
 	RxDetached   uint64 // arrived while no stack was attached, or after Close
@@ -128,6 +130,8 @@ type Endpoint struct {
 
 	pollMu sync.Mutex // serialises Poll rounds; held outside mu
 	views  []*buffer.View
+
+	fast atomic.Pointer[FastPath] // the UDP fast path, if one is attached (NewFastPath)
 
 	mu         sync.Mutex // guards the port and everything below
 	dispatcher stack.NetworkDispatcher
@@ -207,6 +211,10 @@ func (e *Endpoint) Poll() (rx, tx int) {
 	}
 	d := e.dispatcher
 	self := *e.linkAddr.Load()
+	fast := e.fast.Load()
+	if fast != nil {
+		fast.tick()
+	}
 	k := 0
 	var bytes uint64
 	for i := 0; i < n; i++ {
@@ -220,6 +228,11 @@ func (e *Endpoint) Poll() (rx, tx int) {
 			continue
 		case f[0]&1 == 0 && tcpip.LinkAddress(f[:6]) != self:
 			e.st.RxOtherHost++
+			continue
+		case f[0]&1 == 0 && fast != nil && fast.receive(f):
+			// Handed to its socket's owner, copied out of the port's buffer.
+			e.st.RxFast++
+			bytes += uint64(len(f))
 			continue
 		}
 		// The one copy: out of the port's buffer into a pooled gVisor chunk.
@@ -381,6 +394,52 @@ func (e *Endpoint) enqueueLocked(pkt *stack.PacketBuffer) tcpip.Error {
 	return nil
 }
 
+// writeFrame queues one frame of size bytes that fill writes straight into a
+// port buffer (the fast path's transmit: no gVisor packet, no copy but the
+// payload's), with WritePackets' flushing rules. False: no buffer, too big,
+// or closed (counted as WritePackets counts them).
+func (e *Endpoint) writeFrame(size int, fill func(b []byte)) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		e.st.TxClosed++
+		return false
+	}
+	if e.tx.N == e.tx.Cap() {
+		e.st.TxFullFlush++
+		e.flushLocked()
+	}
+	if e.spare.N == 0 && e.port.Alloc(e.spare, e.burst) == 0 {
+		e.st.TxNoBuffer++
+		return false
+	}
+	k := e.spare.N - 1
+	buf := e.spare.Frames[k]
+	if size > len(buf) {
+		e.st.TxTooBig++
+		return false
+	}
+	e.spare.N = k
+	fill(buf[:size])
+	w := size
+	if w < minFrame && len(buf) >= minFrame {
+		clear(buf[w:minFrame])
+		w = minFrame
+	}
+	i := e.tx.N
+	e.tx.Frames[i] = buf[:w]
+	e.tx.Handles[i] = e.spare.Handles[k]
+	e.tx.N = i + 1
+	e.st.TxFast++
+	if e.delivering || e.spinning {
+		e.st.TxDeferred++
+	} else {
+		e.st.TxSelfFlush++
+		e.flushLocked()
+	}
+	return true
+}
+
 // SetSpinning tells the endpoint whether its owner is polling in a tight loop.
 // While on, writes from goroutines other than the poller (TCP processors and
 // timers, applications' sends) only queue, and the owner's next Poll sends them
@@ -402,6 +461,11 @@ func (e *Endpoint) Stats() Stats {
 	defer e.mu.Unlock()
 	return e.st
 }
+
+// RxWaitFds are descriptors that poll readable while the port has frames
+// waiting (nic.RxWaiter), or nil: an owner about to sleep waits on them so an
+// arrival wakes it.
+func (e *Endpoint) RxWaitFds() []int { return nic.RxWaitFds(e.port) }
 
 // Port returns the port the endpoint drives. Calling it directly while the
 // endpoint is in use breaks the one-goroutine-per-port rule.

@@ -73,6 +73,13 @@ type Options struct {
 	// Spin is how long joyrided's engine polls after its last work before it
 	// sleeps, e.g. "200us" (empty: the service's default).
 	Spin string `yaml:"spin" json:"spin"`
+	// CorePolicy is joyrided's engine policy (service.CorePolicy): auto (the
+	// default: shared when the application may run on the engine's core),
+	// shared or dedicated.
+	CorePolicy string `yaml:"core_policy" json:"core_policy,omitempty"`
+	// FastPath is joyrided's UDP fast path: on (the default) or off (every
+	// datagram through gVisor, for comparison).
+	FastPath string `yaml:"fast_path" json:"fast_path,omitempty"`
 }
 
 // Validate checks the options.
@@ -86,6 +93,16 @@ func (o *Options) Validate() error {
 		if d, err := time.ParseDuration(o.Spin); err != nil || d < 0 || d > time.Second {
 			return fmt.Errorf("spin %q is not a duration in 0s..1s (e.g. 200us)", o.Spin)
 		}
+	}
+	switch o.FastPath {
+	case "", "on", "off":
+	default:
+		return fmt.Errorf("fast_path %q is not allowed (allowed: on, off)", o.FastPath)
+	}
+	switch o.CorePolicy {
+	case "", "auto", "shared", "dedicated":
+	default:
+		return fmt.Errorf("core_policy %q is not allowed (allowed: auto, shared, dedicated)", o.CorePolicy)
 	}
 	if _, err := nic.LookupProfile(o.Profile); err != nil {
 		return err
@@ -124,6 +141,12 @@ func init() {
 			}
 			if o.Profile != "" {
 				args = append(args, "-profile", o.Profile)
+			}
+			if o.FastPath == "off" {
+				args = append(args, "-fast-path=false")
+			}
+			if o.CorePolicy != "" {
+				args = append(args, "-core-policy", o.CorePolicy)
 			}
 			return &stacks.Daemon{Binary: "joyrided", Args: args}
 		},

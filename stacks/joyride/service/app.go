@@ -167,6 +167,7 @@ func (s *Service) publishApps() {
 		list = append(list, a)
 	}
 	s.appList.Store(&list)
+	s.decidePolicy()
 	s.wake()
 }
 
@@ -334,6 +335,9 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 	}
 	k := a.newSock(s, ep, wq, isUDP, !isUDP)
 	local, _ := ep.GetLocalAddress()
+	if isUDP {
+		s.fastRegister(k, local, tcpip.FullAddress{})
+	}
 	s.markReady(k)
 	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local)}
 }
@@ -380,6 +384,9 @@ func (s *Service) dial(a *app, req proto.Request) proto.Reply {
 	k := a.newSock(s, ep, wq, isUDP, false)
 	local, _ := ep.GetLocalAddress()
 	remote, _ := ep.GetRemoteAddress()
+	if isUDP {
+		s.fastRegister(k, local, remote)
+	}
 	s.markReady(k)
 	return proto.Reply{OK: true, Sock: k.id, Local: addrString(local), Remote: addrString(remote)}
 }
@@ -417,6 +424,37 @@ func (s *Service) overLimit(a *app) (proto.Reply, bool) {
 	return proto.Errorf(syscall.EMFILE, "application holds %d sockets, its limit (joyrided -max-sockets)", n), true
 }
 
+// fastRegister puts a UDP socket's port on the fast path (when the service
+// has one): datagrams to it are delivered to the application from the NIC's
+// buffer without gVisor, and its writes leave through a cached template. A
+// connected socket (remote set) takes only its peer's datagrams, as gVisor
+// would; a socket bound to an address that is not the service's stays on
+// gVisor. a.mu must be held.
+func (s *Service) fastRegister(k *sock, local, remote tcpip.FullAddress) {
+	if s.fast == nil || local.Port == 0 {
+		return
+	}
+	if local.Addr.Len() == 4 && !local.Addr.Unspecified() && local.Addr.As4() != s.cfg.Addr.Addr().As4() {
+		return
+	}
+	if remote.Addr.Len() == 4 && remote.Port != 0 {
+		k.peer = netip.AddrPortFrom(netip.AddrFrom4(remote.Addr.As4()), remote.Port)
+	}
+	k.fastPort = local.Port
+	a := k.app
+	s.fast.Register(local.Port, func(src netip.AddrPort, payload []byte) {
+		// On the engine, inside its NIC poll.
+		if k.peer.IsValid() && src != k.peer {
+			s.stats.FastFiltered.Add(1)
+			return
+		}
+		if !a.deliver(s, proto.OpData, k.id, proto.PackAddr(src), payload) {
+			s.stats.DownFull.Add(1) // UDP drops, as a full socket buffer would
+			k.dropped.Add(1)
+		}
+	})
+}
+
 // newSock registers an endpoint as the app's socket; a.mu must be held.
 func (a *app) newSock(s *Service, ep tcpip.Endpoint, wq *waiter.Queue, isUDP, listener bool) *sock {
 	a.nextSock++
@@ -437,6 +475,9 @@ func (a *app) closeSock(k *sock) {
 		return
 	}
 	k.closed = true
+	if k.fastPort != 0 {
+		a.svc.fast.Unregister(k.fastPort)
+	}
 	k.wq.EventUnregister(&k.entry)
 	k.ep.Close()
 	delete(a.socks, k.id)

@@ -88,8 +88,48 @@ type Config struct {
 	// region's rings), so this also bounds an application's buffered bytes.
 	// Default DefaultMaxSockets.
 	MaxSockets int
+	// NoFastPath keeps every UDP datagram on gVisor's path (for comparison;
+	// see nic/netstack's FastPath).
+	NoFastPath bool
+	// CorePolicy says whether the engine has a core of its own (default
+	// PolicyAuto: decided from the engine's and the applications' CPU
+	// affinity; see CorePolicy).
+	CorePolicy CorePolicy
 	// Log receives the service's log (default: slog.Default()).
 	Log *slog.Logger
+}
+
+// CorePolicy is how the engine uses its core when it runs out of work.
+//
+// On a core of its own (PolicyDedicated) the engine spins for Config.Spin
+// after its last work, then sleeps: the lowest latency, and the core is
+// nobody else's anyway. On a core it shares with its applications
+// (PolicyShared: the local testbed, a small VM), every microsecond it spins is
+// taken from the application it has just handed a request to, so as soon as
+// a round has posted work to an application, or finds nothing to do, it
+// blocks in one ppoll(2) over the NIC's receive descriptors (nic.RxWaiter),
+// the applications' doorbells and its own wake fd. The application runs at
+// once, rings the doorbell with its reply, and the engine wakes. A NIC that
+// cannot be waited for is polled on a short timer instead.
+type CorePolicy string
+
+const (
+	// PolicyAuto is shared when an attached application may run on one of
+	// the engine's CPUs (their affinity masks intersect), dedicated otherwise.
+	PolicyAuto CorePolicy = "auto"
+	// PolicyShared: the engine hands its core over whenever it can.
+	PolicyShared CorePolicy = "shared"
+	// PolicyDedicated: the engine spins, then sleeps.
+	PolicyDedicated CorePolicy = "dedicated"
+)
+
+// ParseCorePolicy checks a policy's name.
+func ParseCorePolicy(name string) (CorePolicy, error) {
+	switch p := CorePolicy(name); p {
+	case PolicyAuto, PolicyShared, PolicyDedicated:
+		return p, nil
+	}
+	return "", fmt.Errorf("core policy %q (allowed: auto, shared, dedicated)", name)
 }
 
 // Service is a running Joyride service.
@@ -98,6 +138,7 @@ type Service struct {
 	log   *slog.Logger
 	stack *stack.Stack
 	link  Link
+	fast  *netstack.FastPath // nil: every datagram goes through gVisor
 	ln    *net.UnixListener
 
 	mu      sync.Mutex // guards apps, nextApp, closed
@@ -118,10 +159,17 @@ type Service struct {
 	retireMu sync.Mutex // guards retire
 	retire   []*app     // detached apps whose regions the engine closes
 
-	wakeFd   int         // eventfd the engine sleeps on besides the apps'
-	sleeping atomic.Bool // the engine is (about to be) asleep
-	stop     chan struct{}
-	done     chan struct{}
+	wakeFd   int           // eventfd the engine sleeps on besides the apps'
+	nicFds   []int         // the NIC's receive descriptors, if it has any (nic.RxWaiter)
+	sleeping atomic.Bool   // the engine is (about to be) asleep
+	pollFds  []unix.PollFd // the engine's sleep set, reused (engine only)
+	// shared is the policy in force (PolicyShared, or PolicyAuto with an
+	// application on one of the engine's CPUs); engineCPUs is the engine
+	// thread's affinity, set when the engine starts.
+	shared     atomic.Bool
+	engineCPUs atomic.Pointer[unix.CPUSet]
+	stop       chan struct{}
+	done       chan struct{}
 
 	stats Stats
 }
@@ -132,10 +180,14 @@ type Stats struct {
 	MsgsUp     atomic.Uint64 // messages taken from applications
 	MsgsDown   atomic.Uint64 // messages delivered to applications
 	Sleeps     atomic.Uint64 // times the engine went to sleep
+	HandOvers  atomic.Uint64 // of those, sleeps right after posting work (shared core)
 	Corrupt    atomic.Uint64 // applications disconnected for corrupting their region
 	OverLimit  atomic.Uint64 // sockets refused (or accepted connections reset) at an application's MaxSockets
 	DownFull   atomic.Uint64 // deliveries deferred because an application's ring was full
 	BadSockets atomic.Uint64 // messages naming a socket the application does not own
+	// FastFiltered are datagrams the fast path dropped for a connected socket
+	// because they came from another peer (gVisor would drop them too).
+	FastFiltered atomic.Uint64
 }
 
 // DefaultMaxSockets is Config.MaxSockets unless set: as many as the
@@ -166,6 +218,12 @@ func New(link Link, cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.CorePolicy == "" {
+		cfg.CorePolicy = PolicyAuto
+	}
+	if _, err := ParseCorePolicy(string(cfg.CorePolicy)); err != nil {
+		return nil, fmt.Errorf("joyride service: %w", err)
+	}
 	s := &Service{cfg: cfg, log: cfg.Log, link: link, apps: map[uint32]*app{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	empty := []*app{}
@@ -176,12 +234,19 @@ func New(link Link, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("joyride service: %w", err)
 	}
 	s.stack = st
+	if ep, ok := link.(*netstack.Endpoint); ok && !cfg.NoFastPath {
+		s.fast = netstack.NewFastPath(ep, st, cfg.Addr, cfg.Gateway)
+	}
 
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("joyride service: eventfd: %w", err)
 	}
 	s.wakeFd = fd
+	if w, ok := link.(interface{ RxWaitFds() []int }); ok {
+		s.nicFds = w.RxWaitFds()
+	}
+	s.shared.Store(cfg.CorePolicy == PolicyShared)
 
 	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o755); err != nil {
 		return nil, fmt.Errorf("joyride service: %w", err)
@@ -194,6 +259,9 @@ func New(link Link, cfg Config) (*Service, error) {
 	s.ln = ln
 	return s, nil
 }
+
+// FastPath is the service's UDP fast path, nil when Config.NoFastPath.
+func (s *Service) FastPath() *netstack.FastPath { return s.fast }
 
 // Stack is the service's gVisor stack (for tests and diagnostics).
 func (s *Service) Stack() *stack.Stack { return s.stack }
@@ -273,6 +341,14 @@ func (s *Service) engine() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(s.done)
+	var cpus unix.CPUSet
+	if unix.SchedGetaffinity(0, &cpus) == nil {
+		s.engineCPUs.Store(&cpus)
+		s.decidePolicy()
+	}
+	// The engine's timed sleeps are tens of microseconds: the default 50 µs
+	// of timer slack would more than double them.
+	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 	// Replies written during a round leave together in the round's Flush.
 	s.link.SetSpinning(true)
 	defer s.link.SetSpinning(false)
@@ -311,23 +387,38 @@ func (s *Service) engine() {
 			work += s.serveDown(k, scratch)
 			ready[i] = nil
 		}
+		posted := false
 		for _, a := range apps {
 			if a.notify {
 				a.notify = false
 				a.end.Notify()
+				posted = true
 			}
 		}
 		work += s.link.Flush()
 
+		shared := s.shared.Load()
 		if work > 0 {
 			lastWork = time.Now()
 			backoff = minSleep
+			if shared && posted {
+				// Hand the core to the application just given work; its
+				// doorbell (or the NIC, or a timer) brings the engine back.
+				if s.sleep(apps, s.handOverTimeout()) {
+					s.stats.HandOvers.Add(1)
+				}
+			}
+			continue
+		}
+		if shared {
+			s.sleep(apps, s.handOverTimeout())
 			continue
 		}
 		if time.Since(lastWork) < s.cfg.Spin {
-			// Spin, but give the CPU to anyone else who wants it: on a small
-			// machine the applications share the engine's core.
-			runtime.Gosched()
+			// Spin, but give the CPU to any other thread that wants it. Not
+			// runtime.Gosched: the engine is locked to its thread, so each
+			// Gosched hands the P to another thread and back (two context
+			// switches a spin round).
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			continue
 		}
@@ -344,25 +435,95 @@ func (s *Service) engine() {
 	}
 }
 
+// handOverTimeout bounds a shared-core sleep: with a NIC that wakes the engine
+// (nic.RxWaiter) only TCP's timers and lost wake-ups need the bound, so it is
+// IdlePoll; a NIC that must be polled is looked at again after minSleep.
+func (s *Service) handOverTimeout() time.Duration {
+	if len(s.nicFds) > 0 {
+		return s.cfg.IdlePoll
+	}
+	return minSleep
+}
+
+// decidePolicy sets the policy in force from Config.CorePolicy and, for
+// PolicyAuto, the CPU affinity of the engine and of every attached
+// application (read from its process); it runs when the engine starts and
+// whenever an application attaches or detaches.
+func (s *Service) decidePolicy() {
+	switch s.cfg.CorePolicy {
+	case PolicyShared:
+		s.shared.Store(true)
+		return
+	case PolicyDedicated:
+		s.shared.Store(false)
+		return
+	}
+	engine := s.engineCPUs.Load()
+	if engine == nil {
+		return // the engine has not started: it decides when it does
+	}
+	shared := false
+	for _, a := range *s.appList.Load() {
+		var cpus unix.CPUSet
+		if a.cred == nil || unix.SchedGetaffinity(int(a.cred.Pid), &cpus) != nil {
+			shared = true // unknown: assume the worst for the application
+			break
+		}
+		if intersects(engine, &cpus) {
+			shared = true
+			break
+		}
+	}
+	if s.shared.Swap(shared) != shared {
+		s.log.Info("engine core policy", "policy", s.Policy())
+	}
+}
+
+// Policy is the core policy in force: "shared" or "dedicated".
+func (s *Service) Policy() CorePolicy {
+	if s.shared.Load() {
+		return PolicyShared
+	}
+	return PolicyDedicated
+}
+
+func intersects(a, b *unix.CPUSet) bool {
+	for i := range a {
+		if a[i]&b[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // sleep blocks until an application kicks, a socket becomes ready, or the
-// NIC is due for a poll. The NIC of a DPDK vdev cannot wake anyone (net_af_xdp
+// NIC is due for a poll (or, with nic.RxWaiter, has frames). It returns
+// whether it slept (false: work turned up while it got ready). The NIC of a DPDK vdev cannot wake anyone (net_af_xdp
 // has no RX interrupts in DPDK 22.11), so the sleep is bounded, and the bound
 // backs off from 20 µs to IdlePoll, and after 100 ms of idleness to ten times
 // IdlePoll: a request that arrives soon after the last one waits little, an
 // idle service wakes about a hundred times a second.
-func (s *Service) sleep(apps []*app, backoff time.Duration) {
-	fds := make([]unix.PollFd, 0, len(apps)+1)
+func (s *Service) sleep(apps []*app, backoff time.Duration) (slept bool) {
+	fds := s.pollFds[:0]
 	fds = append(fds, unix.PollFd{Fd: int32(s.wakeFd), Events: unix.POLLIN})
+	for _, fd := range s.nicFds {
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
 	for _, a := range apps {
 		fds = append(fds, unix.PollFd{Fd: int32(a.end.WaitFd()), Events: unix.POLLIN})
 	}
+	s.pollFds = fds
 	s.sleeping.Store(true)
 	for _, a := range apps {
 		a.end.SetNeedWakeup(true)
 	}
-	// Re-check after announcing the sleep: work that arrived in between.
-	rx, tx := s.link.Poll()
-	busy := rx+tx > 0
+	// Re-check after announcing the sleep: work that arrived in between. A
+	// NIC in the poll set needs no look: frames waiting make ppoll return.
+	busy := false
+	if len(s.nicFds) == 0 {
+		rx, tx := s.link.Poll()
+		busy = rx+tx > 0
+	}
 	for _, a := range apps {
 		if a.end.Pending() {
 			busy = true
@@ -375,6 +536,7 @@ func (s *Service) sleep(apps []*app, backoff time.Duration) {
 	busy = busy || len(s.ctrlq) > 0
 	s.ctrlMu.Unlock()
 	if !busy {
+		slept = true
 		s.stats.Sleeps.Add(1)
 		// Asleep, the engine flushes nothing: let TCP's timers and processors
 		// transmit on their own.
@@ -384,12 +546,19 @@ func (s *Service) sleep(apps []*app, backoff time.Duration) {
 		s.link.SetSpinning(true)
 	}
 	s.sleeping.Store(false)
-	for _, a := range apps {
+	for i, a := range apps {
 		a.end.SetNeedWakeup(false)
-		a.end.Drain()
+		// Only a doorbell that rang has a count to clear: one read(2) per
+		// wake-up, not one per application.
+		if slept && fds[1+len(s.nicFds)+i].Revents != 0 {
+			a.end.Drain()
+		}
 	}
-	var buf [8]byte
-	unix.Read(s.wakeFd, buf[:])
+	if slept && fds[0].Revents != 0 {
+		var buf [8]byte
+		unix.Read(s.wakeFd, buf[:])
+	}
+	return slept
 }
 
 // serveUp takes an application's messages and acts on them.
@@ -439,6 +608,15 @@ func (s *Service) serveUp(a *app, inbox *[]byte) int {
 
 // send writes one application message into its socket.
 func (s *Service) send(k *sock, payload []byte, arg uint64) {
+	if k.udp && k.fastPort != 0 {
+		dst, ok := proto.UnpackAddr(arg)
+		if !ok {
+			dst, ok = k.peer, k.peer.IsValid()
+		}
+		if ok && s.fast.WriteUDP(k.fastPort, dst, payload) {
+			return
+		}
+	}
 	if k.udp {
 		var to *tcpip.FullAddress
 		if ap, ok := proto.UnpackAddr(arg); ok {
@@ -714,6 +892,10 @@ type sock struct {
 	queued   atomic.Bool
 	dropped  atomic.Uint64
 	reader   bytes.Reader
+	// fastPort is the UDP port this socket holds on the fast path (0: none);
+	// peer, for a connected UDP socket, the only source it takes.
+	fastPort uint16
+	peer     netip.AddrPort
 	// pendingTx are stream bytes the stack has not taken yet (engine only).
 	pendingTx []byte
 	// heldDown are stream bytes read but not yet delivered (engine only).
