@@ -168,6 +168,7 @@ type Service struct {
 	// thread's affinity, set when the engine starts.
 	shared     atomic.Bool
 	engineCPUs atomic.Pointer[unix.CPUSet]
+	engineTid  atomic.Int32 // the engine's thread, once it runs
 	stop       chan struct{}
 	done       chan struct{}
 
@@ -181,6 +182,7 @@ type Stats struct {
 	MsgsDown   atomic.Uint64 // messages delivered to applications
 	Sleeps     atomic.Uint64 // times the engine went to sleep
 	HandOvers  atomic.Uint64 // of those, sleeps right after posting work (shared core)
+	Rounds     atomic.Uint64 // engine loop rounds (a spinning engine makes many)
 	Corrupt    atomic.Uint64 // applications disconnected for corrupting their region
 	OverLimit  atomic.Uint64 // sockets refused (or accepted connections reset) at an application's MaxSockets
 	DownFull   atomic.Uint64 // deliveries deferred because an application's ring was full
@@ -341,6 +343,7 @@ func (s *Service) engine() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(s.done)
+	s.engineTid.Store(int32(unix.Gettid()))
 	var cpus unix.CPUSet
 	if unix.SchedGetaffinity(0, &cpus) == nil {
 		s.engineCPUs.Store(&cpus)
@@ -366,6 +369,7 @@ func (s *Service) engine() {
 		default:
 		}
 		s.closeRetired()
+		s.stats.Rounds.Add(1)
 		work := 0
 		rx, tx := s.link.Poll()
 		work += rx + tx
@@ -404,14 +408,15 @@ func (s *Service) engine() {
 			if shared && posted {
 				// Hand the core to the application just given work; its
 				// doorbell (or the NIC, or a timer) brings the engine back.
-				if s.sleep(apps, s.handOverTimeout()) {
+				if s.sleep(apps, s.sharedTimeout(backoff)) {
 					s.stats.HandOvers.Add(1)
 				}
 			}
 			continue
 		}
 		if shared {
-			s.sleep(apps, s.handOverTimeout())
+			s.sleep(apps, s.sharedTimeout(backoff))
+			backoff = min(2*backoff, s.cfg.IdlePoll)
 			continue
 		}
 		if time.Since(lastWork) < s.cfg.Spin {
@@ -435,14 +440,31 @@ func (s *Service) engine() {
 	}
 }
 
-// handOverTimeout bounds a shared-core sleep: with a NIC that wakes the engine
+// sharedTimeout bounds a shared-core sleep: with a NIC that wakes the engine
 // (nic.RxWaiter) only TCP's timers and lost wake-ups need the bound, so it is
-// IdlePoll; a NIC that must be polled is looked at again after minSleep.
-func (s *Service) handOverTimeout() time.Duration {
+// IdlePoll; a NIC that must be polled is looked at again after backoff, which
+// grows from minSleep while nothing happens, as a dedicated engine's sleeps do.
+func (s *Service) sharedTimeout(backoff time.Duration) time.Duration {
 	if len(s.nicFds) > 0 {
 		return s.cfg.IdlePoll
 	}
-	return minSleep
+	return backoff
+}
+
+// EngineCPU is the CPU time the engine's thread has used (from
+// /proc/self/task/TID/schedstat), or 0 before the engine starts.
+func (s *Service) EngineCPU() time.Duration {
+	tid := s.engineTid.Load()
+	if tid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		return 0
+	}
+	var ns int64
+	fmt.Sscan(string(b), &ns)
+	return time.Duration(ns)
 }
 
 // decidePolicy sets the policy in force from Config.CorePolicy and, for

@@ -253,3 +253,78 @@ func TestApplicationsAreIsolated(t *testing.T) {
 	}
 	pc.Close()
 }
+
+// On a shared core the engine must not spin while the application it just
+// handed a request to is working: it sleeps until the reply rings the doorbell
+// (this test's memif NIC cannot wake it, so it also wakes on a backed-off
+// timer). A dedicated engine spins for Config.Spin (1 ms) after the same work,
+// then sleeps on the same timer.
+// The engine thread's CPU time during the application's 30 ms of work tells
+// them apart.
+func TestSharedEngineSleepsWhileTheAppWorks(t *testing.T) {
+	st := attach(t)
+	// The service publishes a new application just after its register reply.
+	for end := time.Now().Add(time.Second); svc.Policy() != PolicyShared && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := svc.Policy(); got != PolicyShared {
+		t.Fatalf("engine and application share this process's CPUs, but the policy is %s", got)
+	}
+	pc, err := st.ListenPacket("udp", "198.18.0.2:7300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const work = 30 * time.Millisecond
+	serve(t, func(ctx context.Context) {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			for end := time.Now().Add(work); time.Now().Before(end); {
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	})
+	t.Cleanup(func() { pc.Close() })
+	c, err := gonet.DialUDP(peer, nil, &tcpip.FullAddress{Addr: tcpip.AddrFrom4(svcAddr.As4()), Port: 7300}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// cpuDuring is the engine's CPU time over each of three requests, least
+	// and most: other threads can add to a sleeper's wake-ups and take CPU
+	// from a spinner, so the shared engine is judged by its least and the
+	// dedicated one by its most.
+	cpuDuring := func() (least, most time.Duration) {
+		t.Helper()
+		least = time.Hour
+		for i := 0; i < 3; i++ {
+			before := svc.EngineCPU()
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Write([]byte("work")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Read(make([]byte, 64)); err != nil {
+				t.Fatal(err)
+			}
+			d := svc.EngineCPU() - before
+			least, most = min(least, d), max(most, d)
+		}
+		return least, most
+	}
+	shared, _ := cpuDuring()
+	svc.shared.Store(false) // the same service, as on a core of its own
+	_, dedicated := cpuDuring()
+	svc.shared.Store(true)
+	t.Logf("engine CPU during %v of application work: shared %v, dedicated %v", work, shared, dedicated)
+	if shared > 3*time.Millisecond {
+		t.Errorf("a shared engine used %v of CPU while the application worked %v; want under 3 ms (it should sleep)", shared, work)
+	}
+	// Both sleep on the same backed-off timer once idle; the dedicated one
+	// spins its 1 ms first.
+	if dedicated-shared < 500*time.Microsecond {
+		t.Errorf("a dedicated engine used %v, a shared one %v: the dedicated one should spin about 1 ms more", dedicated, shared)
+	}
+}
