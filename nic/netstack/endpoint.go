@@ -383,6 +383,13 @@ func (e *Endpoint) enqueueLocked(pkt *stack.PacketBuffer) tcpip.Error {
 		w += copy(buf[w:], s[off:])
 		off = 0
 	}
+	e.queueLocked(buf, w, k)
+	return nil
+}
+
+// queueLocked pads the w bytes written into buf (spare buffer k) to the
+// Ethernet minimum and appends them to the pending burst.
+func (e *Endpoint) queueLocked(buf []byte, w, k int) {
 	if w < minFrame && len(buf) >= minFrame {
 		clear(buf[w:minFrame])
 		w = minFrame
@@ -391,7 +398,6 @@ func (e *Endpoint) enqueueLocked(pkt *stack.PacketBuffer) tcpip.Error {
 	e.tx.Frames[i] = buf[:w]
 	e.tx.Handles[i] = e.spare.Handles[k]
 	e.tx.N = i + 1
-	return nil
 }
 
 // writeFrame queues one frame of size bytes that fill writes straight into a
@@ -421,15 +427,7 @@ func (e *Endpoint) writeFrame(size int, fill func(b []byte)) bool {
 	}
 	e.spare.N = k
 	fill(buf[:size])
-	w := size
-	if w < minFrame && len(buf) >= minFrame {
-		clear(buf[w:minFrame])
-		w = minFrame
-	}
-	i := e.tx.N
-	e.tx.Frames[i] = buf[:w]
-	e.tx.Handles[i] = e.spare.Handles[k]
-	e.tx.N = i + 1
+	e.queueLocked(buf, size, k)
 	e.st.TxFast++
 	if e.delivering || e.spinning {
 		e.st.TxDeferred++
