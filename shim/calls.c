@@ -75,7 +75,7 @@ static int wait_input(int fd, jsock *k, int timeout_ms)
 	int e = errno;
 	pthread_mutex_lock(&g_mu);
 	if (--k->writers == 0)
-		pthread_cond_broadcast(&g_cond);
+		jr_wake(k);
 	if (r < 0)
 		return fail(e);
 	if (r == 0)
@@ -87,7 +87,8 @@ static int wait_input(int fd, jsock *k, int timeout_ms)
 	return 0;
 }
 
-static void cond_wait_ms(int ms)
+/* Waits, with g_mu held, for a change to k (jr_wake) or ms. */
+static void cond_wait_ms(jsock *k, int ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -96,7 +97,7 @@ static void cond_wait_ms(int ms)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000;
 	}
-	pthread_cond_timedwait(&g_cond, &g_mu, &ts);
+	pthread_cond_timedwait(&k->cond, &g_mu, &ts);
 }
 
 /* Replaces Joyride socket fd by a kernel socket (loopback traffic, which the
@@ -119,7 +120,7 @@ static int to_kernel(int fd, jsock *k)
 	int r = real.dup3(s, fd, cloexec ? O_CLOEXEC : 0);
 	pthread_mutex_unlock(&g_mu);
 	real.close(s);
-	free(k);
+	jr_free_sock(k);
 	jr_debug("fd %d: loopback, moved to the kernel stack", fd);
 	return r < 0 ? -1 : 0;
 }
@@ -181,7 +182,7 @@ static int activate(jsock *k)
 	int e = errno;
 	pthread_mutex_lock(&g_mu);
 	if (--k->writers == 0)
-		pthread_cond_broadcast(&g_cond);
+		jr_wake(k);
 	if (rc == 0) {
 		k->state = S_LISTEN;
 		k->err = 0;
@@ -452,7 +453,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	int e = errno;
 	pthread_mutex_lock(&g_mu);
 	if (--k->writers == 0)
-		pthread_cond_broadcast(&g_cond);
+		jr_wake(k);
 	if (rc == 0) {
 		k->state = S_CONN;
 		k->so_error = 0;
@@ -490,76 +491,24 @@ static ssize_t do_recv(int fd, jsock *k, const struct iovec *iov, int iovcnt, in
 			pthread_mutex_unlock(&g_mu);
 			return fail(EBADF);
 		}
-		if (k->qhead && !k->rdshut) {
-			size_t n = 0;
-			int vi = 0;
-			size_t vo = 0;
-			struct qmsg *m = k->qhead;
-			size_t moff = m->off;
+		if (k->nseg && !k->rdshut) {
+			/* Straight from the queue (the service's buffers, mostly)
+			 * into the caller's. */
 			struct sockaddr_in src = k->remote;
-			if (k->type == SOCK_DGRAM) {
-				jr_unpack(m->arg, &src);
-				size_t left = m->len;
-				while (vi < iovcnt && n < left) {
-					size_t c = iov[vi].iov_len < left - n ? iov[vi].iov_len : left - n;
-					memcpy(iov[vi].iov_base, m->data + n, c);
-					n += c;
-					vi++;
-				}
-				if (msgflags && m->len > n)
+			uint64_t arg = 0;
+			size_t full = 0;
+			size_t n = jr_rq_read(k, iov, iovcnt, flags & MSG_PEEK, &arg, &full);
+			int dgram = k->type == SOCK_DGRAM;
+			jr_clear_if_empty(k);
+			pthread_mutex_unlock(&g_mu);
+			if (dgram) {
+				jr_unpack(arg, &src);
+				if (msgflags && full > n)
 					*msgflags |= MSG_TRUNC;
-				size_t full = m->len;
-				if (!(flags & MSG_PEEK)) {
-					k->qhead = m->next;
-					if (!k->qhead)
-						k->qtail = NULL;
-					k->qbytes -= m->len;
-					free(m);
-				}
-				jr_clear_if_empty(k);
-				pthread_mutex_unlock(&g_mu);
 				fill_addr(&src, from, fromlen);
 				return (flags & MSG_TRUNC) ? (ssize_t)full : (ssize_t)n;
 			}
-			while (m && n < want) {
-				while (vi < iovcnt && vo == iov[vi].iov_len) {
-					vi++;
-					vo = 0;
-				}
-				if (vi == iovcnt)
-					break;
-				size_t c = m->len - moff;
-				if (c > iov[vi].iov_len - vo)
-					c = iov[vi].iov_len - vo;
-				memcpy((char *)iov[vi].iov_base + vo, m->data + moff, c);
-				vo += c;
-				n += c;
-				moff += c;
-				if (moff == m->len) {
-					struct qmsg *next = m->next;
-					if (!(flags & MSG_PEEK)) {
-						k->qhead = next;
-						if (!next)
-							k->qtail = NULL;
-						free(m);
-					}
-					m = next;
-					moff = m ? m->off : 0;
-				}
-			}
-			if (!(flags & MSG_PEEK)) {
-				if (m)
-					m->off = moff;
-				k->qbytes -= n;
-			}
-			jr_clear_if_empty(k);
-			pthread_mutex_unlock(&g_mu);
 			fill_addr(&src, from, fromlen);
-			if (n == 0 && want > 0) {
-				/* only empty messages were queued */
-				pthread_mutex_lock(&g_mu);
-				continue;
-			}
 			return (ssize_t)n;
 		}
 		if (want == 0 && k->type == SOCK_STREAM) {
@@ -632,7 +581,7 @@ static ssize_t send_buf(jsock *k, const char *p, size_t len, int flags, const st
 		int e = jr_send_msg(OP_SEND, id, arg, p, len);
 		pthread_mutex_lock(&g_mu);
 		if (--k->writers == 0)
-			pthread_cond_broadcast(&g_cond);
+			jr_wake(k);
 		pthread_mutex_unlock(&g_mu);
 		return e ? fail(e) : (ssize_t)len;
 	}
@@ -663,7 +612,12 @@ static ssize_t send_buf(jsock *k, const char *p, size_t len, int flags, const st
 					return (ssize_t)sent;
 				return fail(EAGAIN);
 			}
-			cond_wait_ms(50);
+			/* Counted as a call in progress, so close waits for it
+			 * to see k->closed before it frees k (and its cond). */
+			k->writers++;
+			cond_wait_ms(k, 50);
+			if (--k->writers == 0)
+				jr_wake(k);
 			continue;
 		}
 		size_t m = len - sent;
@@ -678,7 +632,7 @@ static ssize_t send_buf(jsock *k, const char *p, size_t len, int flags, const st
 		e = jr_send_msg(OP_SEND, id, 0, p + sent, m);
 		pthread_mutex_lock(&g_mu);
 		if (--k->writers == 0)
-			pthread_cond_broadcast(&g_cond);
+			jr_wake(k);
 		if (e) {
 			k->window += (long)m;
 			pthread_mutex_unlock(&g_mu);
@@ -906,8 +860,9 @@ static int jr_close(int fd)
 	}
 	k->closed = 1;
 	jr_signal(k); /* wake threads blocked on it */
+	jr_wake(k);
 	while (k->writers > 0)
-		cond_wait_ms(50);
+		cond_wait_ms(k, 50);
 	k->sigfd = -1;
 	int r = real.close(fd);
 	uint32_t id = k->state == S_DEAD ? 0 : k->id;
@@ -922,18 +877,18 @@ static int jr_close(int fd)
 		jr_hash_del(a->k);
 		if (np < 64)
 			pend[np++] = a->k->id;
-		jr_free_queue(a->k);
-		free(a->k);
+		jr_rq_free(a->k, 1);
+		jr_free_sock(a->k);
 		free(a);
 		a = n;
 	}
-	jr_free_queue(k);
+	jr_rq_free(k, 1);
 	pthread_mutex_unlock(&g_mu);
 	if (id)
 		jr_ctl_simple("close", id, NULL, 0);
 	for (int i = 0; i < np; i++)
 		jr_ctl_simple("close", pend[i], NULL, 0);
-	free(k);
+	jr_free_sock(k);
 	return r;
 }
 
@@ -967,8 +922,9 @@ EXPORT int shutdown(int fd, int how)
 	int wr = (how == SHUT_WR || how == SHUT_RDWR) && !k->wrshut && k->type == SOCK_STREAM && !k->listener;
 	if (wr) {
 		k->wrshut = 1;
+		jr_wake(k); /* a send waiting for the window gives up */
 		while (k->writers > 0)
-			cond_wait_ms(50);
+			cond_wait_ms(k, 50);
 	}
 	uint32_t id = k->id;
 	pthread_mutex_unlock(&g_mu);
@@ -1189,7 +1145,7 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 		pthread_mutex_lock(&g_mu);
 		int n = 0;
 		if (k->type == SOCK_DGRAM)
-			n = k->qhead ? (int)k->qhead->len : 0;
+			n = (int)jr_rq_next_len(k);
 		else
 			n = (int)k->qbytes;
 		pthread_mutex_unlock(&g_mu);
@@ -1277,6 +1233,15 @@ EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv)
 EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	jr_init_real();
+	/* Before the kernel has the registration: from then on every arrival
+	 * must be an eventfd write (see jr_signal). Never cleared: the fd may
+	 * be in other epoll sets, and a spare write is harmless. */
+	jsock *k;
+	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && ev && (ev->events & EPOLLET) && (k = get(fd))) {
+		pthread_mutex_lock(&g_mu);
+		k->et = 1;
+		pthread_mutex_unlock(&g_mu);
+	}
 	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && __atomic_load_n(&g_nlisteners, __ATOMIC_RELAXED) > 0)
 		note_used(fd);
 	return real.epoll_ctl(epfd, op, fd, ev);

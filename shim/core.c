@@ -12,11 +12,15 @@
  * or accept(), so fd numbers never collide and the application's epoll, poll
  * and select work on it unchanged. The eventfd's counter is non-zero exactly
  * while the socket has something to read (data, a connection to accept, EOF or
- * an error): the dispatcher writes 1 to it on every arrival (a new edge for
- * EPOLLET), and a read that empties the queue reads it back to 0. An eventfd is
- * always writable; when a non-blocking send found the send window closed, the
- * OpSent that reopens it makes a fresh EPOLLOUT edge (an eventfd read wakes
- * EPOLLOUT waiters). */
+ * an error): the dispatcher writes 1 to it when the socket becomes readable,
+ * and on every further arrival when the socket is registered with EPOLLET (a
+ * new edge; see jr_signal), and a read that empties the queue reads it back to
+ * 0. An eventfd is always writable; when a non-blocking send found the send
+ * window closed, the OpSent that reopens it makes a fresh EPOLLOUT edge (an
+ * eventfd read wakes EPOLLOUT waiters).
+ *
+ * Received payloads stay in the service's buffers until read() copies them
+ * out, within bounds (rq.c). */
 #include "shim.h"
 
 #include <arpa/inet.h>
@@ -37,16 +41,15 @@
 
 struct real_fns real;
 
-pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;      /* socket objects, tables */
+pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;      /* socket objects, tables, queues, downFree */
 static pthread_mutex_t ctl_mu = PTHREAD_MUTEX_INITIALIZER;  /* one control request at a time */
 static pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER; /* the up ring's one producer */
-pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;       /* window, writers, state changes */
 
 enum { REG_NONE, REG_OK, REG_OFF };
 static int g_reg = REG_NONE;
 static pid_t g_pid;
 static int g_ctl = -1;
-static struct region g_rg;
+struct region g_rg;
 static long g_sendwin = 256 << 10;
 static int g_debug;
 static int g_fail;
@@ -58,9 +61,12 @@ int g_nlisteners; /* listener objects with an fd: poll/select/epoll_ctl look */
 jsock *g_fd[JR_MAXFD];
 static jsock *g_ids[1024];
 
+/* A message for a socket id not known yet (its listen or dial reply is on
+ * its way): copied, so the service's buffers go back at once. Rare, so
+ * malloc'd. */
 struct orphan {
 	struct orphan *next;
-	struct rdesc d;
+	struct rmsg m;
 	uint8_t data[];
 };
 static struct orphan *g_orphans, **g_orphans_tail = &g_orphans;
@@ -207,6 +213,7 @@ jsock *jr_new_sock(int type)
 	jsock *k = calloc(1, sizeof *k);
 	if (!k)
 		return NULL;
+	pthread_cond_init(&k->cond, NULL);
 	k->type = type;
 	k->sigfd = -1;
 	k->window = g_sendwin;
@@ -215,9 +222,16 @@ jsock *jr_new_sock(int type)
 	return k;
 }
 
+/* Frees a socket object whose queue is already empty (jr_rq_free). */
+void jr_free_sock(jsock *k)
+{
+	pthread_cond_destroy(&k->cond);
+	free(k);
+}
+
 int jr_has_input(jsock *k)
 {
-	return k->qhead || k->ahead || k->eof || k->err || k->rdshut || k->state == S_DEAD;
+	return k->nseg || k->ahead || k->eof || k->err || k->rdshut || k->state == S_DEAD;
 }
 
 static void efd_add(int fd)
@@ -234,15 +248,30 @@ static void efd_drain(int fd)
 		real.read(fd, &v, 8);
 }
 
-/* A new arrival: one more eventfd write, so edge-triggered epoll sees it. */
+/* Something arrived for k. Poll, select, level-triggered epoll and the
+ * shim's own blocking reads wait for the counter to be non-zero, so once it
+ * is (k->readable) a further write tells them nothing, and is skipped: one
+ * system call (and a wake-up of every epoll that watches the fd) saved per
+ * message on a socket that already had data. Edge-triggered epoll is the
+ * exception: the kernel makes a new edge on every write to an eventfd, as on
+ * every arrival on a kernel socket, and a program may read part of what is
+ * queued and then wait for the next edge (legal with EPOLLET); skipping the
+ * write would leave it waiting with data queued. So a socket that was ever
+ * registered with EPOLLET (k->et, set by epoll_ctl before the kernel sees the
+ * registration) gets a write on every arrival. Nothing waits on k->cond for
+ * input, so arrivals do not broadcast it (jr_wake is for window and state
+ * changes). */
 void jr_signal(jsock *k)
 {
-	if (k->sigfd >= 0) {
-		efd_add(k->sigfd);
-		k->readable = 1;
-	}
-	pthread_cond_broadcast(&g_cond);
+	if (k->sigfd < 0 || (k->readable && !k->et))
+		return;
+	efd_add(k->sigfd);
+	k->readable = 1;
 }
+
+/* Wakes the threads waiting on k's condition variable: a send waiting for
+ * the window, close and shutdown waiting for k's calls in progress. */
+void jr_wake(jsock *k) { pthread_cond_broadcast(&k->cond); }
 
 void jr_clear_if_empty(jsock *k)
 {
@@ -267,20 +296,9 @@ static void kick_write(jsock *k)
 	k->want_write = 0;
 }
 
-void jr_free_queue(jsock *k)
-{
-	while (k->qhead) {
-		struct qmsg *m = k->qhead;
-		k->qhead = m->next;
-		free(m);
-	}
-	k->qtail = NULL;
-	k->qbytes = 0;
-}
-
 /* ---------------------------------------------------------- dispatcher */
 
-static void route_locked(struct rdesc *d, uint8_t *p);
+static void route_locked(struct rmsg *m);
 
 static void queue_close_id(uint32_t id)
 {
@@ -295,6 +313,7 @@ static void fail_all_locked(int e)
 			if (!k->err)
 				k->err = e;
 			jr_signal(k);
+			jr_wake(k);
 		}
 }
 
@@ -304,20 +323,22 @@ static void *dispatch(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	uint8_t *buf = NULL;
-	size_t cap = 0;
+	struct rmsg m;
 	for (;;) {
 		int got = 0, r;
-		struct rdesc d;
-		while ((r = jr_ring_recv(&g_rg, &d, &buf, &cap)) == 1) {
+		while ((r = jr_ring_peek(&g_rg, &m)) == 1) {
 			pthread_mutex_lock(&g_mu);
-			route_locked(&d, buf);
+			route_locked(&m);
 			pthread_mutex_unlock(&g_mu);
+			jr_ring_consume(&g_rg, &m);
 			got++;
 		}
 		if (r < 0) {
 			jr_log("the shared region is corrupt: every Joyride socket fails with EIO");
 			pthread_mutex_lock(&g_mu);
+			/* What sockets hold was delivered before the corruption: it
+			 * stays readable, in private memory. */
+			jr_rq_unhold_all(0);
 			fail_all_locked(EIO);
 			pthread_mutex_unlock(&g_mu);
 			return NULL;
@@ -342,13 +363,17 @@ static void *dispatch(void *arg)
 		__atomic_store_n(g_rg.app_wake, 0, __ATOMIC_SEQ_CST);
 		efd_drain(g_rg.app_efd);
 		if (pf[1].revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) {
-			while ((r = jr_ring_recv(&g_rg, &d, &buf, &cap)) == 1) {
+			while ((r = jr_ring_peek(&g_rg, &m)) == 1) {
 				pthread_mutex_lock(&g_mu);
-				route_locked(&d, buf);
+				route_locked(&m);
 				pthread_mutex_unlock(&g_mu);
+				jr_ring_consume(&g_rg, &m);
 			}
 			jr_log("joyrided closed the control connection: Joyride sockets fail with ECONNRESET");
 			pthread_mutex_lock(&g_mu);
+			/* A later registration brings a new region: nothing may
+			 * point into this one then. The data stays readable. */
+			jr_rq_unhold_all(0);
 			fail_all_locked(ECONNRESET);
 			g_reg = REG_NONE; /* a later socket() registers again (or falls back) */
 			pthread_mutex_unlock(&g_mu);
@@ -389,33 +414,17 @@ static void unpack_addr(uint64_t v, struct sockaddr_in *sa)
 uint64_t jr_pack(const struct sockaddr_in *sa) { return pack_addr(sa); }
 void jr_unpack(uint64_t v, struct sockaddr_in *sa) { unpack_addr(v, sa); }
 
-static void apply_locked(jsock *k, struct rdesc *d, uint8_t *p)
+static void apply_locked(jsock *k, struct rmsg *m)
 {
-	switch (d->op) {
-	case OP_DATA: {
+	switch (m->op) {
+	case OP_DATA:
 		if (k->listener || k->closed)
 			return;
-		if (k->type == SOCK_DGRAM && k->qbytes + d->len > (4u << 20))
-			return;
-		struct qmsg *m = malloc(sizeof *m + d->len);
-		if (!m)
-			return;
-		m->next = NULL;
-		m->len = d->len;
-		m->off = 0;
-		m->arg = d->arg;
-		memcpy(m->data, p, d->len);
-		if (k->qtail)
-			k->qtail->next = m;
-		else
-			k->qhead = m;
-		k->qtail = m;
-		k->qbytes += d->len;
-		jr_signal(k);
+		if (jr_rq_push(k, m) > 0)
+			jr_signal(k);
 		break;
-	}
 	case OP_ACCEPT: {
-		uint32_t id = (uint32_t)d->arg;
+		uint32_t id = (uint32_t)m->arg;
 		jsock *c;
 		if (!k->listener || k->closed || jr_find_id(id) || !(c = jr_new_sock(SOCK_STREAM))) {
 			queue_close_id(id);
@@ -423,13 +432,13 @@ static void apply_locked(jsock *k, struct rdesc *d, uint8_t *p)
 		}
 		struct acc *a = calloc(1, sizeof *a);
 		if (!a) {
-			free(c);
+			jr_free_sock(c);
 			queue_close_id(id);
 			return;
 		}
 		char rs[64];
-		size_t n = d->len < sizeof rs - 1 ? d->len : sizeof rs - 1;
-		memcpy(rs, p, n);
+		size_t n = m->len < sizeof rs - 1 ? m->len : sizeof rs - 1;
+		jr_msg_copy(&g_rg, m, (uint8_t *)rs, n);
 		rs[n] = 0;
 		c->id = id;
 		c->state = S_CONN;
@@ -451,41 +460,51 @@ static void apply_locked(jsock *k, struct rdesc *d, uint8_t *p)
 		break;
 	case OP_ERROR:
 		if (!k->err)
-			k->err = d->arg ? (int)d->arg : EIO;
+			k->err = m->arg ? (int)m->arg : EIO;
 		jr_signal(k);
+		jr_wake(k); /* a send waiting for the window fails now */
 		break;
 	case OP_SENT:
-		k->window += (long)d->arg;
+		k->window += (long)m->arg;
 		if (k->window > g_sendwin)
 			k->window = g_sendwin;
-		pthread_cond_broadcast(&g_cond);
+		jr_wake(k);
 		if (k->want_write)
 			kick_write(k);
 		break;
 	}
 }
 
-static void route_locked(struct rdesc *d, uint8_t *p)
+/* Hands m to its socket, or keeps it for a socket being created; then gives
+ * back the buffers no socket kept. */
+static void route_locked(struct rmsg *m)
 {
-	jsock *k = jr_find_id(d->sock);
+	jsock *k = jr_find_id(m->sock);
 	if (k) {
-		apply_locked(k, d, p);
-		return;
-	}
-	if (g_creating > 0 && g_norphans < 4096) {
-		struct orphan *o = malloc(sizeof *o + d->len);
+		apply_locked(k, m);
+	} else if (g_creating > 0 && g_norphans < 4096) {
+		struct orphan *o = malloc(sizeof *o + m->len);
 		if (o) {
 			o->next = NULL;
-			o->d = *d;
-			memcpy(o->data, p, d->len);
+			o->m = *m;
+			jr_msg_copy(&g_rg, m, o->data, m->len);
+			o->m.priv = o->data;
+			o->m.nb = 0;
+			o->m.bufs = o->m.lens = NULL;
 			*g_orphans_tail = o;
 			g_orphans_tail = &o->next;
 			g_norphans++;
-			return;
+		} else if (m->op == OP_ACCEPT) {
+			queue_close_id((uint32_t)m->arg);
 		}
+	} else if (m->op == OP_ACCEPT) {
+		queue_close_id((uint32_t)m->arg);
 	}
-	if (d->op == OP_ACCEPT)
-		queue_close_id((uint32_t)d->arg);
+	if (!m->kept && m->nb) {
+		for (uint32_t i = 0; i < m->nb; i++)
+			jr_ring_give(&g_rg, m->bufs[i]);
+		jr_ring_publish_free(&g_rg);
+	}
 }
 
 void jr_creating_begin_locked(void) { g_creating++; }
@@ -496,14 +515,14 @@ void jr_creating_end_locked(void)
 	struct orphan **pp = &g_orphans;
 	while (*pp) {
 		struct orphan *o = *pp;
-		jsock *k = jr_find_id(o->d.sock);
+		jsock *k = jr_find_id(o->m.sock);
 		if (k || g_creating == 1) {
 			*pp = o->next;
 			g_norphans--;
 			if (k)
-				apply_locked(k, &o->d, o->data);
-			else if (o->d.op == OP_ACCEPT)
-				queue_close_id((uint32_t)o->d.arg);
+				apply_locked(k, &o->m);
+			else if (o->m.op == OP_ACCEPT)
+				queue_close_id((uint32_t)o->m.arg);
 			free(o);
 		} else {
 			pp = &o->next;
@@ -564,6 +583,7 @@ int jr_ensure_registered(void)
 		g_sendwin = r.send_window;
 	if (r.max_message > 0 && (size_t)r.max_message < g_rg.max_msg)
 		g_rg.max_msg = (size_t)r.max_message;
+	jr_rq_set_caps();
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
@@ -650,7 +670,10 @@ size_t jr_max_msg(void) { return g_rg.max_msg; }
  * the service, so the children that will accept on it each listen with
  * SO_REUSEPORT semantics and none of the connections land in a listener
  * nobody accepts on. Then every lock is taken, so the child gets them in a
- * consistent state. */
+ * consistent state, and every byte a socket holds in the service's buffers is
+ * copied into the socket's private memory and the buffers given back: the
+ * child inherits the queues but not the region (and must not read buffers the
+ * parent gives back to the service and the service then reuses). */
 static void fork_prepare(void)
 {
 	if (g_reg == REG_OK && g_pid == getpid()) {
@@ -669,8 +692,8 @@ static void fork_prepare(void)
 						struct acc *n = a->next;
 						jr_hash_del(a->k);
 						queue_close_id(a->k->id);
-						jr_free_queue(a->k);
-						free(a->k);
+						jr_rq_free(a->k, 1);
+						jr_free_sock(a->k);
 						free(a);
 						a = n;
 					}
@@ -688,6 +711,8 @@ static void fork_prepare(void)
 	pthread_mutex_lock(&ctl_mu);
 	pthread_mutex_lock(&send_mu);
 	pthread_mutex_lock(&g_mu);
+	if (g_reg == REG_OK && g_pid == getpid())
+		jr_rq_unhold_all(1);
 }
 
 static void fork_parent(void)
@@ -708,7 +733,6 @@ static void fork_child(void)
 	pthread_mutex_unlock(&g_mu);
 	pthread_mutex_unlock(&send_mu);
 	pthread_mutex_unlock(&ctl_mu);
-	pthread_cond_init(&g_cond, NULL);
 	g_pid = getpid();
 	if (g_reg == REG_OK) {
 		real.close(g_ctl);
@@ -716,6 +740,8 @@ static void fork_child(void)
 		real.close(g_rg.svc_efd);
 		munmap(g_rg.mem, g_rg.size);
 		free(g_rg.free);
+		free(g_rg.cbufs);
+		free(g_rg.clens);
 		memset(&g_rg, 0, sizeof g_rg);
 		g_rg.app_efd = g_rg.svc_efd = -1;
 		g_ctl = -1;
@@ -743,9 +769,16 @@ static void fork_child(void)
 		k->readable = 0;
 		k->id = 0;
 		k->writers = 0;
+		/* The parent's threads may have been waiting on it. */
+		pthread_cond_init(&k->cond, NULL);
+		/* Held only if fork_prepare ran out of memory copying: those
+		 * buffers are the parent's (and the region is gone). */
+		if (k->nheld)
+			jr_rq_free(k, 0);
 		for (struct acc *a = k->ahead; a;) {
 			struct acc *n = a->next;
-			free(a->k);
+			jr_rq_free(a->k, 0);
+			free(a->k); /* not jr_free_sock: its cond is the parent's */
 			free(a);
 			a = n;
 		}
@@ -761,6 +794,7 @@ static void fork_child(void)
 		if (jr_has_input(k))
 			jr_signal(k);
 	}
+	jr_rq_forget_holds();
 }
 
 int parse_ipport_pub(const char *s, struct sockaddr_in *sa) { return parse_ipport(s, sa); }

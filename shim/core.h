@@ -22,11 +22,15 @@ enum sstate {
 	S_DEAD,       /* unusable in this process (err says why) */
 };
 
-struct qmsg {
-	struct qmsg *next;
-	size_t len, off;
-	uint64_t arg; /* UDP: packed source */
-	uint8_t data[];
+/* One piece of a socket's receive queue (rq.c): bytes still in a service
+ * buffer the socket holds, or bytes copied into the socket's private ring. */
+struct rseg {
+	uint32_t buf;        /* the service buffer, or NO_BUF: next in the private ring */
+	uint32_t off;        /* held: where the unread bytes start in the buffer */
+	uint32_t len;        /* unread bytes */
+	uint32_t dlen;       /* UDP, a datagram's first segment: its length */
+	uint64_t arg;        /* UDP, a datagram's first segment: its packed source */
+	uint8_t first, last; /* UDP: the segment begins, ends a datagram */
 };
 
 struct acc {
@@ -50,8 +54,17 @@ typedef struct jsock {
 	int sigfd;    /* one of them: where readiness is written */
 	int readable; /* the eventfd counter is non-zero */
 	int nonblock; /* O_NONBLOCK (a file status flag: shared by dups) */
-	struct qmsg *qhead, *qtail;
-	size_t qbytes;
+	/* Receive queue (rq.c): a ring of segments and a private byte ring,
+	 * both allocated on first use and grown by doubling. */
+	struct rseg *seg;
+	uint32_t segcap, seghead, nseg;
+	uint8_t *pb;
+	size_t pbcap, pbhead, pbused;
+	size_t qbytes;   /* unread bytes */
+	uint32_t nheld;  /* service buffers held by segments */
+	uint32_t ndgram; /* UDP: queued datagrams */
+	int et;          /* registered with EPOLLET: every arrival must be an eventfd write */
+	pthread_cond_t cond; /* window, writers, state changes of this socket */
 	struct acc *ahead, *atail;
 	int eof, err, rdshut, wrshut, closed;
 	int so_error; /* SO_ERROR of a non-blocking connect */
@@ -71,7 +84,7 @@ typedef struct jsock {
 } jsock;
 
 extern pthread_mutex_t g_mu;
-extern pthread_cond_t g_cond;
+extern struct region g_rg;
 extern jsock *g_fd[JR_MAXFD];
 extern int g_nlisteners;
 
@@ -83,10 +96,11 @@ jsock *jr_find_id(uint32_t id);
 void jr_hash_add(jsock *k);
 void jr_hash_del(jsock *k);
 jsock *jr_new_sock(int type);
+void jr_free_sock(jsock *k);
 int jr_has_input(jsock *k);
 void jr_signal(jsock *k);
+void jr_wake(jsock *k);
 void jr_clear_if_empty(jsock *k);
-void jr_free_queue(jsock *k);
 void jr_creating_begin_locked(void);
 void jr_creating_end_locked(void);
 int jr_ensure_registered(void);
@@ -98,5 +112,26 @@ uint64_t jr_pack(const struct sockaddr_in *sa);
 void jr_unpack(uint64_t v, struct sockaddr_in *sa);
 int parse_ipport_pub(const char *s, struct sockaddr_in *sa);
 long g_sendwin_pub(void);
+
+/* ---- receive queues (rq.c); every call with g_mu held ---- */
+/* Queues m's payload (OP_DATA) on k: 1 queued, 0 nothing to queue (an empty
+ * stream message), -1 dropped (a limit, or no memory). Sets m->kept when k
+ * took m's buffers over; otherwise the caller gives them back. */
+int jr_rq_push(jsock *k, struct rmsg *m);
+/* Copies queued bytes into iov: a stream's next bytes, or the next datagram
+ * (its length in *full, its packed source in *src). Returns the bytes
+ * copied; with peek the queue stays as it was. */
+size_t jr_rq_read(jsock *k, const struct iovec *iov, int iovcnt, int peek, uint64_t *src, size_t *full);
+/* Length of the next datagram (FIONREAD). */
+size_t jr_rq_next_len(jsock *k);
+/* Empties k's queue, giving held buffers back to the service if give. */
+void jr_rq_free(jsock *k, int give);
+/* Copies every held byte of every socket into private memory (giving the
+ * buffers back if give): before a fork, and when the region goes away. */
+void jr_rq_unhold_all(int give);
+/* The hold budget, from the region's geometry: at registration. */
+void jr_rq_set_caps(void);
+/* In a forked child: no held buffer is ours. */
+void jr_rq_forget_holds(void);
 
 #endif

@@ -6,10 +6,11 @@
 // real kernel eventfd standing for the socket, so the program's epoll, poll
 // and select work unchanged; listen, accept, connect, send and recv become
 // control requests and messages on the shared region, and a dispatcher thread
-// drains the service's messages into per-socket queues, writing the socket's
-// eventfd whenever something arrives. Everything else (files, Unix sockets,
-// IPv6, loopback) goes to the kernel, and so does everything when joyrided is
-// not there (JOYRIDE_FALLBACK=kernel, the default) unless JOYRIDE_FALLBACK=fail.
+// drains the service's messages into per-socket queues (the payload stays in
+// the service's buffers until read copies it out), writing the socket's
+// eventfd when it becomes readable (and on every arrival for EPOLLET).
+// Everything else (files, Unix sockets, IPv6, loopback) goes to the kernel,
+// and so does everything when joyrided is not there (JOYRIDE_FALLBACK=kernel, the default) unless JOYRIDE_FALLBACK=fail.
 //
 //	LD_PRELOAD=bin/libjoyride-preload.so JOYRIDE_SOCKET=/run/joyride/joyride.sock memcached -l 198.18.0.2
 //

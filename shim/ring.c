@@ -92,7 +92,12 @@ int jr_region_attach(struct region *rg, int memfd, int app_efd, int svc_efd, cha
 		rs[i]->cached = rs[i]->local;
 	}
 	rg->free = malloc(sizeof(uint32_t) * rg->B);
-	if (!rg->free) {
+	rg->cbufs = malloc(sizeof(uint32_t) * rg->R);
+	rg->clens = malloc(sizeof(uint32_t) * rg->R);
+	if (!rg->free || !rg->cbufs || !rg->clens) {
+		free(rg->free);
+		free(rg->cbufs);
+		free(rg->clens);
 		snprintf(why, whylen, "out of memory");
 		munmap(rg->mem, rg->size);
 		rg->mem = NULL;
@@ -163,8 +168,19 @@ int jr_ring_send(struct region *rg, uint16_t op, uint32_t sock, uint64_t arg, co
 	return 0;
 }
 
+/* Wakes the service if it sleeps. The callers have just published a counter
+ * (up's producer after a send, downFree's and down's consumer after the
+ * dispatcher's batch) with a release store; the service, going to sleep,
+ * stores its flag and then loads those counters. A store followed by a load
+ * of another location is the one reordering x86 does (the store waits in the
+ * store buffer while the load runs), and C11 allows it for release/acquire
+ * pairs on any CPU: without the full fence each side could miss the other's
+ * store, and the service would sleep until its ppoll timeout with a message
+ * waiting. The fence (an mfence here) is the shim's half of the Dekker pair;
+ * the service's half is Go's sequentially consistent atomics. */
 void jr_notify_service(struct region *rg)
 {
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(rg->svc_wake, __ATOMIC_SEQ_CST) == 0)
 		return;
 	if (__atomic_exchange_n(rg->svc_wake, 0, __ATOMIC_SEQ_CST) == 0)
@@ -174,14 +190,19 @@ void jr_notify_service(struct region *rg)
 		;
 }
 
+/* The dispatcher's re-check after it stored its need-wakeup flag (seq_cst):
+ * the mirror image of jr_notify_service, so this load must be seq_cst too
+ * (an acquire load may be done before a seq_cst store to another location,
+ * e.g. with ARMv8.3's LDAPR). On x86 both are plain moves after the store's
+ * xchg. */
 int jr_ring_pending(struct region *rg)
 {
-	return ld_acq(rg->down.prod) != rg->down.local;
+	return __atomic_load_n(rg->down.prod, __ATOMIC_SEQ_CST) != rg->down.local;
 }
 
-int jr_ring_recv(struct region *rg, struct rdesc *out, uint8_t **buf, size_t *cap)
+int jr_ring_peek(struct region *rg, struct rmsg *m)
 {
-	struct ring *rx = &rg->down, *fo = &rg->downfree;
+	struct ring *rx = &rg->down;
 	uint32_t p = ld_acq(rx->prod);
 	uint32_t avail = p - rx->local;
 	if (avail == 0)
@@ -189,7 +210,7 @@ int jr_ring_recv(struct region *rg, struct rdesc *out, uint8_t **buf, size_t *ca
 	if (avail > rx->size)
 		return -1;
 	size_t total = 0;
-	uint32_t nf = 0;
+	uint32_t nb = 0;
 	for (uint32_t k = 0;; k++) {
 		if (k == avail)
 			return 0; /* torn chain: wait for the rest */
@@ -205,38 +226,64 @@ int jr_ring_recv(struct region *rg, struct rdesc *out, uint8_t **buf, size_t *ca
 		memcpy(&len, d + 12, 4);
 		memcpy(&arg, d + 16, 8);
 		if (k == 0) {
-			out->op = op;
-			out->sock = sock;
-			out->arg = arg;
+			m->op = op;
+			m->sock = sock;
+			m->arg = arg;
 		}
 		if (b != NO_BUF) {
 			if (b < rg->B || b >= 2 * rg->B || len > rg->S || total + len > rg->max_msg)
 				return -1;
-			if (total + len > *cap) {
-				size_t nc = *cap ? *cap : 4096;
-				while (nc < total + len)
-					nc *= 2;
-				uint8_t *nb = realloc(*buf, nc);
-				if (!nb)
-					return -1;
-				*buf = nb;
-				*cap = nc;
-			}
-			memcpy(*buf + total, rg->bufs + (size_t)b * rg->S, len);
-			memcpy(fo->data + ((fo->local + nf) & fo->mask) * 4, &b, 4);
-			nf++;
+			rg->cbufs[nb] = b;
+			rg->clens[nb] = len;
+			nb++;
 			total += len;
 		}
 		if (!(flags & FLAG_MORE)) {
-			fo->local += nf;
-			if (nf)
-				st_rel(fo->prod, fo->local);
-			rx->local += k + 1;
-			st_rel(rx->cons, rx->local);
-			out->len = total;
+			m->len = total;
+			m->ndesc = k + 1;
+			m->nb = nb;
+			m->bufs = rg->cbufs;
+			m->lens = rg->clens;
+			m->priv = NULL;
+			m->kept = 0;
 			return 1;
 		}
 		if (k + 1 >= rx->size)
 			return -1;
+	}
+}
+
+void jr_ring_consume(struct region *rg, const struct rmsg *m)
+{
+	struct ring *rx = &rg->down;
+	rx->local += m->ndesc;
+	st_rel(rx->cons, rx->local);
+}
+
+void jr_ring_give(struct region *rg, uint32_t buf)
+{
+	struct ring *fo = &rg->downfree;
+	/* No room check: at most B service buffers are ever lent to us and
+	 * the ring has F >= B slots. */
+	memcpy(fo->data + (fo->local & fo->mask) * 4, &buf, 4);
+	fo->local++;
+}
+
+void jr_ring_publish_free(struct region *rg)
+{
+	st_rel(rg->downfree.prod, rg->downfree.local);
+}
+
+void jr_msg_copy(const struct region *rg, const struct rmsg *m, uint8_t *dst, size_t n)
+{
+	if (m->priv) {
+		memcpy(dst, m->priv, n < m->len ? n : m->len);
+		return;
+	}
+	for (uint32_t i = 0; i < m->nb && n > 0; i++) {
+		size_t c = m->lens[i] < n ? m->lens[i] : n;
+		memcpy(dst, jr_ring_buf(rg, m->bufs[i]), c);
+		dst += c;
+		n -= c;
 	}
 }

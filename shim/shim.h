@@ -111,19 +111,41 @@ struct region {
 	uint32_t *free; /* stack of our free buffer indices */
 	uint32_t nfree;
 	size_t max_msg;
+	uint32_t *cbufs, *clens; /* jr_ring_peek's chain (R entries each) */
 };
 int jr_region_attach(struct region *rg, int memfd, int app_efd, int svc_efd, char *why, size_t whylen);
 /* 0 sent, -1 full (EAGAIN), -2 too big */
 int jr_ring_send(struct region *rg, uint16_t op, uint32_t sock, uint64_t arg, const void *p, size_t n);
 void jr_notify_service(struct region *rg);
-/* Receives one message into *buf (grown as needed): 1 got, 0 empty, -1 corrupt. */
-struct rdesc {
+
+/* One message from the down ring: its descriptors read once into private
+ * memory, its payload still in the service's buffers (or, for a message
+ * replayed after it waited for its socket, in private memory at priv). */
+struct rmsg {
 	uint16_t op;
 	uint32_t sock;
 	uint64_t arg;
-	size_t len;
+	size_t len;          /* payload bytes */
+	uint32_t ndesc;      /* descriptors the chain takes on the ring */
+	uint32_t nb;         /* buffers holding the payload, in order */
+	uint32_t *bufs;      /* their indices (service partition) */
+	uint32_t *lens;      /* bytes used in each */
+	const uint8_t *priv; /* instead of bufs: the payload in private memory */
+	int kept;            /* a socket took the buffers over (rq.c) */
 };
-int jr_ring_recv(struct region *rg, struct rdesc *d, uint8_t **buf, size_t *cap);
+/* Reads the next whole message: 1 got, 0 none (or its chain is not
+ * complete yet), -1 corrupt. The message stays on the ring: the dispatcher
+ * (the down ring's one consumer) then calls jr_ring_consume. */
+int jr_ring_peek(struct region *rg, struct rmsg *m);
+void jr_ring_consume(struct region *rg, const struct rmsg *m);
+/* Returns one service buffer on downFree, published by jr_ring_publish_free.
+ * downFree has several would-be producers (the dispatcher, and readers that
+ * copied out of a buffer a socket held): they all call these with g_mu. */
+void jr_ring_give(struct region *rg, uint32_t buf);
+void jr_ring_publish_free(struct region *rg);
+static inline const uint8_t *jr_ring_buf(const struct region *rg, uint32_t b) { return rg->bufs + (size_t)b * rg->S; }
+/* Copies the first n bytes of m's payload to dst. */
+void jr_msg_copy(const struct region *rg, const struct rmsg *m, uint8_t *dst, size_t n);
 int jr_ring_pending(struct region *rg);
 
 #endif
