@@ -214,12 +214,26 @@ func TestChecksInSummaryAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.SetArrival(2.5, 1000)
+	steadyLevels := make([]float64, 45)
+	rng := rand.New(rand.NewPCG(8, 9))
+	for i := range steadyLevels {
+		steadyLevels[i] = 100 * (1 + 0.02*rng.NormFloat64())
+	}
+	writeLevels(t, filepath.Join(dir, "steady.hlog"), steadyLevels, 1)
+	steady, err := CheckPoint(filepath.Join(dir, "steady.hlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steady.SetArrival(6.25, 1000)
 	pts := []Point{
 		{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 1000, AchievedRPS: 1000, P50us: 10, P99us: 20,
 			P50Lo: 9, P50Hi: 11, P99Lo: 18, P99Hi: 25, Valid: true, Checks: &c},
 		{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 2000, AchievedRPS: 2000, P50us: 12, P99us: 30,
 			P50Lo: 11, P50Hi: 13, P99Lo: 26, P99Hi: math.Inf(1), Valid: true,
 			Checks: &Checks{Intervals: 2, ADF: ADF{Note: "too few intervals (2 < 40)"}, Verdict: "too few intervals (2)"}},
+		{Stack: "null", Protocol: "udp", App: "echo", OfferedRPS: 1000, AchievedRPS: 1000, P50us: 5, P99us: 9,
+			P50Lo: 4, P50Hi: 6, P99Lo: 8, P99Hi: 10, Valid: true, Checks: &steady},
 	}
 	csvPath := filepath.Join(dir, "summary.csv")
 	if err := WriteSummaryCSV(csvPath, pts); err != nil {
@@ -230,8 +244,14 @@ func TestChecksInSummaryAndReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back[0].Checks == nil || !back[0].Checks.Failed() || back[0].Checks.Verdict != c.Verdict ||
-		back[1].Checks == nil || back[1].Checks.Failed() || !math.IsInf(back[1].P99Hi, 1) {
+		back[0].Checks.IntervalMs != 1000 || back[0].Checks.Arrival != c.Arrival ||
+		back[1].Checks == nil || back[1].Checks.Failed() || !math.IsInf(back[1].P99Hi, 1) || back[1].Checks.Arrival.Ran {
 		t.Errorf("checks after a round trip: %+v %+v", back[0].Checks, back[1].Checks)
+	}
+	// A failing arrival check alone marks the point.
+	if b := back[2].Checks; b == nil || !b.Failed() || b.ADF.Stationary() != steady.ADF.Stationary() || b.Arrival.A2 != 6.25 ||
+		b.Verdict != "FAIL: arrivals not Poisson (A²=6.25 > 3.857 over 1000 gaps)" {
+		t.Errorf("arrivals after a round trip: %+v", b)
 	}
 	md := renderReport(Report{Title: "t", Points: back, SLOp99us: 26})
 	for _, want := range []string{
@@ -240,10 +260,15 @@ func TestChecksInSummaryAndReport(t *testing.T) {
 		"| 2000 | 2000 (100.0%) | 12.00 | 11.00–13.00 | 30.00 | 26.00–∞ |",
 		"- Highest rate whose p99 upper 95% bound ≤ 26.00 µs (and achieved ≥ 99%): 1000 req/s\n",
 		"## Validity checks\n",
-		"**1 of 2 checked points fail a check**; 1 had too few intervals for either test.",
+		"one histogram per 1000 ms of scheduled send time",
+		"**2 of 3 checked points fail a check**; 1 had too few intervals for either test.",
+		"| stack | points | stationarity passed | independence passed | arrivals passed | failed a check |\n",
+		"| kernel | 2 | 0 of 1 (1 not run) | 0 of 1 (1 not run) | 1 of 1 (1 not run) | 1 of 2 |\n",
+		"| null | 1 | 1 of 1 | 1 of 1 | 0 of 1 | 1 of 1 |\n",
 		"| kernel | udp/echo | 1000 | 0 | 45 | **τ=",
-		"| **FAIL: stationarity not shown (ADF τ=",
-		"| kernel | udp/echo | 2000 | 0 | 2 | — | — | too few intervals (2) |\n",
+		"| 2.50 | **FAIL: stationarity not shown (ADF τ=",
+		"| kernel | udp/echo | 2000 | 0 | 2 | — | — | — | too few intervals (2) |\n",
+		"| **6.25 > 3.857** | **FAIL: arrivals not Poisson (A²=6.25 > 3.857 over 1000 gaps)** |\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
@@ -254,5 +279,120 @@ func TestChecksInSummaryAndReport(t *testing.T) {
 	}
 	if md := renderReport(Report{Title: "t", Points: []Point{{Stack: "k", Valid: true}}}); !strings.Contains(md, "No point of this run was checked.") {
 		t.Errorf("unchecked run:\n%s", md)
+	}
+}
+
+// simLatencyNs draws one latency as a point at a steady state sees it: a
+// floor, a skewed body and, for 1% of requests, a stall of 50..300 µs (a
+// vCPU descheduled, an interrupt), in ns.
+func simLatencyNs(rng *rand.Rand, floorUs, bodyUs float64) int64 {
+	us := floorUs + bodyUs*math.Exp(0.5*rng.NormFloat64())
+	if rng.Float64() < 0.01 {
+		us += 50 + 250*rng.Float64()
+	}
+	return int64(us * 1000)
+}
+
+// TestChecksOnSimulatedIntervalLogs: the checks at the generator's default
+// interval, on what they really run on. A steady point's latencies are
+// independent draws of one skewed distribution; CheckPoint sees them only as
+// the medians of 50 ms histograms of the project's shape (quantized to 3
+// significant digits), 40 of them for a 2 s point, with 50 latencies each at
+// 1k req/s and 500 at 10k req/s, and 200 of them for a 10 s point (the
+// MaxIntervals bound of the generator). The false alarms must stay those of
+// the Gaussian simulations above: ADF fails (power ≥ 95%) and the lag-1 test
+// flags (about 5%). A point whose median drifts by 10% over the point, or
+// that holds a slow oscillation, must fail.
+func TestChecksOnSimulatedIntervalLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	hs := make([]*hdrhistogram.Histogram, 200)
+	for i := range hs {
+		hs[i] = NewHistogram()
+	}
+	// run draws reps points of n intervals of m latencies each, the median
+	// of interval k scaled by level(k), and counts the failures.
+	run := func(reps, n, m int, level func(k int) float64) (adfFail, lagFlag, ran int) {
+		for range reps {
+			for k := range n {
+				hs[k].Reset()
+				f := level(k)
+				for range m {
+					hs[k].RecordValue(int64(f * float64(simLatencyNs(rng, 15, 5))))
+				}
+			}
+			c := checkIntervals(hs[:n])
+			if c.ADF.Ran && c.Lag1.Ran {
+				ran++
+			}
+			if c.ADF.Ran && !c.ADF.Stationary() {
+				adfFail++
+			}
+			if c.Lag1.Dependent() {
+				lagFlag++
+			}
+		}
+		return
+	}
+	steady := func(int) float64 { return 1 }
+	const reps = 400
+	for _, c := range []struct{ n, m int }{{ADFMinIntervals, 50}, {ADFMinIntervals, 500}, {maxIntervalsSim, 50}} {
+		adf, lag, ran := run(reps, c.n, c.m, steady)
+		t.Logf("steady, %d intervals of %d latencies: ADF fails %.3f, lag 1 flags %.3f (%d of %d run)",
+			c.n, c.m, float64(adf)/reps, float64(lag)/reps, ran, reps)
+		if ran != reps {
+			t.Errorf("%d intervals of %d: the checks ran on only %d of %d points", c.n, c.m, ran, reps)
+		}
+		if f := float64(adf) / reps; f > 0.05 {
+			t.Errorf("%d intervals of %d: ADF fails a steady point in %.3f of runs, want ≤ 0.05", c.n, c.m, f)
+		}
+		if f := float64(lag) / reps; f < 0.02 || f > 0.09 {
+			t.Errorf("%d intervals of %d: lag 1 flags a steady point in %.3f of runs, want about 0.05", c.n, c.m, f)
+		}
+	}
+	// Drift: the whole distribution 10% slower at the end of a 2 s point
+	// than at its start (a queue building up, a clock ramping down).
+	const powerReps = 100
+	adf, lag, _ := run(powerReps, ADFMinIntervals, 500, func(k int) float64 { return 1 + 0.1*float64(k)/ADFMinIntervals })
+	t.Logf("10%% drift over 40 intervals of 500: ADF fails %d, lag 1 flags %d of %d", adf, lag, powerReps)
+	if adf+lag == 0 || lag < powerReps*9/10 {
+		t.Errorf("a 10%% drift was flagged by lag 1 in only %d of %d points (ADF %d)", lag, powerReps, adf)
+	}
+	// A 400 ms oscillation of ±5% (a periodic housekeeping task): medians
+	// of neighbouring 50 ms intervals are alike.
+	_, lag, _ = run(powerReps, ADFMinIntervals, 500, func(k int) float64 { return 1 + 0.05*math.Sin(2*math.Pi*float64(k)/8) })
+	t.Logf("±5%% oscillation with a 400 ms period: lag 1 flags %d of %d", lag, powerReps)
+	if lag < powerReps*9/10 {
+		t.Errorf("a 400 ms oscillation was flagged in only %d of %d points", lag, powerReps)
+	}
+}
+
+// maxIntervalsSim is loadgen.MaxIntervals (loadgen imports this package).
+const maxIntervalsSim = 200
+
+func TestArrivalCheck(t *testing.T) {
+	c := checkSeries(Checks{Intervals: 45}, whiteNoise(rand.New(rand.NewPCG(1, 2)), 45))
+	if c.Verdict != "ok" {
+		t.Fatalf("white noise: %+v", c)
+	}
+	c.SetArrival(1.2, 1000)
+	if !c.Arrival.Ran || c.Arrival.Rejected() || c.Failed() || c.Verdict != "ok" {
+		t.Errorf("accepted arrivals: %+v", c)
+	}
+	c.SetArrival(5.5, 1000)
+	if !c.Arrival.Rejected() || !c.Failed() || c.Verdict != "FAIL: arrivals not Poisson (A²=5.50 > 3.857 over 1000 gaps)" {
+		t.Errorf("rejected arrivals: %+v", c)
+	}
+	c.SetArrival(0, 0) // a constant schedule: not checked
+	if c.Arrival.Ran || c.Failed() || c.Verdict != "ok" {
+		t.Errorf("unchecked arrivals: %+v", c)
+	}
+	few := Checks{Intervals: 2}
+	few = checkSeries(few, []float64{1, 2})
+	few.SetArrival(9, 500)
+	if !few.Failed() || few.Verdict != "FAIL: arrivals not Poisson (A²=9.00 > 3.857 over 500 gaps); too few intervals (2)" {
+		t.Errorf("few intervals, rejected arrivals: %+v", few)
 	}
 }

@@ -300,8 +300,9 @@ func writeCPUSection(b *strings.Builder, aggs []Aggregate) {
 	fmt.Fprintf(b, "\n")
 }
 
-// writeChecksSection writes the "Validity checks" section: every point's
-// checks (CheckPoint), failures in bold and counted at the top.
+// writeChecksSection writes the "Validity checks" section: how many points of
+// each stack passed each check, then every point's checks (CheckPoint,
+// SetArrival), failures in bold and counted at the top.
 func writeChecksSection(b *strings.Builder, pts []Point) {
 	pf := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	pf("## Validity checks\n\n")
@@ -316,6 +317,7 @@ func writeChecksSection(b *strings.Builder, pts []Point) {
 		return
 	}
 	failed, few := 0, 0
+	spans := map[int64]bool{}
 	for _, p := range checked {
 		if p.Checks.Failed() {
 			failed++
@@ -323,16 +325,29 @@ func writeChecksSection(b *strings.Builder, pts []Point) {
 		if !p.Checks.ADF.Ran && !p.Checks.Lag1.Ran {
 			few++
 		}
+		if p.Checks.IntervalMs > 0 {
+			spans[p.Checks.IntervalMs] = true
+		}
 	}
-	pf("Each point's interval log holds one histogram per second; the checks run on the series of "+
-		"per-second medians. *Stationarity*: augmented Dickey–Fuller test (constant, one lag; "+
-		"MacKinnon critical values), passing when a unit root is rejected at 5%% (needs ≥ %d intervals). "+
-		"*Independence*: Spearman rank correlation of consecutive medians, failing when significant at 5%% "+
-		"(needs ≥ %d intervals); when it fails, the lag from which medians look independent. "+
+	span := "interval"
+	if len(spans) == 1 {
+		for ms := range spans {
+			span = fmt.Sprintf("%d ms", ms)
+		}
+	}
+	pf("Each point's interval log holds one histogram per %s of scheduled send time (the workload's `interval`); "+
+		"the first two checks run on the series of per-interval medians. *Stationarity*: augmented Dickey–Fuller "+
+		"test (constant, one lag; MacKinnon critical values), passing when a unit root is rejected at 5%% (needs ≥ %d "+
+		"intervals). *Independence*: Spearman rank correlation of consecutive medians, failing when significant at 5%% "+
+		"(needs ≥ %d intervals); when it fails, the lag from which medians look independent. *Arrivals*: "+
+		"Anderson–Darling test of the generator's first gaps between sends against the exponential of the offered "+
+		"rate, failing above A² = %.3f (1%%; Poisson schedules only). "+
 		"A failed check means the point's percentiles and confidence intervals, which assume "+
-		"independent samples from one distribution, should not be trusted as they are. "+
-		"Passing is necessary, not sufficient: correlation between consecutive requests within a "+
-		"second cannot be seen in per-second histograms.\n\n", ADFMinIntervals, IndepMinIntervals)
+		"independent samples from one distribution under the offered load, should not be trusted as they are; "+
+		"a steady point still fails one of the three in roughly 7%% of runs, so a failure that repeats across "+
+		"repetitions or rates is the finding. Passing is necessary, not sufficient: correlation between "+
+		"consecutive requests within an interval cannot be seen in per-interval histograms.\n\n",
+		span, ADFMinIntervals, IndepMinIntervals, ArrivalCrit1)
 	pf("**%d of %d checked points fail a check**", failed, len(checked))
 	if few > 0 {
 		pf("; %d had too few intervals for either test", few)
@@ -343,11 +358,12 @@ func writeChecksSection(b *strings.Builder, pts []Point) {
 		return cmp.Or(cmp.Compare(a.Stack, b.Stack), cmp.Compare(a.Protocol, b.Protocol),
 			cmp.Compare(a.App, b.App), cmp.Compare(a.OfferedRPS, b.OfferedRPS), cmp.Compare(a.Rep, b.Rep))
 	})
-	pf("| stack | protocol/app | offered (req/s) | rep | intervals | stationarity (ADF τ vs 5%% crit.) | independence (lag-1 ρ) | verdict |\n")
-	pf("|---|---|---:|---:|---:|---|---|---|\n")
+	writeChecksPerStack(b, sorted)
+	pf("| stack | protocol/app | offered (req/s) | rep | intervals | stationarity (ADF τ vs 5%% crit.) | independence (lag-1 ρ) | arrivals (A²) | verdict |\n")
+	pf("|---|---|---:|---:|---:|---|---|---|---|\n")
 	for _, p := range sorted {
 		c := p.Checks
-		adf, ind := "—", "—"
+		adf, ind, arr := "—", "—", "—"
 		if c.ADF.Ran {
 			if c.ADF.Stationary() {
 				adf = fmt.Sprintf("τ=%.2f < %.2f (p≈%.2g)", c.ADF.Stat, c.ADF.Crit5, c.ADF.P)
@@ -367,14 +383,75 @@ func writeChecksSection(b *strings.Builder, pts []Point) {
 				ind = fmt.Sprintf("ρ=%.2f (p=%.2g)", c.Lag1.Rho, c.Lag1.P)
 			}
 		}
+		if c.Arrival.Ran {
+			if c.Arrival.Rejected() {
+				arr = fmt.Sprintf("**%.2f > %.3f**", c.Arrival.A2, ArrivalCrit1)
+			} else {
+				arr = fmt.Sprintf("%.2f", c.Arrival.A2)
+			}
+		}
 		v := mdCell(c.Verdict)
 		if c.Failed() {
 			v = "**" + v + "**"
 		}
-		pf("| %s | %s/%s | %s | %d | %d | %s | %s | %s |\n", mdCell(p.Stack), mdCell(p.Protocol), mdCell(p.App),
-			fmtRate(p.OfferedRPS), p.Rep, c.Intervals, adf, ind, v)
+		pf("| %s | %s/%s | %s | %d | %d | %s | %s | %s | %s |\n", mdCell(p.Stack), mdCell(p.Protocol), mdCell(p.App),
+			fmtRate(p.OfferedRPS), p.Rep, c.Intervals, adf, ind, arr, v)
 	}
 	pf("\n")
+}
+
+// writeChecksPerStack writes, per stack (in the order of sorted), how many
+// points passed each check of those it ran on, how many it could not run on,
+// and how many failed at least one.
+func writeChecksPerStack(b *strings.Builder, sorted []Point) {
+	type tally struct {
+		points, failed int
+		ran, passed    [3]int // stationarity, independence, arrivals
+	}
+	var stacks []string
+	by := map[string]*tally{}
+	for _, p := range sorted {
+		t := by[p.Stack]
+		if t == nil {
+			t = &tally{}
+			by[p.Stack] = t
+			stacks = append(stacks, p.Stack)
+		}
+		c := p.Checks
+		t.points++
+		if c.Failed() {
+			t.failed++
+		}
+		for i, r := range [3]struct{ ran, pass bool }{
+			{c.ADF.Ran, c.ADF.Stationary()},
+			{c.Lag1.Ran, !c.Lag1.Dependent()},
+			{c.Arrival.Ran, !c.Arrival.Rejected()},
+		} {
+			if r.ran {
+				t.ran[i]++
+				if r.pass {
+					t.passed[i]++
+				}
+			}
+		}
+	}
+	fmt.Fprintf(b, "Points that passed each check, of those it ran on (not run: too few intervals; for arrivals, "+
+		"a schedule that is not Poisson or a closed loop):\n\n"+
+		"| stack | points | stationarity passed | independence passed | arrivals passed | failed a check |\n"+
+		"|---|---:|---:|---:|---:|---:|\n")
+	for _, s := range stacks {
+		t := by[s]
+		cell := func(i int) string {
+			c := fmt.Sprintf("%d of %d", t.passed[i], t.ran[i])
+			if n := t.points - t.ran[i]; n > 0 {
+				c += fmt.Sprintf(" (%d not run)", n)
+			}
+			return c
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %d of %d |\n", mdCell(s), t.points, cell(0), cell(1), cell(2),
+			t.failed, t.points)
+	}
+	fmt.Fprintf(b, "\n")
 }
 
 // FormatCI formats a confidence interval in µs as "lo–hi"; an upper bound of

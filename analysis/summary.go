@@ -66,9 +66,10 @@ type Point struct {
 	// need X cores. 0 when not measured.
 	ServerCores, CPUUsPerReq float64
 	// Checks are the validity checks of the point's interval log
-	// (CheckPoint); nil when not checked. Of them summary.csv keeps the
-	// interval count, τ, p and the 5% critical value of the ADF test, ρ, p and
-	// the independence lag of the rank test, and the verdict.
+	// (CheckPoint, SetArrival); nil when not checked. Of them summary.csv
+	// keeps the interval count and span, τ, p and the 5% critical value of
+	// the ADF test, ρ, p and the independence lag of the rank test, A² and
+	// the gaps of the arrival check, and the verdict.
 	Checks *Checks
 }
 
@@ -84,6 +85,7 @@ var summaryHeader = []string{
 	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
 	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
 	"size", "window", "gbps", "server_cores", "cpu_us_per_req", "instances", "server_mem_mib",
+	"interval_ms", "arrival_a2", "arrival_n",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -118,7 +120,14 @@ func pointFields(p Point) []string {
 		strconv.FormatFloat(p.ServerCores, 'f', 3, 64), f2(p.CPUUsPerReq), strconv.Itoa(p.Instances), f2(p.ServerMemMiB)}
 	c := p.Checks
 	if c == nil {
-		return append(append(f, "", "", "", "", "", "", "", ""), tail...)
+		return append(append(append(f, "", "", "", "", "", "", "", ""), tail...), "", "", "")
+	}
+	checksTail := []string{"", "", ""}
+	if c.IntervalMs > 0 {
+		checksTail[0] = strconv.FormatInt(c.IntervalMs, 10)
+	}
+	if c.Arrival.Ran {
+		checksTail[1], checksTail[2] = g6(c.Arrival.A2), strconv.Itoa(c.Arrival.N)
 	}
 	f = append(f, strconv.Itoa(c.Intervals))
 	if c.ADF.Ran {
@@ -131,7 +140,7 @@ func pointFields(p Point) []string {
 	} else {
 		f = append(f, "", "", "")
 	}
-	return append(append(f, c.Verdict), tail...)
+	return append(append(append(f, c.Verdict), tail...), checksTail...)
 }
 
 // WriteSummaryCSV writes pts to path as summary.csv (header first, one row per
@@ -328,6 +337,16 @@ func parseChecks(field func(string) (string, bool)) (*Checks, error) {
 		num("lag1_rho", v, &c.Lag1.Rho)
 		num("lag1_p", get("lag1_p"), &c.Lag1.P)
 		integer("indep_lag", get("indep_lag"), &c.Lag1.IndepLag)
+	}
+	if v := get("interval_ms"); v != "" && err == nil {
+		if c.IntervalMs, err = strconv.ParseInt(v, 10, 64); err != nil {
+			err = fmt.Errorf("column interval_ms: %q is not an integer", v)
+		}
+	}
+	if v := get("arrival_a2"); v != "" {
+		c.Arrival.Ran = true
+		num("arrival_a2", v, &c.Arrival.A2)
+		integer("arrival_n", get("arrival_n"), &c.Arrival.N)
 	}
 	c.Verdict = get("checks")
 	if err != nil || !seen {

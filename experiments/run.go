@@ -706,7 +706,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(size),
 		"-sizes", w.SizeDist, "-window", strconv.Itoa(p.Window),
 		"-schedule", w.Schedule, "-seed", strconv.FormatUint(uint64(p.Seed), 10),
-		"-late", w.LateThreshold.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
+		"-late", w.LateThreshold.String(), "-interval", w.Interval.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", proto, "-conns", strconv.Itoa(conns), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))...)
 	cpuLoad.Stop()
@@ -774,9 +774,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		return pt, &res, serverLog, err
 	}
 	analysis.FillLatency(&pt, analysis.Summarize(h))
-	// Stationarity and independence of the per-second intervals (reported,
-	// and flagged in report.md when they fail; too few intervals says so).
+	// Stationarity and independence of the per-interval medians, and the
+	// generator's arrival check (reported, and flagged in summary.csv and
+	// report.md when they fail; too few intervals says so).
 	if c, err := analysis.CheckPoint(filepath.Join(r.dir, p.Hlog)); err == nil {
+		c.SetArrival(res.ArrivalA2, res.ArrivalN)
 		pt.Checks = &c
 	}
 	pt.Valid, pt.Reason = judge(&res)

@@ -129,6 +129,12 @@ type Workload struct {
 	// LateThreshold: a request sent this much after its scheduled time counts
 	// as late; > 0, default 50us.
 	LateThreshold Duration `yaml:"late_threshold" json:"late_threshold"`
+	// Interval is the span of one histogram of each point's interval log,
+	// the time step of the validity checks' series (analysis.CheckPoint):
+	// 10ms..1s in whole milliseconds, default 50ms, so that a 2 s point has
+	// the 40 intervals the stationarity check needs. A point of more than
+	// loadgen.MaxIntervals intervals gets longer ones (loadgen.Config.Intervals).
+	Interval Duration `yaml:"interval" json:"interval"`
 	// Mode is "rpc" (the default: requests and replies) or "connect" (the
 	// generator opens TCP connections at each rate, per second, and records
 	// each one's setup time as its latency; needs protocol tcp).
@@ -316,7 +322,7 @@ type SpecError = strictyaml.Error
 var (
 	topKeys       = []string{"name", "description", "testbed", "link", "stacks", "app", "workload", "repetitions", "seed", "order", "slo", "machine", "plots"}
 	stackKeys     = []string{"name", "options"}
-	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "redis", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold"}
+	workloadKeys  = []string{"mode", "protocol", "connections", "service", "memcached", "redis", "size", "sizes", "instances", "schedule", "rates", "windows", "duration", "warmup", "late_threshold", "interval"}
 	memcachedKeys = []string{"keys", "popularity", "get_fraction", "value_size"}
 	sloKeys       = []string{"p99"}
 	machineKeys   = []string{"pm_qos"}
@@ -418,6 +424,7 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 			Duration:      Duration{2 * time.Second},
 			Warmup:        Duration{500 * time.Millisecond},
 			LateThreshold: Duration{50 * time.Microsecond},
+			Interval:      Duration{loadgen.DefaultInterval},
 		},
 	}
 	m, ok := p.Mapping(root, "", topKeys)
@@ -704,6 +711,16 @@ func (p *parser) workload(n *yaml.Node, w *Workload) {
 	p.duration(m["duration"], "workload.duration", 100*time.Millisecond, 600*time.Second, "100ms..600s", &w.Duration)
 	p.duration(m["warmup"], "workload.warmup", 0, 60*time.Second, "0s..60s", &w.Warmup)
 	p.duration(m["late_threshold"], "workload.late_threshold", 1, time.Second, "> 0, at most 1s", &w.LateThreshold)
+	intervals := fmt.Sprintf("%v..%v in whole milliseconds", loadgen.MinInterval, loadgen.MaxInterval)
+	if in := m["interval"]; in != nil {
+		var iv Duration
+		p.duration(in, "workload.interval", loadgen.MinInterval, loadgen.MaxInterval, intervals, &iv)
+		if iv.Duration != 0 && loadgen.CheckInterval(iv.Duration) != nil {
+			p.Add(in, "workload.interval", "%s is not a whole number of milliseconds (%s; interval logs stamp intervals to the millisecond)", in.Value, intervals)
+		} else if iv.Duration != 0 {
+			w.Interval = iv
+		}
+	}
 	p.Enum(m["mode"], "workload.mode", modes, &w.Mode)
 	if w.Mode == "connect" && w.Protocol != "tcp" {
 		p.Add(m["mode"], "workload.mode", "connect opens TCP connections: it needs protocol: tcp")

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/stacks"
 	_ "github.com/joyride-bench/joyride/stacks/all" // every registered stack, as jrbench sees them
 	"github.com/joyride-bench/joyride/stacks/kernel"
@@ -64,8 +65,9 @@ func TestLoadRPCLatency(t *testing.T) {
 		w.Schedule != "poisson" || !slices.Equal(w.Rates, wantRates) {
 		t.Errorf("workload = %+v", w)
 	}
-	if w.Duration.Duration != 2*time.Second || w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond {
-		t.Errorf("durations = %v %v %v", w.Duration, w.Warmup, w.LateThreshold)
+	if w.Duration.Duration != 2*time.Second || w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond ||
+		w.Interval.Duration != 50*time.Millisecond {
+		t.Errorf("durations = %v %v %v %v", w.Duration, w.Warmup, w.LateThreshold, w.Interval)
 	}
 	if e.Repetitions != 2 || e.Seed != 1 || e.Order != "interleaved" || e.SLO.P99.Duration != 500*time.Microsecond || e.Machine.PMQoS != "on" {
 		t.Errorf("reps %d seed %d order %q slo %v pm_qos %q", e.Repetitions, e.Seed, e.Order, e.SLO.P99, e.Machine.PMQoS)
@@ -216,8 +218,16 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", e)
 	}
 	if w.Protocol != "udp" || w.Size != 64 || w.Schedule != "poisson" || w.Duration.Duration != 2*time.Second ||
-		w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond {
+		w.Warmup.Duration != 500*time.Millisecond || w.LateThreshold.Duration != 50*time.Microsecond ||
+		w.Interval.Duration != loadgen.DefaultInterval {
 		t.Errorf("workload defaults: %+v", w)
+	}
+	// A chosen interval, at either end of its range.
+	for _, iv := range []time.Duration{10 * time.Millisecond, 25 * time.Millisecond, time.Second} {
+		e, err := Parse("iv.yaml", []byte(minimal+"  interval: "+iv.String()+"\n"))
+		if err != nil || e.Workload.Interval.Duration != iv {
+			t.Errorf("interval %v: %v, %v", iv, err, e.Workload.Interval)
+		}
 	}
 	if want := []PlotSpec{{Kind: "latency-vs-load"}, {Kind: "cdf", Rate: 1000}}; !slices.Equal(e.Plots, want) {
 		t.Errorf("plots = %+v, want %+v", e.Plots, want)
@@ -300,7 +310,11 @@ func TestParseRejects(t *testing.T) {
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 50ms}\n", `x.yaml:3: workload.duration: 50ms is out of range (100ms..600s)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], duration: 2 s}\n", `x.yaml:3: workload.duration: expected a duration with a unit such as "2s", "500ms" or "50us", got "2 s"`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], warmup: -1s}\n", `x.yaml:3: workload.warmup: -1s is out of range (0s..60s)`},
-		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, redis, size, sizes, instances, schedule, rates, windows, duration, warmup, late_threshold)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], speed: 9}\n", `x.yaml:3: workload: unknown key "speed" (allowed: mode, protocol, connections, service, memcached, redis, size, sizes, instances, schedule, rates, windows, duration, warmup, late_threshold, interval)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], interval: 5ms}\n", `x.yaml:3: workload.interval: 5ms is out of range (10ms..1s in whole milliseconds)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], interval: 2s}\n", `x.yaml:3: workload.interval: 2s is out of range (10ms..1s in whole milliseconds)`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], interval: 12.5ms}\n", `x.yaml:3: workload.interval: 12.5ms is not a whole number of milliseconds (10ms..1s in whole milliseconds;`},
+		{"name: x\nstacks: [kernel]\nworkload: {rates: [1], interval: 50}\n", `x.yaml:3: workload.interval: expected a duration with a unit`},
 		{"name: x\nstacks: [kernel]\nworkload: [1]\n", `x.yaml:3: workload: expected a mapping (keys: mode, protocol, connections, service, memcached, redis, size`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\ntestbed: cloudlab\n", `x.yaml:4: testbed: "cloudlab" is not allowed (allowed: local)`},
 		{"name: x\nstacks: [kernel]\nworkload: {rates: [1]}\napp: postgres\n", `x.yaml:4: app: "postgres" is not allowed (allowed: echo, synthetic, memcached, redis, nginx)`},

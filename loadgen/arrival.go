@@ -3,6 +3,8 @@ package loadgen
 import (
 	"math"
 	"sort"
+
+	"github.com/joyride-bench/joyride/analysis"
 )
 
 // ArrivalSamples is how many inter-send gaps the arrival check uses: enough to
@@ -13,8 +15,9 @@ import (
 const ArrivalSamples = 1000
 
 // ADCrit1 is the Anderson–Darling statistic's 1% critical value for a fully
-// specified continuous distribution (Stephens 1974, case 0).
-const ADCrit1 = 3.857
+// specified continuous distribution (Stephens 1974, case 0); the analysis
+// package's validity checks hold it (analysis.ArrivalCrit1).
+const ADCrit1 = analysis.ArrivalCrit1
 
 // AndersonDarlingExp is the Anderson–Darling statistic A² of gaps (ns)
 // against the exponential distribution with the given mean (ns), fully

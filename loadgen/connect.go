@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/internal/tsc"
 	"github.com/joyride-bench/joyride/nic"
@@ -41,6 +40,9 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute || cfg.Warmup < 0 || cfg.Warmup > time.Minute {
 		return nil, fmt.Errorf("loadgen: duration %v / warm-up %v out of range", cfg.Duration, cfg.Warmup)
 	}
+	if err := CheckInterval(cfg.Interval); err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
 	if cfg.LateThreshold <= 0 {
 		cfg.LateThreshold = 50 * time.Microsecond
 	}
@@ -48,17 +50,12 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	nIntervals := int((cfg.Duration + Interval - 1) / Interval)
+	iv, nIntervals := cfg.Intervals()
 	hz := tsc.Hz()
 	nsPerTick := 1e9 / hz
 	res := &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
 		WarmupS: cfg.Warmup.Seconds(), TSCHz: hz, Protocol: "tcp-connect"}
-	res.Intervals = make([]*hdrhistogram.Histogram, nIntervals)
-	res.FirstByte = make([]*hdrhistogram.Histogram, nIntervals)
-	for i := range res.Intervals {
-		res.Intervals[i] = analysis.NewHistogram()
-		res.FirstByte[i] = analysis.NewHistogram()
-	}
+	res.Intervals, res.FirstByte = newIntervals(nIntervals), newIntervals(nIntervals)
 	size := max(cfg.Size, HeaderLen)
 	req := make([]byte, size)
 	binary.BigEndian.PutUint16(req, Magic)
@@ -93,10 +90,7 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 		sched[i] = start + uint64(float64(off.Nanoseconds())/nsPerTick)
 	}
 	measured := func(id int) int { // interval index+1, 0 for warm-up
-		if offsets[id] < cfg.Warmup {
-			return 0
-		}
-		return min(int((offsets[id]-cfg.Warmup)/Interval), nIntervals-1) + 1
+		return int(intervalOf(offsets[id], cfg.Warmup, iv, nIntervals))
 	}
 	for _, off := range offsets {
 		if off >= cfg.Warmup {

@@ -13,8 +13,27 @@ import (
 	"github.com/joyride-bench/joyride/nic/arp"
 )
 
-// Interval is the span of one histogram in the interval log.
-const Interval = time.Second
+// The interval log: a point's latencies go to one histogram per interval of
+// scheduled send time, so that the validity checks (analysis.CheckPoint) see
+// the point as a time series. Interval lengths are whole milliseconds, the
+// resolution of an interval log's time stamps.
+const (
+	// DefaultInterval is the span of one histogram unless the point asks for
+	// another (Config.Interval): a 2 s point has the 40 intervals the
+	// stationarity check needs (analysis.ADFMinIntervals).
+	DefaultInterval = 50 * time.Millisecond
+	// MinInterval and MaxInterval bound Config.Interval.
+	MinInterval = 10 * time.Millisecond
+	MaxInterval = time.Second
+	// MaxIntervals bounds the histograms of one point: each is allocated
+	// before the run and holds 25,600 counters (200 KiB: 1 ns .. 10 s at 3
+	// significant digits, analysis.NewHistogram), so one engine's log takes
+	// at most 40 MiB (connect mode keeps two logs). A point longer than
+	// MaxIntervals intervals gets longer intervals instead (Config.Intervals):
+	// at the default, points up to 10 s keep 50 ms, a 60 s point gets 300 ms,
+	// a 600 s point 3 s.
+	MaxIntervals = 200
+)
 
 // Config is one point of open-loop UDP load.
 type Config struct {
@@ -30,6 +49,10 @@ type Config struct {
 	LateThreshold time.Duration
 	// Drain is how long to wait for replies after the last request.
 	Drain time.Duration
+	// Interval is the span of one histogram of the interval log: 0 for
+	// DefaultInterval, else MinInterval..MaxInterval in whole milliseconds;
+	// lengthened for points of more than MaxIntervals intervals (Intervals).
+	Interval time.Duration
 	// Burst is the most frames sent or received per call (default 32).
 	Burst int
 	// Service, when enabled, makes every request ask the server for a service
@@ -62,6 +85,9 @@ type Result struct {
 	AchievedRPS float64 `json:"achieved_rps"` // Received / duration
 	SentRPS     float64 `json:"sent_rps"`     // Sent / duration
 	MaxLagUs    float64 `json:"max_send_lag_us"`
+	// IntervalS is the span of one histogram of the interval log, seconds
+	// (the last one may be shorter: it ends with the measured span).
+	IntervalS float64 `json:"interval_s"`
 	// CPUSeconds is the generator process's CPU time (user + system) over the
 	// whole run, setup included (filled by jrgen). Each engine busy-polls, so
 	// it is close to the run's wall time times the engines by design; more
@@ -101,7 +127,7 @@ type Result struct {
 	FirstByteP99Us float64 `json:"first_byte_p99_us,omitempty"`
 	FirstByteCount int64   `json:"first_byte_count,omitempty"`
 	FirstByteLost  uint64  `json:"first_byte_lost,omitempty"` // established, never answered
-	// FirstByte are their histograms (ns), per Interval like Intervals.
+	// FirstByte are their histograms (ns), per interval like Intervals.
 	FirstByte      []*hdrhistogram.Histogram `json:"-"`
 	ConnectSeconds float64                   `json:"connect_s,omitempty"`     // time to establish them, before the warm-up
 	ConnFailures   uint64                    `json:"conn_failures,omitempty"` // connections reset or closed by the server during the run
@@ -120,8 +146,8 @@ type Result struct {
 	// queues' counters).
 	Port nic.Stats `json:"port"`
 
-	// Intervals are the latency histograms (ns), one per Interval of the measured
-	// span, by scheduled send time.
+	// Intervals are the latency histograms (ns), one per IntervalS of the
+	// measured span, by scheduled send time.
 	Intervals []*hdrhistogram.Histogram `json:"-"`
 }
 
@@ -135,6 +161,9 @@ func (c *Config) check() error {
 	}
 	if c.Warmup < 0 || c.Warmup > time.Minute {
 		errs = append(errs, fmt.Errorf("warmup %v outside [0, 1m]", c.Warmup))
+	}
+	if err := CheckInterval(c.Interval); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DstMACMissing() {
 		errs = append(errs, errors.New("destination MAC not resolved"))
@@ -152,6 +181,57 @@ func (c *Config) check() error {
 		c.LateThreshold = 50 * time.Microsecond
 	}
 	return errors.Join(errs...)
+}
+
+// CheckInterval refuses a Config.Interval outside MinInterval..MaxInterval or
+// not a whole number of milliseconds (0 is the default).
+func CheckInterval(iv time.Duration) error {
+	if iv == 0 {
+		return nil
+	}
+	if iv < MinInterval || iv > MaxInterval || iv%time.Millisecond != 0 {
+		return fmt.Errorf("interval %v outside %v..%v in whole milliseconds", iv, MinInterval, MaxInterval)
+	}
+	return nil
+}
+
+// Intervals returns the span of one histogram of the point's interval log and
+// how many there are: Interval (or DefaultInterval), lengthened to the next
+// whole millisecond of Duration/MaxIntervals when the point would otherwise
+// have more than MaxIntervals. The last interval ends with Duration, so it is
+// shorter when Duration is not a multiple of the span.
+func (c *Config) Intervals() (time.Duration, int) {
+	iv := c.Interval
+	if iv <= 0 {
+		iv = DefaultInterval
+	}
+	if c.Duration <= 0 {
+		return iv, 1
+	}
+	need := (c.Duration + MaxIntervals - 1) / MaxIntervals
+	need = (need + time.Millisecond - 1) / time.Millisecond * time.Millisecond
+	iv = max(iv, need)
+	return iv, int((c.Duration + iv - 1) / iv)
+}
+
+// intervalOf returns the histogram (plus one; 0 is the warm-up) of a request
+// scheduled off after the start, for a point of n intervals of span iv.
+func intervalOf(off, warmup, iv time.Duration, n int) uint16 {
+	if off < warmup {
+		return 0
+	}
+	return uint16(min(int((off-warmup)/iv), n-1) + 1)
+}
+
+// newIntervals allocates n empty histograms and writes every counter once, so
+// that the first value recorded in each does not page-fault inside the loop.
+func newIntervals(n int) []*hdrhistogram.Histogram {
+	hs := make([]*hdrhistogram.Histogram, n)
+	for i := range hs {
+		hs[i] = analysis.NewHistogram()
+		hs[i].Reset()
+	}
+	return hs
 }
 
 // DstMACMissing reports whether the flow's destination MAC is unset.
@@ -182,8 +262,10 @@ type engine struct {
 	// conversion costs the first requests nothing.
 	sched []uint64
 	// interval[i] is the histogram of request i plus one (0 = warm-up);
-	// computed before the run so the loop only indexes.
-	interval []uint8
+	// computed before the run so the loop only indexes. Two bytes per
+	// request: MaxIntervals fits with room to spare, next to the 24 bytes
+	// of offsets, sched and service.
+	interval []uint16
 	// seen has one bit per request, set by whichever engine receives the
 	// request's first reply.
 	seen []atomic.Uint64
@@ -200,7 +282,7 @@ type engine struct {
 
 // newEngine prepares engine idx of nEngines for cfg (checked): a share of the
 // offered rate, its own seed, source port and schedule.
-func newEngine(cfg *Config, idx, nEngines, nIntervals int, port nic.Port) (*engine, error) {
+func newEngine(cfg *Config, idx, nEngines int, port nic.Port) (*engine, error) {
 	flow := cfg.Flow
 	flow.SrcPort += uint16(idx)
 	tmpl, err := newUDPTemplate(flow, cfg.Size, cfg.Service.Enabled())
@@ -215,26 +297,18 @@ func newEngine(cfg *Config, idx, nEngines, nIntervals int, port nic.Port) (*engi
 		return nil, err
 	}
 	n := len(offsets)
+	iv, nIntervals := cfg.Intervals()
 	e := &engine{idx: idx, port: port, tmpl: tmpl, offsets: offsets,
-		service: cfg.Service.Draw(n, seed), sched: make([]uint64, n), interval: make([]uint8, n),
+		service: cfg.Service.Draw(n, seed), sched: make([]uint64, n), interval: make([]uint16, n),
 		seen: make([]atomic.Uint64, (n+63)/64), sendTimes: make([]uint64, 0, ArrivalSamples+1),
-		res: &Result{Intervals: make([]*hdrhistogram.Histogram, nIntervals)}}
-	for i := range e.res.Intervals {
-		e.res.Intervals[i] = analysis.NewHistogram()
-	}
+		res: &Result{Intervals: newIntervals(nIntervals)}}
 	nsPerTick := 1e9 / tsc.Hz()
 	warmN := 0
 	for i, off := range offsets {
 		e.sched[i] = uint64(float64(off.Nanoseconds()) / nsPerTick)
-		if off < cfg.Warmup {
+		if e.interval[i] = intervalOf(off, cfg.Warmup, iv, nIntervals); e.interval[i] == 0 {
 			warmN++
-			continue
 		}
-		k := int((off - cfg.Warmup) / Interval)
-		if k >= nIntervals {
-			k = nIntervals - 1
-		}
-		e.interval[i] = uint8(k + 1)
 	}
 	e.res.Scheduled = uint64(n - warmN)
 	return e, nil
@@ -338,13 +412,15 @@ func (e *engine) loop(g *group) {
 }
 
 // finish stamps the interval histograms with their times and derives the
-// totals. Interval k covers scheduled send times [warmup+k s, warmup+(k+1) s)
-// (the schedule starts 1 ms after res.Start).
+// totals. Interval k covers scheduled send times [warmup+k·iv, warmup+(k+1)·iv)
+// for the span iv of cfg.Intervals (the schedule starts 1 ms after res.Start).
 func finish(res *Result, cfg *Config, maxLagUs float64) {
+	iv, _ := cfg.Intervals()
+	res.IntervalS = iv.Seconds()
 	base := res.Start.Add(time.Millisecond + cfg.Warmup)
 	for k, h := range res.Intervals {
-		from := base.Add(time.Duration(k) * Interval)
-		to := from.Add(Interval)
+		from := base.Add(time.Duration(k) * iv)
+		to := from.Add(iv)
 		if end := base.Add(cfg.Duration); to.After(end) {
 			to = end
 		}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // httpReply is a reply as the reader saw it.
@@ -104,7 +105,7 @@ func TestHTTPPath(t *testing.T) {
 		}
 	}
 	cfg := TCPConfig{Config: Config{Flow: Flow{SrcIP: netip.MustParseAddr("198.18.0.1"), DstIP: netip.MustParseAddr("198.18.0.2"), DstPort: 80},
-		Schedule: "poisson", Rate: 1, Duration: Interval}, HTTP: &HTTPConfig{}, Redis: &MemcachedConfig{}}
+		Schedule: "poisson", Rate: 1, Duration: time.Second}, HTTP: &HTTPConfig{}, Redis: &MemcachedConfig{}}
 	if err := cfg.check(); err == nil || !strings.Contains(err.Error(), "at most one") {
 		t.Errorf("http and redis together: %v", err)
 	}

@@ -231,14 +231,10 @@ func run(queues []nic.Port, cpus []int, resp *arp.Responder, cfg Config) (*Resul
 	if int(cfg.Flow.SrcPort)+n-1 > 65535 {
 		return nil, nil, fmt.Errorf("loadgen: source ports %d..%d of %d engines exceed 65535", cfg.Flow.SrcPort, int(cfg.Flow.SrcPort)+n-1, n)
 	}
-	nIntervals := int((cfg.Duration + Interval - 1) / Interval)
-	if nIntervals > 254 {
-		return nil, nil, fmt.Errorf("loadgen: %d intervals exceed the 254 a point may have", nIntervals)
-	}
 	g := &group{resp: resp, burst: cfg.Burst, nsPerTick: 1e9 / tsc.Hz(),
 		lateTicks: tsc.FromDuration(cfg.LateThreshold), drainTicks: tsc.FromDuration(cfg.Drain)}
 	for i, q := range queues {
-		e, err := newEngine(&cfg, i, n, nIntervals, q)
+		e, err := newEngine(&cfg, i, n, q)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/internal/tsc"
 	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/netstack"
@@ -265,7 +263,7 @@ type tcpEngine struct {
 	sizes   []int32         // per request, when sizes are drawn
 	sched   []uint64        // when request i was due (open) or issued (closed), TSC
 	// interval[i] is the histogram of request i (0 = warm-up, k = interval k-1).
-	interval []uint8
+	interval []uint16
 	seen     []uint64
 	res      *Result
 
@@ -295,13 +293,13 @@ type tcpEngine struct {
 }
 
 func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpEngine, error) {
-	nIntervals := int((cfg.Duration + Interval - 1) / Interval)
-	if nIntervals > 254 {
-		return nil, fmt.Errorf("loadgen: %d intervals exceed the 254 a point may have", nIntervals)
+	if err := CheckInterval(cfg.Interval); err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
 	}
+	iv, nIntervals := cfg.Intervals()
 	hz := tsc.Hz()
 	e := &tcpEngine{cfg: cfg, offsets: offsets, nsPerTick: 1e9 / hz, nIntervals: nIntervals,
-		lateTicks: tsc.FromDuration(cfg.LateThreshold), intervalTicks: tsc.FromDuration(Interval)}
+		lateTicks: tsc.FromDuration(cfg.LateThreshold), intervalTicks: tsc.FromDuration(iv)}
 	e.res = &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
 		WarmupS: cfg.Warmup.Seconds(), Size: cfg.Size, TSCHz: hz, Protocol: "tcp", Conns: cfg.Conns}
 	if !cfg.Sizes.Fixed() {
@@ -310,20 +308,15 @@ func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpE
 	if cfg.Window > 0 {
 		e.res.Schedule, e.res.OfferedRPS, e.res.Window = "closed", 0, cfg.Window
 	}
-	e.res.Intervals = make([]*hdrhistogram.Histogram, nIntervals)
-	for i := range e.res.Intervals {
-		e.res.Intervals[i] = analysis.NewHistogram()
-	}
+	e.res.Intervals = newIntervals(nIntervals)
 	if cfg.Window == 0 {
 		n := len(offsets)
 		e.grow(n)
 		warmN := 0
 		for i, off := range offsets {
-			if off < cfg.Warmup {
+			if e.interval[i] = intervalOf(off, cfg.Warmup, iv, nIntervals); e.interval[i] == 0 {
 				warmN++
-				continue
 			}
-			e.interval[i] = uint8(min(int((off-cfg.Warmup)/Interval), nIntervals-1) + 1)
 		}
 		e.res.Scheduled = uint64(n - warmN)
 	} else {
@@ -388,7 +381,7 @@ func (e *tcpEngine) grow(n int) {
 		n = max(n, 2*len(e.sched))
 	}
 	e.sched = append(e.sched, make([]uint64, n-len(e.sched))...)
-	e.interval = append(e.interval, make([]uint8, n-len(e.interval))...)
+	e.interval = append(e.interval, make([]uint16, n-len(e.interval))...)
 	e.seen = append(e.seen, make([]uint64, (n+63)/64-len(e.seen))...)
 	if e.cfg.Service.Enabled() {
 		e.service = e.cfg.Service.Draw(n, e.cfg.Seed)
@@ -612,7 +605,7 @@ func (e *tcpEngine) due(c *tcpConn) bool {
 	e.grow(id + 1)
 	e.sched[id] = e.now
 	if e.now >= e.measureFrom {
-		e.interval[id] = uint8(min(int((e.now-e.measureFrom)/e.intervalTicks), e.nIntervals-1) + 1)
+		e.interval[id] = uint16(min(int((e.now-e.measureFrom)/e.intervalTicks), e.nIntervals-1) + 1)
 		e.res.Scheduled++
 	}
 	c.issued += nc

@@ -42,6 +42,7 @@ func newAnalyzeCmd() *cobra.Command {
 		Short: "Recompute latencies, confidence intervals and validity checks of a results directory from its hist/*.hlog; rewrite summary.csv and report.md",
 		Long: "analyze re-reads RUN_DIR/summary.csv and every point's interval log, recomputes the percentiles, " +
 			"their 95% confidence intervals and the validity checks (stationarity, independence) from the logs, " +
+			"keeps the arrival check summary.csv has (it needs the send times, which the logs do not keep), " +
 			"and rewrites summary.csv and report.md (each atomically). Counts, rates and validity come from " +
 			"summary.csv unchanged. A failed point whose log is missing keeps its row as it was.",
 		Args: exactArgs(1),
@@ -78,6 +79,11 @@ func newAnalyzeCmd() *cobra.Command {
 				c, err := analysis.CheckPoint(path)
 				if err != nil {
 					return usageError{err}
+				}
+				// The arrival check needs the send times, which the log
+				// does not keep: it stays as summary.csv has it.
+				if old := p.Checks; old != nil && old.Arrival.Ran {
+					c.SetArrival(old.Arrival.A2, old.Arrival.N)
 				}
 				p.Checks = &c
 				if c.Failed() {

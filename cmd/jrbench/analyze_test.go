@@ -197,6 +197,27 @@ func TestAnalyzeRecomputesFromLogs(t *testing.T) {
 	if md2, _ := os.ReadFile(filepath.Join(dir, "report.md")); strings.Count(string(md2), "## Calibration") != 1 {
 		t.Error("calibration section duplicated by a second analyze")
 	}
+
+	// The arrival check cannot be recomputed from the logs: analyze keeps
+	// what summary.csv holds, and a rejection marks the point.
+	pts[0].Checks.SetArrival(7.5, 1000)
+	if err := analysis.WriteSummaryCSV(filepath.Join(dir, "summary.csv"), pts); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := runJrbench(t, "analyze", dir); code != 0 || !strings.Contains(stderr, "checks: 2 failed") {
+		t.Fatalf("analyze after an arrival check: %d %s", code, stderr)
+	}
+	pts, err = analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := pts[0].Checks; c == nil || c.Arrival.A2 != 7.5 || c.Arrival.N != 1000 || c.IntervalMs != 1000 ||
+		c.Verdict != "FAIL: arrivals not Poisson (A²=7.50 > 3.857 over 1000 gaps)" {
+		t.Errorf("kernel@1000 after analyze: %+v", c)
+	}
+	if md3, _ := os.ReadFile(filepath.Join(dir, "report.md")); !strings.Contains(string(md3), "| kernel | 2 | 1 of 2 | 1 of 2 | 0 of 1 (1 not run) | 2 of 2 |") {
+		t.Errorf("per-stack checks in report.md:\n%s", md3)
+	}
 }
 
 func TestPlotRedrawsFigures(t *testing.T) {

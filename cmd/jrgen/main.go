@@ -12,7 +12,8 @@
 // server can be measured. -mode connect opens
 // connections at -rate instead and records each one's setup time, and the time
 // to the first byte of an echo on it (loadgen.RunConnect). It writes the
-// latency interval log (HdrHistogram .hlog, nanoseconds) to -hlog (connect
+// latency interval log (HdrHistogram .hlog, nanoseconds, one histogram per
+// -interval of scheduled send time) to -hlog (connect
 // mode: the first-byte log next to it, x.ttfb.hlog), and prints the counters
 // as one JSON object (loadgen.Result) on standard output. With -blast (UDP
 // only) it measures the wire's packet-rate limit instead (loadgen.BlastResult).
@@ -54,6 +55,7 @@ func main() {
 	rate := flag.Float64("rate", 10000, "offered load, requests/s")
 	duration := flag.Duration("duration", 2*time.Second, "measured span (at most 10m)")
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "span before it, sent but not recorded")
+	interval := flag.Duration("interval", loadgen.DefaultInterval, fmt.Sprintf("span of one histogram of the interval log, %v..%v in whole milliseconds (a point of more than %d intervals gets longer ones)", loadgen.MinInterval, loadgen.MaxInterval, loadgen.MaxIntervals))
 	size := flag.Int("size", 64, "request (and reply) bytes: the UDP payload, or the TCP message (at least 18)")
 	sizes := flag.String("sizes", "", "tcp only: draw each request's size (and its echo's) from a distribution instead of -size, e.g. uniform:64,4096, exponential:1024, bimodal:64,65536,0.1, lognormal:1024,1.0")
 	appName := flag.String("app", "echo", "tcp only: the server's application protocol: echo (the generator's requests, echoed), memcached (gets and sets in memcached's text protocol), redis (GETs and SETs in RESP2) or http (HTTP/1.1 GETs of -http-path on keep-alive connections; a reply answers when its status is 200)")
@@ -135,6 +137,9 @@ func main() {
 	if (redis != nil || httpCfg != nil) && service.Enabled() {
 		fail(2, "-service asks the echo's synthetic requests for service times: not with -app %s", *appName)
 	}
+	if err := loadgen.CheckInterval(*interval); err != nil {
+		fail(2, "-%v", err)
+	}
 	if *window < 0 || *window > loadgen.MaxWindow {
 		fail(2, "-window %d outside 0..%d", *window, loadgen.MaxWindow)
 	}
@@ -174,7 +179,8 @@ func main() {
 	if *mode == "connect" {
 		res, err := loadgen.RunConnect(p, loadgen.Config{
 			Flow:     loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
-			Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup, Seed: *seed, LateThreshold: *late})
+			Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup, Seed: *seed, LateThreshold: *late,
+			Interval: *interval})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
@@ -187,7 +193,7 @@ func main() {
 		res, err := loadgen.RunTCP(p, loadgen.TCPConfig{Config: loadgen.Config{
 			Flow: loadgen.Flow{SrcIP: srcIP, DstIP: dstIP, DstPort: uint16(*port)},
 			Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-			Seed: *seed, LateThreshold: *late, Service: service}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached, Redis: redis, HTTP: httpCfg, Ports: *ports})
+			Seed: *seed, LateThreshold: *late, Service: service, Interval: *interval}, Conns: *conns, Window: *window, Sizes: sizeDist, Memcached: memcached, Redis: redis, HTTP: httpCfg, Ports: *ports})
 		p.Close()
 		if err != nil {
 			fail(1, "%v", err)
@@ -230,7 +236,7 @@ func main() {
 		Flow: loadgen.Flow{SrcMAC: p.MAC(), DstMAC: mac, SrcIP: srcIP, DstIP: dstIP,
 			SrcPort: 40000, DstPort: uint16(*port)},
 		Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
-		Seed: *seed, LateThreshold: *late, Service: service,
+		Seed: *seed, LateThreshold: *late, Service: service, Interval: *interval,
 	}
 	res, err := runUDP(p, resp, cfg)
 	p.Close()
