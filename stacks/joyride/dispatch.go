@@ -3,6 +3,7 @@ package joyride
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -25,20 +26,22 @@ func (s *Stack) dispatch() {
 	if rc, err := s.ctl.conn.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { ctlFd = int(fd) })
 	}
+	w := newWaiter(s)
+	// scratch receives every payload; see route for why it is a pool buffer.
+	scratch := s.bufs.large.Get().(*[]byte)
 	var (
-		buf  = make([]byte, 0, s.maxMsg)
 		gone bool // the service hung up: drain what it left, then fail
 		got  int  // messages since the last Notify
 	)
 	for !s.stopping.Load() {
-		d, p, err := s.end.Recv(buf)
+		d, p, err := s.end.Recv((*scratch)[:0])
 		switch {
 		case err == nil:
-			if cap(p) > cap(buf) {
-				buf = p[:0]
+			if cap(p) > cap(*scratch) { // cannot happen (Recv bounds a message by maxMsg); kept safe
+				*scratch = p[:cap(p)]
 			}
 			got++
-			s.route(d, p)
+			scratch = s.route(d, scratch, len(p))
 			continue
 		case errors.Is(err, channel.ErrEmpty):
 		default: // ErrCorrupt: nothing in the region can be trusted any more
@@ -58,27 +61,82 @@ func (s *Stack) dispatch() {
 			s.fail(ErrServiceGone)
 			return
 		}
-		gone = s.sleep(ctlFd)
+		if idle := w.sleep(); idle {
+			// Nothing for idleWait/2 or more: only now look at the control
+			// socket. A service that dies stops the down ring, so a hang-up is
+			// seen within idleWait, without a poll(2) on every wake-up.
+			gone = hungUp(ctlFd)
+		}
 	}
 }
 
-// sleep blocks until the service notifies, the control socket hangs up, or
-// idleWait passes; it returns true if the service hung up.
-//
-// The wait is a Read on the eventfd through Go's netpoller (s.wake), not a
+// waiter is the dispatcher's sleep on the application's eventfd, with the
+// need-wakeup protocol. It is built so that a wake-up costs one read(2) and
+// nothing else: the wait is Go's netpoller (s.wake through its RawConn, not a
 // raw poll(2): a goroutine blocked in a system call keeps its P until the
-// runtime's monitor takes it back (tens of µs to ms), and with GOMAXPROCS=1 —
-// an application pinned to one core — every other goroutine, the one about to
-// read the message included, would wait that long.
-func (s *Stack) sleep(ctlFd int) (hungUp bool) {
-	e := s.end
+// runtime's monitor takes it back, tens of µs to ms, and with GOMAXPROCS=1 —
+// an application pinned to one core — the goroutine about to read the
+// message would wait that long); it parks without first trying a read that
+// would fail with EAGAIN (see wait); and it moves the eventfd's deadline only
+// when half of idleWait is used up, not before every sleep.
+type waiter struct {
+	s        *Stack
+	rc       syscall.RawConn
+	deadline time.Time // the deadline set on s.wake
+	tried    bool      // wait has been called once in this Read
+	buf      [8]byte
+	waitFn   func(fd uintptr) bool // wait, bound once (a method value per Read would allocate)
+}
+
+func newWaiter(s *Stack) *waiter {
+	w := &waiter{s: s}
+	w.rc, _ = s.wake.SyscallConn()
+	w.waitFn = w.wait
+	return w
+}
+
+// sleep blocks until the service notifies, Close writes the eventfd, or the
+// eventfd's deadline passes; it reports the latter (idle).
+func (w *waiter) sleep() (idle bool) {
+	e := w.s.end
 	e.SetNeedWakeup(true)
 	if !e.Pending() {
-		s.wake.SetReadDeadline(time.Now().Add(idleWait))
-		var b [8]byte
-		s.wake.Read(b[:])
+		if now := time.Now(); w.deadline.Sub(now) < idleWait/2 {
+			w.deadline = now.Add(idleWait)
+			w.s.wake.SetReadDeadline(w.deadline)
+		}
+		w.tried = false
+		if w.rc == nil {
+			var b [8]byte
+			_, err := w.s.wake.Read(b[:])
+			idle = errors.Is(err, os.ErrDeadlineExceeded)
+		} else {
+			idle = w.rc.Read(w.waitFn) != nil
+		}
 	}
 	e.SetNeedWakeup(false)
+	return idle
+}
+
+// wait is the RawConn.Read callback. Its first call returns "not ready"
+// without a system call: the poller then parks the goroutine until the
+// eventfd is written (or returns at once if it was written since the last
+// wait; its edge-triggered registration remembers that). Every later call
+// reads the counter back to 0, so that each later write makes a new edge.
+// Skipping the first read is safe because every wait that returned was
+// followed by a read: a counter can only be non-zero with an edge the poller
+// has not handed out yet.
+func (w *waiter) wait(fd uintptr) bool {
+	if !w.tried {
+		w.tried = true
+		return false
+	}
+	_, err := unix.Read(int(fd), w.buf[:])
+	return err != unix.EAGAIN
+}
+
+// hungUp says whether the control socket has hung up (the service is gone).
+func hungUp(ctlFd int) bool {
 	if ctlFd < 0 {
 		return false
 	}
@@ -90,34 +148,47 @@ func (s *Stack) sleep(ctlFd int) (hungUp bool) {
 // maxOrphans bounds the messages set aside for ids not known yet.
 const maxOrphans = 4096
 
-// orphan is a message for a socket id not registered yet.
+// orphan is a message for a socket id not registered yet: its payload, n
+// bytes of buf (nil for none).
 type orphan struct {
-	d channel.Desc
-	p []byte
+	d   channel.Desc
+	buf *[]byte
+	n   int
 }
 
-// route hands one message to its socket.
-func (s *Stack) route(d channel.Desc, p []byte) {
+// route hands one message, n bytes of payload in scratch, to its socket, and
+// returns the scratch buffer to receive the next one into. A payload of more
+// than smallRecvBuf bytes is not copied again: scratch itself (a large pool
+// buffer) goes to the socket and a fresh one becomes the scratch. A small
+// one is copied into a small buffer, so that queued small datagrams do not
+// each hold maxMsg bytes.
+func (s *Stack) route(d channel.Desc, scratch *[]byte, n int) *[]byte {
 	s.ctr.MsgsIn.Add(1)
-	s.ctr.BytesIn.Add(uint64(len(p)))
-	var data []byte
-	if len(p) > 0 {
-		data = append([]byte(nil), p...) // p is the dispatcher's scratch
+	s.ctr.BytesIn.Add(uint64(n))
+	var buf *[]byte
+	switch {
+	case n > smallRecvBuf:
+		buf, scratch = scratch, s.bufs.large.Get().(*[]byte)
+	case n > 0:
+		buf = s.bufs.get(n)
+		copy(*buf, (*scratch)[:n])
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.socks[d.Sock]
 	switch {
 	case k != nil:
-		s.applyLocked(k, d, data)
+		s.applyLocked(k, d, buf, n)
 	case s.creating > 0 && len(s.orphans) < maxOrphans:
 		// Perhaps the socket a listen or dial in flight is making.
-		s.orphans = append(s.orphans, orphan{d: d, p: data})
+		s.orphans = append(s.orphans, orphan{d: d, buf: buf, n: n})
 	default:
 		// A socket the application closed (messages in flight when it did),
 		// or one it never had.
+		s.bufs.put(buf)
 		s.dropLocked(d)
 	}
+	return scratch
 }
 
 // dropLocked throws a message away; an accepted connection nobody will see is
@@ -129,15 +200,27 @@ func (s *Stack) dropLocked(d channel.Desc) {
 	}
 }
 
-// applyLocked acts on one message for socket k (s.mu held).
-func (s *Stack) applyLocked(k *sock, d channel.Desc, p []byte) {
-	switch d.Op {
-	case proto.OpData:
-		if k.kind == kindListener {
-			s.ctr.Dropped.Add(1)
-			return
+// applyLocked acts on one message for socket k (s.mu held), its payload n
+// bytes of buf (a recvBufs buffer or nil), which it takes over.
+func (s *Stack) applyLocked(k *sock, d channel.Desc, buf *[]byte, n int) {
+	if d.Op == proto.OpData && k.kind != kindListener {
+		if n == 0 && k.kind == kindStream {
+			return // an empty stream message carries nothing to read
 		}
-		k.deliver(p, d.Arg)
+		if buf == nil {
+			buf = s.bufs.get(0) // an empty datagram is still a datagram
+		}
+		k.deliver(buf, n, d.Arg)
+		return
+	}
+	var p []byte
+	if buf != nil {
+		p = (*buf)[:n]
+		defer s.bufs.put(buf)
+	}
+	switch d.Op {
+	case proto.OpData: // for a listener
+		s.ctr.Dropped.Add(1)
 	case proto.OpAccept:
 		id := uint32(d.Arg)
 		if k.kind != kindListener || s.closed || s.socks[id] != nil {

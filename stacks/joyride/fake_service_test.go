@@ -44,7 +44,7 @@ type fakeSock struct {
 }
 
 type fakeService struct {
-	t    *testing.T
+	t    testing.TB
 	path string
 	ln   *net.UnixListener
 
@@ -67,7 +67,7 @@ type fakeService struct {
 }
 
 // newFakeService starts the fake on a fresh socket path.
-func newFakeService(t *testing.T) *fakeService {
+func newFakeService(t testing.TB) *fakeService {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "jr")
 	if err != nil {
@@ -368,7 +368,7 @@ func (f *fakeService) lastSock() uint32 {
 }
 
 // open starts a client Stack on the fake.
-func (f *fakeService) open(t *testing.T) *Stack {
+func (f *fakeService) open(t testing.TB) *Stack {
 	t.Helper()
 	s, err := Open(Options{Socket: f.path})
 	if err != nil {

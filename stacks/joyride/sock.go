@@ -19,14 +19,17 @@ const (
 	kindListener                 // TCP listener
 )
 
-// maxDgramQueue bounds the bytes of datagrams queued on a UDP socket that the
-// application does not read: beyond it datagrams are dropped, as a kernel drops
-// beyond a socket's receive buffer. Stream data is never dropped.
+// maxDgramQueue bounds the memory of datagrams queued on a UDP socket that
+// the application does not read (the capacity of their buffers, as a kernel
+// counts an skb's true size against the receive buffer): beyond it datagrams
+// are dropped. Stream data is never dropped.
 const maxDgramQueue = 4 << 20
 
 // msg is one received message: stream bytes or a datagram and its source.
+// buf is a recvBufs buffer, handed back once read has copied it out.
 type msg struct {
-	data []byte
+	buf  *[]byte
+	data []byte // (*buf)[:len]
 	arg  uint64
 }
 
@@ -54,9 +57,10 @@ type sock struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on a state change while waiters > 0
 	waiters int
-	q       []msg // received messages, oldest first
-	off     int   // stream: bytes of q[0] already read
-	qbytes  int   // bytes in q
+	q       []msg // received messages, oldest first from q[qhead]
+	qhead   int   // first unread message of q; q is reset when all are read
+	off     int   // stream: bytes of q[qhead] already read
+	qbytes  int   // stream: bytes of the queued messages; datagrams: their buffers' capacity
 	accepts []accepted
 	eof     bool  // the peer finished sending (OpEOF)
 	err     error // the socket failed (OpError, or the data plane died)
@@ -93,20 +97,21 @@ func (k *sock) waitLocked(dl *deadline) {
 	k.mu.Lock()
 }
 
-// deliver queues a received message (dispatcher).
-func (k *sock) deliver(data []byte, arg uint64) {
+// deliver queues a received message (dispatcher); k takes buf over.
+func (k *sock) deliver(buf *[]byte, n int, arg uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.closed {
+	size := n
+	if k.kind == kindDgram {
+		size = cap(*buf)
+	}
+	if k.closed || (k.kind == kindDgram && k.qbytes+size > maxDgramQueue) {
 		k.st.ctr.Dropped.Add(1)
+		k.st.bufs.put(buf)
 		return
 	}
-	if k.kind == kindDgram && k.qbytes+len(data) > maxDgramQueue {
-		k.st.ctr.Dropped.Add(1)
-		return
-	}
-	k.q = append(k.q, msg{data: data, arg: arg})
-	k.qbytes += len(data)
+	k.q = append(k.q, msg{buf: buf, data: (*buf)[:n], arg: arg})
+	k.qbytes += size
 	k.signalLocked()
 }
 
@@ -164,7 +169,10 @@ func (k *sock) shut(pending *[]accepted) bool {
 		return false
 	}
 	k.closed = true
-	k.q, k.qbytes, k.off = nil, 0, 0
+	for _, m := range k.q[k.qhead:] {
+		k.st.bufs.put(m.buf)
+	}
+	k.q, k.qhead, k.qbytes, k.off = nil, 0, 0, 0
 	if pending != nil {
 		*pending = k.accepts
 	}
@@ -239,21 +247,22 @@ func (k *sock) read(b []byte) (n int, from uint64, err error) {
 		case k.rdl.passed():
 			return 0, 0, os.ErrDeadlineExceeded
 		}
-		if len(k.q) > 0 {
+		if k.qhead < len(k.q) {
 			if k.kind == kindDgram {
-				m := k.q[0]
+				m := &k.q[k.qhead]
+				n, from = copy(b, m.data), m.arg
 				k.pop()
-				return copy(b, m.data), m.arg, nil
+				return n, from, nil
 			}
 			if len(b) == 0 {
 				return 0, 0, nil
 			}
-			for n < len(b) && len(k.q) > 0 {
-				c := copy(b[n:], k.q[0].data[k.off:])
+			for n < len(b) && k.qhead < len(k.q) {
+				m := &k.q[k.qhead]
+				c := copy(b[n:], m.data[k.off:])
 				n += c
 				k.off += c
-				k.qbytes -= c
-				if k.off == len(k.q[0].data) {
+				if k.off == len(m.data) {
 					k.pop()
 				}
 			}
@@ -274,12 +283,23 @@ func (k *sock) read(b []byte) (n int, from uint64, err error) {
 	}
 }
 
-// pop drops q[0].
+// pop drops the first unread message and gives its buffer back. The queue's
+// slice is reused from its start once it is empty, so a socket read as fast
+// as it receives never grows it.
 func (k *sock) pop() {
-	k.qbytes -= len(k.q[0].data) - k.off
-	k.q[0] = msg{}
-	k.q = k.q[1:]
+	m := &k.q[k.qhead]
+	if k.kind == kindDgram {
+		k.qbytes -= cap(*m.buf)
+	} else {
+		k.qbytes -= len(m.data)
+	}
+	k.st.bufs.put(m.buf)
+	*m = msg{}
+	k.qhead++
 	k.off = 0
+	if k.qhead == len(k.q) {
+		k.q, k.qhead = k.q[:0], 0
+	}
 }
 
 // writeStream sends b as messages of at most maxMsg bytes, each within the

@@ -223,6 +223,7 @@ type Stack struct {
 	stopping atomic.Bool
 	dispDone chan struct{}
 	wake     *os.File // the dispatcher's pollable view of the app's eventfd
+	bufs     *recvBufs
 
 	ctr Counters
 }
@@ -292,6 +293,7 @@ func Open(o Options) (*Stack, error) {
 	if rep.MaxMsg > 0 && rep.MaxMsg < s.maxMsg {
 		s.maxMsg = rep.MaxMsg
 	}
+	s.bufs = newRecvBufs(max(s.maxMsg, smallRecvBuf+1))
 	if rep.SendWin > 0 {
 		s.sendWin = rep.SendWin
 	}
@@ -428,7 +430,7 @@ func (s *Stack) create(req *proto.Request, kind sockKind, op, syscallName, netwo
 	keep := s.orphans[:0]
 	for _, o := range s.orphans {
 		if t := s.socks[o.d.Sock]; t != nil {
-			s.applyLocked(t, o.d, o.p)
+			s.applyLocked(t, o.d, o.buf, o.n)
 		} else {
 			keep = append(keep, o)
 		}
@@ -446,6 +448,7 @@ func (s *Stack) doneCreatingLocked() {
 		return
 	}
 	for _, o := range s.orphans {
+		s.bufs.put(o.buf)
 		s.dropLocked(o.d)
 	}
 	clear(s.orphans)
