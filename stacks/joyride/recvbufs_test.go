@@ -49,7 +49,6 @@ func TestDatagramQueueBoundedByBufferMemory(t *testing.T) {
 	}
 }
 
-
 // Stream messages larger than a small buffer go to the socket in the
 // dispatcher's own buffer (no copy) and come back whole, across many reads.
 func TestLargeStreamMessagesIntact(t *testing.T) {
