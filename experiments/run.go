@@ -173,6 +173,9 @@ type PointMeta struct {
 	// Resources are the server-side processes' resources when the load
 	// started and when it ended (a leak shows as growth within the point).
 	Resources map[string][2]ProcResources `json:"resources,omitempty"`
+	// Engine is what the stack's daemon logged about its engine (nil: no
+	// daemon, or it said nothing).
+	Engine *EngineFacts `json:"engine,omitempty"`
 }
 
 // ServerPort is the UDP/TCP port the application listens on.
@@ -394,6 +397,9 @@ type runner struct {
 	site site
 	// lastResources are the resources measure sampled for its point.
 	lastResources map[string][2]ProcResources
+	// lastEngine is what the daemon of the point just run logged about its
+	// engine.
+	lastEngine *EngineFacts
 }
 
 func (r *runner) run(ctx context.Context, pts []Point) error {
@@ -512,7 +518,7 @@ func (r *runner) runPoints(ctx context.Context, pts []Point) error {
 		pm.Start = time.Now().UTC()
 		pt, gen, serverLog, perr := r.runPoint(ctx, p)
 		pm.Seconds = time.Since(pm.Start).Seconds()
-		pm.Generator, pm.ServerLog, pm.Resources = gen, serverLog, r.lastResources
+		pm.Generator, pm.ServerLog, pm.Resources, pm.Engine = gen, serverLog, r.lastResources, r.lastEngine
 		if perr != nil {
 			pm.Status, pm.Reason = "failed", perr.Error()
 			pt.Valid, pt.Reason = false, perr.Error()
@@ -599,7 +605,7 @@ func (r *runner) runPoint(ctx context.Context, p Point) (analysis.Point, *loadge
 // the generator in the client namespace, and stops the server. The returned
 // point is filled as far as the run got.
 func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen.Result, string, error) {
-	r.lastResources = nil
+	r.lastResources, r.lastEngine = nil, nil
 	w := p.Workload
 	size := cmp.Or(p.Size, w.Size)
 	proto := cmp.Or(p.Protocol, w.Protocol)
@@ -629,7 +635,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		}
 		// Stopped after the application (defers run last first).
 		logPath := filepath.Join(r.dir, "logs", strings.TrimSuffix(p.Log, ".log")+"_"+d.Binary+".log")
-		defer func() { os.WriteFile(logPath, []byte(dmn.stop()), 0o644) }()
+		defer func() {
+			log := dmn.stop()
+			os.WriteFile(logPath, []byte(log), 0o644)
+			r.lastEngine = engineFacts(log)
+		}()
 	}
 	// One jrapp per application instance, each on its own port.
 	nApps := max(p.Instances, 1)

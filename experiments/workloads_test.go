@@ -168,6 +168,11 @@ workload: {mode: connect, protocol: tcp, rates: [400], duration: 5s, warmup: 500
 	if pm.Generator == nil || pm.Generator.Received < 1800 || pm.Generator.Lost != 0 {
 		t.Fatalf("connections: %+v", pm.Generator)
 	}
+	// The local testbed puts joyrided and jrapp on one core: the engine
+	// must have found that out and said so in meta.json.
+	if pm.Engine == nil || pm.Engine.CorePolicy != "shared" {
+		t.Errorf("meta.json engine %+v: want core_policy shared (joyrided and jrapp share the server core)", pm.Engine)
+	}
 	for _, name := range []string{"jrapp", "daemon"} {
 		r, ok := pm.Resources[name]
 		if !ok || r[0].RSSKiB == 0 || r[1].RSSKiB == 0 {

@@ -485,7 +485,8 @@ func (s *Service) decidePolicy() {
 		return // the engine has not started: it decides when it does
 	}
 	shared := false
-	for _, a := range *s.appList.Load() {
+	apps := *s.appList.Load()
+	for _, a := range apps {
 		var cpus unix.CPUSet
 		if a.cred == nil || unix.SchedGetaffinity(int(a.cred.Pid), &cpus) != nil {
 			shared = true // unknown: assume the worst for the application
@@ -497,7 +498,7 @@ func (s *Service) decidePolicy() {
 		}
 	}
 	if s.shared.Swap(shared) != shared {
-		s.log.Info("engine core policy", "policy", s.Policy())
+		s.log.Info("engine core policy", "policy", s.Policy(), "apps", len(apps))
 	}
 }
 
