@@ -488,12 +488,18 @@ func (a *app) closeSock(k *sock) {
 }
 
 // deliver sends one message down to the app; false when its ring or buffers
-// are full. Called by the engine (with or without a.mu; Send is the engine's).
+// are full, or the app is cut off: a corrupt down ring (a counter or a freed
+// buffer the app forged) cuts it off rather than count as "full", which would
+// have the socket retry forever. Called by the engine (with or without a.mu;
+// Send is the engine's).
 func (a *app) deliver(s *Service, op uint16, sock uint32, arg uint64, payload []byte) bool {
 	if a.corrupt {
 		return false
 	}
 	if err := a.end.Send(op, sock, arg, payload); err != nil {
+		if errors.Is(err, channel.ErrCorrupt) {
+			s.cutOff(a, err)
+		}
 		return false
 	}
 	a.notify = true

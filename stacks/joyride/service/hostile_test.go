@@ -135,6 +135,65 @@ func TestCorruptRegionDisconnectsOnlyItsApplication(t *testing.T) {
 	udpEchoWorks(t, 7300)
 }
 
+// downFreeProd returns the offset of the downFree ring's producer counter in
+// a region (docs/JOYRIDE.md: header, then the up ring, upFree, the down ring
+// and downFree; each ring a producer and a consumer counter on their own
+// cache lines, then its entries). The application produces on downFree: it
+// gives the service's buffers back there.
+func downFreeProd(mem []byte) int {
+	r := int(binary.LittleEndian.Uint32(mem[12:]))
+	b := int(binary.LittleEndian.Uint32(mem[16:]))
+	f := 1
+	for f < b {
+		f <<= 1
+	}
+	align := func(n int) int { return (n + 63) &^ 63 }
+	off := align(256 + 128 + r*24) // past the up ring
+	off = align(off + 128 + f*4)   // past upFree
+	return align(off + 128 + r*24) // past the down ring
+}
+
+// A corrupt down side is found by the service's send, not its receive: the
+// application claims to have given back a million buffers on downFree, then
+// datagrams arrive for its socket (which it never reads) until the service
+// has lent out all its buffers and looks at downFree. The service must cut it off (not treat
+// the ring as full and retry forever), and the others carry on.
+func TestCorruptDownRingDisconnectsTheApplication(t *testing.T) {
+	honest := attach(t)
+	pc, err := honest.ListenPacket("udp", "198.18.0.2:7310")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
+
+	bad := attachRaw(t)
+	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7311"}); !rep.OK {
+		t.Fatalf("listen: %+v", rep)
+	}
+	before := svc.Stats().Corrupt.Load()
+	binary.LittleEndian.PutUint32(bad.mem[downFreeProd(bad.mem):], 1_000_000)
+	c, err := gonet.DialUDP(peer, nil, &tcpip.FullAddress{Addr: tcpip.AddrFrom4(svcAddr.As4()), Port: 7311}, ipv4.ProtocolNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for svc.Stats().Corrupt.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the service did not notice the corrupt down ring")
+		}
+		for range 64 {
+			c.Write([]byte("for the hostile app"))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	bad.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bad.conn.Read(make([]byte, 64)); err == nil {
+		t.Error("the corrupt application's control connection is still open")
+	}
+	udpEchoWorks(t, 7310)
+}
+
 // An application can only name its own sockets: data for a socket id it does
 // not own goes nowhere, and control requests on it fail with EBADF.
 func TestForeignSocketIDsAreRefused(t *testing.T) {

@@ -584,6 +584,19 @@ func (s *Service) sleep(apps []*app, backoff time.Duration) (slept bool) {
 	return slept
 }
 
+// cutOff stops touching a's region at once and detaches a off the engine:
+// the application wrote something invalid into it (err), so nothing in it can
+// be trusted any more. Engine only.
+func (s *Service) cutOff(a *app, err error) {
+	if a.corrupt {
+		return
+	}
+	a.corrupt = true
+	s.stats.Corrupt.Add(1)
+	s.log.Warn("application corrupted its region: disconnecting it", "app", a.id, "name", a.name, "err", err)
+	go a.detach("corrupt region: " + err.Error())
+}
+
 // serveUp takes an application's messages and acts on them.
 func (s *Service) serveUp(a *app, inbox *[]byte) int {
 	n := 0
@@ -596,13 +609,7 @@ func (s *Service) serveUp(a *app, inbox *[]byte) int {
 			break
 		}
 		if err != nil {
-			// Stop touching this app's region now; detach it off the engine.
-			if !a.corrupt {
-				a.corrupt = true
-				s.stats.Corrupt.Add(1)
-				s.log.Warn("application corrupted its region: disconnecting it", "app", a.id, "name", a.name, "err", err)
-				go a.detach("corrupt region: " + err.Error())
-			}
+			s.cutOff(a, err)
 			return n
 		}
 		*inbox = payload[:0]
