@@ -4,6 +4,8 @@ package experiments
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,11 +29,25 @@ func (b *joyrideBed) xdpAttached(t *testing.T) bool {
 func TestAFXDPStackServesLinuxClients(t *testing.T) {
 	b := upBed(t)
 	udp := b.appOn(t, "afxdp", "echo", "udp", 9000)
-	t.Run("udp", func(t *testing.T) { udpEchoes(t, b.dial(t, "udp4", 9000), 100) })
+	// The UDP socket is on the fast path below gVisor: the client's kernel
+	// verifies the checksums of its replies (a wrong one is dropped and the
+	// echo times out); fragmented datagrams and ICMP stay gVisor's.
+	uc := b.dial(t, "udp4", 9000)
+	t.Run("udp", func(t *testing.T) { udpEchoes(t, uc, 100) })
+	t.Run("fragmented udp", func(t *testing.T) { bigUDPEchoes(t, uc, 5) })
+	t.Run("icmp echo", func(t *testing.T) { pingFromClient(t, b, 3) })
 	if !b.xdpAttached(t) {
 		t.Error("no XDP program on the server's veth while the afxdp stack runs")
 	}
-	udp.stop()
+	out := udp.stop()
+	m := regexp.MustCompile(`STATS .*"fast_rx":(\d+),"fast_tx":(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Errorf("jrapp on afxdp reported no fast path counters:\n%s", lastLines(out, 5))
+	} else if rx, _ := strconv.Atoi(m[1]); rx < 100 {
+		t.Errorf("the fast path carried %s datagrams in and %s out; want the 100 small ones at least", m[1], m[2])
+	} else if tx, _ := strconv.Atoi(m[2]); tx < 100 {
+		t.Errorf("the fast path carried %s datagrams out; want the 100 small replies at least", m[2])
+	}
 	if b.xdpAttached(t) {
 		t.Error("XDP program left on the veth after jrapp stopped")
 	}

@@ -67,6 +67,10 @@ type Stats struct {
 	RxPackets uint64 `json:"rx_packets"`
 	TxPackets uint64 `json:"tx_packets"`
 	Dropped   uint64 `json:"dropped"`
+	// FastRx and FastTx count the datagrams a user-space stack carried on
+	// its fast path below the TCP/IP stack (netstack.FastPath); 0 otherwise.
+	FastRx uint64 `json:"fast_rx,omitempty"`
+	FastTx uint64 `json:"fast_tx,omitempty"`
 }
 
 // Env is where a stack runs: the interface it owns (or whose addresses it uses)

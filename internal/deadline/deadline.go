@@ -1,26 +1,29 @@
-package joyride
+// Package deadline is a read or write deadline for a connection implemented
+// above the kernel (a user-space stack's net.Conn): a channel closed when the
+// deadline passes, so a blocked call selects on it next to its wake-up, and
+// moving the deadline while a call is blocked takes effect at once, as with
+// the standard library's connections.
+package deadline
 
 import (
 	"sync"
 	"time"
 )
 
-// deadline is one read or write deadline: a channel that is closed when the
+// Deadline is one read or write deadline: a channel that is closed when the
 // deadline passes, replaced by an open one when the deadline is moved again.
-// Blocked calls select on wait() alongside their wake-up, so moving a deadline
-// while a call is blocked takes effect at once (as with the standard library's
-// connections).
-type deadline struct {
+// Blocked calls select on Wait() alongside their wake-up. Init it before use.
+type Deadline struct {
 	mu     sync.Mutex
 	timer  *time.Timer
 	gen    uint64        // bumped by every set, so a stale timer does nothing
 	cancel chan struct{} // closed when the deadline has passed
 }
 
-func (d *deadline) init() { d.cancel = make(chan struct{}) }
+func (d *Deadline) Init() { d.cancel = make(chan struct{}) }
 
-// set moves the deadline to t; the zero time means none.
-func (d *deadline) set(t time.Time) {
+// Set moves the deadline to t; the zero time means none.
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
@@ -49,18 +52,18 @@ func (d *deadline) set(t time.Time) {
 	})
 }
 
-// wait returns a channel that is closed when the deadline passes.
-func (d *deadline) wait() <-chan struct{} {
+// Wait returns a channel that is closed when the deadline passes.
+func (d *Deadline) Wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cancel
 }
 
-// passed says whether the deadline has passed.
-func (d *deadline) passed() bool { return isClosed(d.wait()) }
+// Passed says whether the deadline has passed.
+func (d *Deadline) Passed() bool { return isClosed(d.Wait()) }
 
-// stop releases the timer.
-func (d *deadline) stop() {
+// Stop releases the timer.
+func (d *Deadline) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {

@@ -12,6 +12,11 @@
 // goroutines run on the same core, and after Spin without work sleeps on the
 // socket's file descriptor (it becomes readable when frames arrive) with a
 // bounded timeout, so an idle application costs (almost) nothing.
+//
+// UDP sockets from ListenPacket go on the fast path below gVisor that joyrided
+// uses too (netstack.FastPath, fastudp.go), unless the option fast_path is off:
+// the two user-space stacks then differ by the service design, not by their
+// packet path.
 package afxdp
 
 import (
@@ -53,6 +58,10 @@ type Options struct {
 	// offloads the stack may see — as for joyrided's and the reflector's
 	// DPDK ports, so that stacks compare under the same NIC.
 	Profile string `yaml:"profile" json:"profile"`
+	// FastPath is "on" (the default: UDP sockets from ListenPacket on the
+	// fast path below gVisor) or "off" (every datagram through gVisor, for
+	// comparison).
+	FastPath string `yaml:"fast_path" json:"fast_path"`
 }
 
 // Validate checks the options.
@@ -70,6 +79,11 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("spin %q is not a duration in 0s..1s (e.g. 1ms)", o.Spin)
 		}
 	}
+	switch o.FastPath {
+	case "", "on", "off":
+	default:
+		return fmt.Errorf("fast_path %q is not allowed (allowed: on, off)", o.FastPath)
+	}
 	p, err := nic.LookupProfile(o.Profile)
 	if err != nil {
 		return fmt.Errorf("profile: %w", err)
@@ -84,7 +98,7 @@ func init() {
 	stacks.Register(stacks.Factory{
 		Name:       "afxdp",
 		Summary:    "library OS: gVisor netstack inside the application over an AF_XDP socket",
-		NewOptions: func() any { return &Options{Mode: "auto", Spin: "1ms"} },
+		NewOptions: func() any { return &Options{Mode: "auto", Spin: "1ms", FastPath: "on"} },
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			return Open(*opts.(*Options), env)
 		},
@@ -96,6 +110,8 @@ type Stack struct {
 	port  *nicafxdp.Port
 	link  *netstack.Endpoint
 	stack *stack.Stack
+	fast  *netstack.FastPath // nil: fast_path off
+	addr  netip.Addr
 	spin  time.Duration
 
 	stop   atomic.Bool
@@ -129,7 +145,10 @@ func Open(o Options, env stacks.Env) (*Stack, error) {
 	if o.Spin != "" {
 		spin, _ = time.ParseDuration(o.Spin)
 	}
-	s := &Stack{port: port, link: link, stack: st, spin: spin, done: make(chan struct{})}
+	s := &Stack{port: port, link: link, stack: st, spin: spin, addr: env.Addr.Addr(), done: make(chan struct{})}
+	if o.FastPath != "off" {
+		s.fast = netstack.NewFastPath(link, st, env.Addr, netip.Addr{})
+	}
 	go s.poll()
 	return s, nil
 }
@@ -222,7 +241,11 @@ func (s *Stack) ListenPacket(network, addr string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, opErr("listen", network, addr, err)
 	}
-	return gonet.DialUDP(s.stack, &fa, nil, ipv4.ProtocolNumber)
+	gc, err := gonet.DialUDP(s.stack, &fa, nil, ipv4.ProtocolNumber)
+	if err != nil || s.fast == nil || (fa.Addr.Len() == 4 && fa.Addr.As4() != s.addr.As4()) {
+		return gc, err // a socket bound to an address that is not ours stays on gVisor
+	}
+	return newFastUDP(gc, s.fast, uint16(gc.LocalAddr().(*net.UDPAddr).Port)), nil
 }
 
 // Dial implements stacks.Stack.
@@ -245,7 +268,12 @@ func (s *Stack) Dial(network, addr string) (net.Conn, error) {
 // Stats implements stacks.Stack.
 func (s *Stack) Stats() stacks.Stats {
 	st := s.link.Stats()
-	return stacks.Stats{RxPackets: st.RxFrames, TxPackets: st.TxFrames, Dropped: st.RxBad + st.TxRingFull + st.TxNoBuffer}
+	out := stacks.Stats{RxPackets: st.RxFrames, TxPackets: st.TxFrames, Dropped: st.RxBad + st.TxRingFull + st.TxNoBuffer}
+	if s.fast != nil {
+		fs := s.fast.Stats()
+		out.FastRx, out.FastTx = fs.RxDatagrams, fs.TxDatagrams
+	}
+	return out
 }
 
 // Close implements stacks.Stack: it stops the stack, then the poller, then

@@ -16,6 +16,7 @@ func TestOptionsProfile(t *testing.T) {
 		{Options{Profile: "cx5", Queue: 3}, ""},
 		{Options{Profile: "e810"}, "profile"},
 		{Options{Queue: 1}, "not allowed by profile lcd"},
+		{Options{FastPath: "maybe"}, "fast_path \"maybe\" is not allowed (allowed: on, off)"},
 	} {
 		err := c.o.Validate()
 		switch {

@@ -61,7 +61,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		switch {
 		case k.closed:
 			return nil, l.opErr("accept", net.ErrClosed)
-		case k.rdl.passed():
+		case k.rdl.Passed():
 			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
 		case len(k.accepts) > 0:
 			a := k.accepts[0]

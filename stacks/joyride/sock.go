@@ -1,6 +1,7 @@
 package joyride
 
 import (
+	"github.com/joyride-bench/joyride/internal/deadline"
 	"io"
 	"net"
 	"os"
@@ -47,7 +48,7 @@ type sock struct {
 	id   uint32
 	kind sockKind
 
-	rdl, wdl deadline
+	rdl, wdl deadline.Deadline
 	// wmu is held exclusively by a stream Write (so the messages of two
 	// Writes do not interleave) and shared by a datagram write; Close and
 	// CloseWrite take it after marking the socket, so every message of a
@@ -71,8 +72,8 @@ type sock struct {
 
 func newSock(st *Stack, id uint32, kind sockKind) *sock {
 	k := &sock{st: st, id: id, kind: kind, changed: make(chan struct{}), window: st.sendWin}
-	k.rdl.init()
-	k.wdl.init()
+	k.rdl.Init()
+	k.wdl.Init()
 	return k
 }
 
@@ -86,13 +87,13 @@ func (k *sock) signalLocked() {
 }
 
 // waitLocked releases k.mu until k changes or dl passes, then takes it again.
-func (k *sock) waitLocked(dl *deadline) {
+func (k *sock) waitLocked(dl *deadline.Deadline) {
 	k.waiters++
 	ch := k.changed
 	k.mu.Unlock()
 	select {
 	case <-ch:
-	case <-dl.wait():
+	case <-dl.Wait():
 	}
 	k.mu.Lock()
 }
@@ -178,8 +179,8 @@ func (k *sock) shut(pending *[]accepted) bool {
 	}
 	k.accepts = nil
 	k.signalLocked()
-	k.rdl.stop()
-	k.wdl.stop()
+	k.rdl.Stop()
+	k.wdl.Stop()
 	return true
 }
 
@@ -215,7 +216,7 @@ func (k *sock) setReadDeadline(t time.Time) error {
 	if k.isClosed() {
 		return net.ErrClosed
 	}
-	k.rdl.set(t)
+	k.rdl.Set(t)
 	return nil
 }
 
@@ -223,7 +224,7 @@ func (k *sock) setWriteDeadline(t time.Time) error {
 	if k.isClosed() {
 		return net.ErrClosed
 	}
-	k.wdl.set(t)
+	k.wdl.Set(t)
 	return nil
 }
 
@@ -244,7 +245,7 @@ func (k *sock) read(b []byte) (n int, from uint64, err error) {
 		switch {
 		case k.closed:
 			return 0, 0, net.ErrClosed
-		case k.rdl.passed():
+		case k.rdl.Passed():
 			return 0, 0, os.ErrDeadlineExceeded
 		}
 		if k.qhead < len(k.q) {
@@ -316,7 +317,7 @@ func (k *sock) writeStream(b []byte) (int, error) {
 				k.mu.Unlock()
 				return n, err
 			}
-			if k.wdl.passed() {
+			if k.wdl.Passed() {
 				k.mu.Unlock()
 				return n, os.ErrDeadlineExceeded
 			}
@@ -347,7 +348,7 @@ func (k *sock) writeDgram(b []byte, dest uint64) (int, error) {
 	if err := k.sendable(); err != nil {
 		return 0, err
 	}
-	if k.wdl.passed() {
+	if k.wdl.Passed() {
 		return 0, os.ErrDeadlineExceeded
 	}
 	if len(b) > k.st.maxMsg {

@@ -41,6 +41,7 @@ package joyride
 import (
 	"errors"
 	"fmt"
+	"github.com/joyride-bench/joyride/internal/deadline"
 	"net"
 	"os"
 	"path/filepath"
@@ -499,7 +500,7 @@ func (s *Stack) closeRemote(id uint32) error {
 // send puts one message on the up ring and wakes the service. When the ring or
 // the buffers are full it retries, with a growing pause, until the service
 // frees room, k is closed or fails, or the deadline dl passes.
-func (s *Stack) send(k *sock, dl *deadline, op uint16, arg uint64, p []byte) error {
+func (s *Stack) send(k *sock, dl *deadline.Deadline, op uint16, arg uint64, p []byte) error {
 	var (
 		timer   *time.Timer
 		backoff = 10 * time.Microsecond
@@ -545,7 +546,7 @@ func (s *Stack) send(k *sock, dl *deadline, op uint16, arg uint64, p []byte) err
 		}
 		select {
 		case <-timer.C:
-		case <-dl.wait():
+		case <-dl.Wait():
 			return os.ErrDeadlineExceeded
 		}
 		if backoff < time.Millisecond {
