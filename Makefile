@@ -93,7 +93,7 @@ paper: build check-root
 
 # Benchmarks of the packet paths (ns/packet, allocs): see docs/PERFORMANCE.md.
 bench: build check-root
-	$(GO) test -tags $(TAGS) -count=1 -p 1 -run '^$$' -bench . -benchtime 200000x ./nic/dpdk ./nic/afxdp ./loadgen ./stacks/null ./stacks/joyride/channel
+	$(GO) test -tags $(TAGS) -count=1 -p 1 -run '^$$' -bench . -benchtime 200000x ./nic/dpdk ./nic/afxdp ./nic/netstack ./loadgen ./stacks/null ./stacks/joyride/channel
 
 clean:
 	-[ -x $(BIN)/jrbench ] && $(BIN)/jrbench testbed down --all
