@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ func main() {
 	fastPath := flag.Bool("fast-path", true, "deliver and send UDP datagrams of bound sockets without gVisor (false: every datagram through gVisor, for comparison)")
 	corePolicy := flag.String("core-policy", "auto", "whether the engine has a core of its own: dedicated (spin, then sleep), shared (hand the core to the applications whenever it can), or auto (shared when an attached application may run on one of the engine's CPUs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
+	traceOut := flag.String("trace", "", "write a Go execution trace of the whole run here (go tool trace; -pprof=sched shows how long goroutines waited to run)")
 	flag.Parse()
 	// The engine goroutine holds a P while it polls; pinned to one core the
 	// runtime would give the process a single P, and every other goroutine
@@ -62,6 +64,9 @@ func main() {
 	procstats.Report(os.Stdout, nil)
 	if stopProfile := startCPUProfile(*cpuProfile); stopProfile != nil {
 		defer stopProfile()
+	}
+	if stopTrace := startTrace(*traceOut); stopTrace != nil {
+		defer stopTrace()
 	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -153,6 +158,25 @@ func main() {
 }
 
 // startCPUProfile starts a CPU profile into path ("" = none) and returns its stop.
+// startTrace starts a runtime execution trace into path; the returned
+// function stops it (nil: no trace).
+func startTrace(path string) func() {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		slog.Error("trace", "err", err)
+		return nil
+	}
+	if err := trace.Start(f); err != nil {
+		slog.Error("trace", "err", err)
+		f.Close()
+		return nil
+	}
+	return func() { trace.Stop(); f.Close() }
+}
+
 func startCPUProfile(path string) func() {
 	if path == "" {
 		return nil
