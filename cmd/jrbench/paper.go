@@ -1,269 +1,84 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 
-	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/experiments"
+	"github.com/joyride-bench/joyride/paperkit"
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 )
-
-// manifest is paper/manifest.yaml: the figures and claims the project
-// reproduces.
-type manifest struct {
-	Figures []figure `yaml:"figures"`
-	// NotYet says which claims of the papers no figure covers yet.
-	NotYet string `yaml:"not_yet"`
-}
-
-type figure struct {
-	ID         string   `yaml:"id"`
-	Title      string   `yaml:"title"`
-	Papers     []string `yaml:"papers"`
-	Experiment string   `yaml:"experiment"`
-	Plot       string   `yaml:"plot"`
-	Claims     []claim  `yaml:"claims"`
-}
-
-type claim struct {
-	Claim     string `yaml:"claim"`
-	Published string `yaml:"published"`
-	Measure   struct {
-		Stack string `yaml:"stack"`
-		// Protocol picks one transport of an experiment that runs several.
-		Protocol string  `yaml:"protocol"`
-		Rate     float64 `yaml:"rate"`
-		Window   int     `yaml:"window"` // a closed loop's level instead of a rate
-		Size     int     `yaml:"size"`   // with a sweep of sizes: which
-		// Instances picks an application-instance count of a density sweep.
-		Instances int    `yaml:"instances"`
-		Metric    string `yaml:"metric"` // p50, p99, peak, cpu, gbps, mem
-	} `yaml:"measure"`
-}
-
-func loadManifest(path string) (*manifest, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var m manifest
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for i, f := range m.Figures {
-		if f.ID == "" || f.Experiment == "" || f.Plot == "" {
-			return nil, fmt.Errorf("%s: figure %d needs id, experiment and plot", path, i+1)
-		}
-		for _, c := range f.Claims {
-			switch c.Measure.Metric {
-			case "p50", "p99", "peak", "cpu", "gbps", "mem":
-			default:
-				return nil, fmt.Errorf("%s: figure %s: metric %q (allowed: p50, p99, peak, cpu, gbps, mem)", path, f.ID, c.Measure.Metric)
-			}
-		}
-	}
-	return &m, nil
-}
 
 func newPaperCmd() *cobra.Command {
 	var o experiments.RunOptions
 	var manifestPath, out string
-	var reuse bool
+	var reuse, noRun bool
 	cmd := &cobra.Command{
 		Use:   "paper",
 		Short: "Run the experiments of paper/manifest.yaml and write paper/figures and paper/RESULTS.md",
-		Args:  cobra.NoArgs,
+		Long: "Runs every experiment paper/manifest.yaml names, copies each figure to <out>/figures/<id>.pdf and .png, " +
+			"and writes <out>/RESULTS.md: every claim with the published figure, the measured one, its baseline, their " +
+			"ratio and a verdict (reproduced, not reproduced, contradicted, not measurable here).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := loadManifest(manifestPath)
+			m, err := paperkit.Load(manifestPath)
 			if err != nil {
 				return usageError{err}
 			}
-			if err := defaultBinDir(&o); err != nil {
-				return err
-			}
-			o.Progress, o.Log = os.Stderr, os.Stderr
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
 			runs := map[string]string{} // experiment -> run directory
-			for _, f := range m.Figures {
-				if _, done := runs[f.Experiment]; done {
-					continue
-				}
-				latest := filepath.Join(o.ResultsDir, f.Experiment, "latest")
-				if reuse {
+			var toRun []string
+			for _, e := range m.Experiments() {
+				latest := filepath.Join(o.ResultsDir, e, "latest")
+				if reuse || noRun {
 					if st, err := os.Stat(filepath.Join(latest, "summary.csv")); err == nil && st.Size() > 0 {
 						fmt.Fprintf(os.Stderr, "paper: reusing %s\n", latest)
-						runs[f.Experiment] = latest
+						runs[e] = latest
 						continue
 					}
 				}
-				e, err := load(f.Experiment)
-				if err != nil {
+				if noRun {
+					fmt.Fprintf(os.Stderr, "paper: no results of %s under %s: its claims are not measurable\n", e, o.ResultsDir)
+					continue
+				}
+				toRun = append(toRun, e)
+			}
+			if len(toRun) > 0 {
+				if err := defaultBinDir(&o); err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "paper: running %s (%d points)\n", e.Name, len(e.Points()))
-				dir, err := experiments.Run(ctx, e, o)
-				if err != nil {
-					return fmt.Errorf("experiment %s: %w", f.Experiment, err)
+				o.Progress, o.Log = os.Stderr, os.Stderr
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+				defer stop()
+				for _, name := range toRun {
+					e, err := load(name)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(os.Stderr, "paper: running %s (%d points)\n", e.Name, len(e.Points()))
+					dir, err := experiments.Run(ctx, e, o)
+					if err != nil {
+						return fmt.Errorf("experiment %s: %w", name, err)
+					}
+					runs[name] = dir
 				}
-				runs[f.Experiment] = dir
 			}
-			return writePaper(m, runs, out)
+			rep, err := paperkit.Write(m, runs, out)
+			if rep != nil {
+				fmt.Fprintf(os.Stderr, "paper: wrote %s and %s (%s)\n", filepath.Join(out, "RESULTS.md"), filepath.Join(out, "figures"), rep.Summary())
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&manifestPath, "manifest", "paper/manifest.yaml", "the figures and claims to reproduce")
 	cmd.Flags().StringVar(&out, "out", "paper", "where figures/ and RESULTS.md go")
 	cmd.Flags().BoolVar(&reuse, "reuse", false, "use an experiment's latest results when there are some instead of running it again")
+	cmd.Flags().BoolVar(&noRun, "no-run", false, "run no experiment: use each one's latest results, and report the claims of one without results as not measurable")
 	cmd.Flags().StringVar(&o.ResultsDir, "results", "results", "root directory of results")
 	cmd.Flags().StringVar(&o.BinDir, "bin", "", "directory holding jrgen, jrapp and joyrided (default: next to jrbench)")
 	addPlacementFlags(cmd, &o)
 	return cmd
-}
-
-// writePaper copies each figure and writes RESULTS.md from the runs' results.
-func writePaper(m *manifest, runs map[string]string, out string) error {
-	figDir := filepath.Join(out, "figures")
-	if err := os.MkdirAll(figDir, 0o755); err != nil {
-		return err
-	}
-	var b strings.Builder
-	b.WriteString("# Results: the papers' claims, measured\n\n")
-	b.WriteString("Generated by `make paper` (`bin/jrbench paper`) from `paper/manifest.yaml`. Each row is one claim: " +
-		"what the paper published (ANCHORS.md; secondary sources say so), what this project measured, and where. " +
-		"Latencies in µs (mean over valid repetitions; in brackets the union of their 95% confidence intervals), rates in " +
-		"requests/s. Figures are in `figures/` (PDF and PNG).\n\n")
-	b.WriteString("| figure | claim | published | measured | run |\n|---|---|---|---|---|\n")
-	var missing []string
-	for _, f := range m.Figures {
-		dir := runs[f.Experiment]
-		for _, ext := range []string{"pdf", "png", "svg"} {
-			src := filepath.Join(dir, "plots", f.Plot+"."+ext)
-			if err := copyFile(src, filepath.Join(figDir, f.ID+"."+ext)); err != nil && ext != "svg" {
-				missing = append(missing, fmt.Sprintf("%s (%s)", f.ID, src))
-			}
-		}
-		pts, err := analysis.ReadSummaryCSV(filepath.Join(dir, "summary.csv"))
-		if err != nil {
-			return err
-		}
-		where := describeRun(dir)
-		for _, c := range f.Claims {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.ID, c.Claim, c.Published, measure(pts, c), where)
-		}
-		if len(f.Claims) == 0 {
-			fmt.Fprintf(&b, "| %s | %s (figure only) | | | %s |\n", f.ID, f.Title, where)
-		}
-	}
-	if len(missing) > 0 {
-		fmt.Fprintf(&b, "\nMissing figures: %s.\n", strings.Join(missing, "; "))
-	}
-	if m.NotYet != "" {
-		fmt.Fprintf(&b, "\nNot yet reproduced: %s\n", strings.TrimSpace(m.NotYet))
-	}
-	if err := analysis.WriteFileAtomic(filepath.Join(out, "RESULTS.md"), func(w io.Writer) error {
-		_, err := io.WriteString(w, b.String())
-		return err
-	}); err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("paper: %d figures missing: %s", len(missing), strings.Join(missing, "; "))
-	}
-	fmt.Fprintf(os.Stderr, "paper: wrote %s and %s\n", filepath.Join(out, "RESULTS.md"), figDir)
-	return nil
-}
-
-// measure picks a claim's number out of a run's points.
-func measure(pts []analysis.Point, c claim) string {
-	aggs := analysis.AggregateByStackRate(pts)
-	switch c.Measure.Metric {
-	case "peak":
-		peak := -1.0
-		for _, a := range aggs {
-			if a.Stack == c.Measure.Stack && (c.Measure.Protocol == "" || a.Protocol == c.Measure.Protocol) &&
-				a.NValid > 0 && a.AchievedRPS >= 0.99*a.OfferedRPS && a.OfferedRPS > peak {
-				peak = a.OfferedRPS
-			}
-		}
-		if peak < 0 {
-			return "no valid point"
-		}
-		return fmt.Sprintf("%.0f req/s (highest offered rate with achieved ≥ 99%%)", peak)
-	}
-	for _, a := range aggs {
-		if a.Stack != c.Measure.Stack || a.OfferedRPS != c.Measure.Rate || a.Window != c.Measure.Window ||
-			(c.Measure.Protocol != "" && a.Protocol != c.Measure.Protocol) ||
-			(c.Measure.Size != 0 && a.Size != c.Measure.Size) || (c.Measure.Instances != 0 && a.Instances != c.Measure.Instances) {
-			continue
-		}
-		if a.NValid == 0 {
-			return fmt.Sprintf("no valid repetition at %.0f", a.OfferedRPS)
-		}
-		switch c.Measure.Metric {
-		case "cpu":
-			if a.ServerCores <= 0 {
-				return fmt.Sprintf("no CPU measured at %.0f", a.OfferedRPS)
-			}
-			return fmt.Sprintf("%.2f server cores busy at %.0f req/s: %.2f µs of CPU per request (%.1f cores per million req/s)",
-				a.ServerCores, a.AchievedRPS, a.CPUUsPerReq, a.CPUUsPerReq)
-		case "gbps":
-			return fmt.Sprintf("%.3f Gbit/s at %.0f req/s", a.Gbps, a.AchievedRPS)
-		case "mem":
-			return fmt.Sprintf("%.0f MiB (proportional set size of the server side) at %.0f req/s", a.ServerMemMiB, a.AchievedRPS)
-		}
-		v, lo, hi := a.P50us, a.P50Lo, a.P50Hi
-		if c.Measure.Metric == "p99" {
-			v, lo, hi = a.P99us, a.P99Lo, a.P99Hi
-		}
-		if !a.HasCI() {
-			lo, hi = 0, 0
-		}
-		s := fmt.Sprintf("%s %.1f µs at %.0f req/s", c.Measure.Metric, v, a.OfferedRPS)
-		if hi > 0 && !math.IsInf(hi, 1) {
-			s += fmt.Sprintf(" [%.1f–%.1f]", lo, hi)
-		}
-		return s
-	}
-	return fmt.Sprintf("stack %s did not run at %.0f", c.Measure.Stack, c.Measure.Rate)
-}
-
-// describeRun names a run and its machine from meta.json.
-func describeRun(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, "meta.json"))
-	if err != nil {
-		return dir
-	}
-	var m struct {
-		RunID string            `json:"run_id"`
-		Host  map[string]string `json:"host"`
-	}
-	if json.Unmarshal(b, &m) != nil {
-		return dir
-	}
-	return fmt.Sprintf("%s (%s, %s cores, Linux %s, local veth testbed)", m.RunID, m.Host["cpu"], m.Host["cores"], m.Host["kernel"])
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if len(b) == 0 {
-		return errors.New("empty")
-	}
-	return os.WriteFile(dst, b, 0o644)
 }
