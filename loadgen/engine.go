@@ -85,6 +85,14 @@ type Result struct {
 	AchievedRPS float64 `json:"achieved_rps"` // Received / duration
 	SentRPS     float64 `json:"sent_rps"`     // Sent / duration
 	MaxLagUs    float64 `json:"max_send_lag_us"`
+	// LateSpells counts the spells of consecutive late sends (late.go):
+	// LongestLateSpellUs is the longest, LateSpellsUs their total, in
+	// scheduled time. Short spells with the generator on time between them
+	// are the VM taking its vCPU; one long spell is a generator that cannot
+	// keep up.
+	LateSpells         int     `json:"late_spells"`
+	LongestLateSpellUs float64 `json:"longest_late_spell_us"`
+	LateSpellsUs       float64 `json:"late_spells_us"`
 	// IntervalS is the span of one histogram of the interval log, seconds
 	// (the last one may be shorter: it ends with the measured span).
 	IntervalS float64 `json:"interval_s"`
@@ -277,6 +285,7 @@ type engine struct {
 	// arrival check; allocated before: the loop only appends within capacity).
 	sendTimes []uint64
 	maxLag    uint64 // ticks
+	spells    lateSpells
 	crossed   uint64 // first replies received here to another engine's requests
 }
 
@@ -302,6 +311,7 @@ func newEngine(cfg *Config, idx, nEngines int, port nic.Port) (*engine, error) {
 		service: cfg.Service.Draw(n, seed), sched: make([]uint64, n), interval: make([]uint16, n),
 		seen: make([]atomic.Uint64, (n+63)/64), sendTimes: make([]uint64, 0, ArrivalSamples+1),
 		res: &Result{Intervals: newIntervals(nIntervals)}}
+	e.spells.threshold = tsc.FromDuration(cfg.LateThreshold)
 	nsPerTick := 1e9 / tsc.Hz()
 	warmN := 0
 	for i, off := range offsets {
@@ -355,6 +365,7 @@ func (e *engine) loop(g *group) {
 					if lag > g.lateTicks {
 						res.Late++
 					}
+					e.spells.observe(sched[id], lag)
 					if len(e.sendTimes) < cap(e.sendTimes) {
 						e.sendTimes = append(e.sendTimes, now)
 					}
@@ -409,6 +420,7 @@ func (e *engine) loop(g *group) {
 		}
 	}
 	e.maxLag = maxLag
+	e.spells.finish(res, nsPerTick)
 }
 
 // finish stamps the interval histograms with their times and derives the

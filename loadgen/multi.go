@@ -339,6 +339,9 @@ func (g *group) merge(cfg *Config, cpus []int, start time.Time) (*Result, []Engi
 		res.NotSent += r.NotSent
 		res.Received += r.Received
 		res.Late += r.Late
+		res.LateSpells += r.LateSpells
+		res.LongestLateSpellUs = max(res.LongestLateSpellUs, r.LongestLateSpellUs)
+		res.LateSpellsUs += r.LateSpellsUs
 		res.Duplicates += r.Duplicates
 		res.Unmatched += r.Unmatched
 		res.WarmupSent += r.WarmupSent

@@ -283,6 +283,7 @@ type tcpEngine struct {
 	now                      uint64
 	nsPerTick                float64
 	lateTicks                uint64
+	spells                   lateSpells
 	maxLag                   uint64
 	sentAll                  uint64
 	recvAll                  uint64
@@ -300,6 +301,7 @@ func newTCPEngine(port nic.Port, cfg *TCPConfig, offsets []time.Duration) (*tcpE
 	hz := tsc.Hz()
 	e := &tcpEngine{cfg: cfg, offsets: offsets, nsPerTick: 1e9 / hz, nIntervals: nIntervals,
 		lateTicks: tsc.FromDuration(cfg.LateThreshold), intervalTicks: tsc.FromDuration(iv)}
+	e.spells.threshold = e.lateTicks
 	e.res = &Result{Schedule: cfg.Schedule, OfferedRPS: cfg.Rate, DurationS: cfg.Duration.Seconds(),
 		WarmupS: cfg.Warmup.Seconds(), Size: cfg.Size, TSCHz: hz, Protocol: "tcp", Conns: cfg.Conns}
 	if !cfg.Sizes.Fixed() {
@@ -579,6 +581,7 @@ func (e *tcpEngine) run() {
 			e.dropBacklog(c)
 		}
 	}
+	e.spells.finish(res, e.nsPerTick)
 	finish(res, &cfg.Config, float64(e.maxLag)*e.nsPerTick/1e3)
 	// Writes are in time order across connections: the first are the
 	// earliest.
@@ -652,6 +655,7 @@ func (e *tcpEngine) write(c *tcpConn) {
 			if lag > e.lateTicks {
 				e.res.Late++
 			}
+			e.spells.observe(e.sched[id], lag)
 			if len(e.sendTimes) <= ArrivalSamples && e.cfg.Window == 0 {
 				e.sendTimes = append(e.sendTimes, now)
 			}
