@@ -39,8 +39,15 @@ type Point struct {
 	// Valid is false when the point cannot be trusted (DESIGN.md §8), for
 	// instance when the generator itself saturated.
 	Valid bool
-	// Reason says why a point is not valid ("" when valid).
+	// Reason says why a point is not valid, or, for a valid one that is an
+	// upper bound, why ("" for an exact valid point).
 	Reason string
+	// UpperBound marks a valid point whose generator sent more than 1% of
+	// its requests late in short spells, the VM taking its vCPU away, and was
+	// on time between them (loadgen late spells): its latencies include those
+	// stalls, so they bound the stack's from above. A generator that fell
+	// behind for good makes the point invalid instead.
+	UpperBound bool
 	// Hlog is the path of the point's .hlog relative to the run directory.
 	Hlog string
 	// Size is the request size in bytes (the mean when sizes are drawn), 0
@@ -85,7 +92,7 @@ var summaryHeader = []string{
 	"p50_lo_us", "p50_hi_us", "p99_lo_us", "p99_hi_us",
 	"intervals", "adf_stat", "adf_p", "adf_crit5", "lag1_rho", "lag1_p", "indep_lag", "checks",
 	"size", "window", "gbps", "server_cores", "cpu_us_per_req", "instances", "server_mem_mib",
-	"interval_ms", "arrival_a2", "arrival_n",
+	"interval_ms", "arrival_a2", "arrival_n", "upper_bound",
 }
 
 // requiredColumns are the columns DESIGN.md §6 promises; the others may be
@@ -119,8 +126,9 @@ func pointFields(p Point) []string {
 	tail := []string{strconv.Itoa(p.Size), strconv.Itoa(p.Window), strconv.FormatFloat(p.Gbps, 'f', 4, 64),
 		strconv.FormatFloat(p.ServerCores, 'f', 3, 64), f2(p.CPUUsPerReq), strconv.Itoa(p.Instances), f2(p.ServerMemMiB)}
 	c := p.Checks
+	bound := strconv.FormatBool(p.UpperBound)
 	if c == nil {
-		return append(append(append(f, "", "", "", "", "", "", "", ""), tail...), "", "", "")
+		return append(append(append(f, "", "", "", "", "", "", "", ""), tail...), "", "", "", bound)
 	}
 	checksTail := []string{"", "", ""}
 	if c.IntervalMs > 0 {
@@ -140,7 +148,7 @@ func pointFields(p Point) []string {
 	} else {
 		f = append(f, "", "", "")
 	}
-	return append(append(append(f, c.Verdict), tail...), checksTail...)
+	return append(append(append(append(f, c.Verdict), tail...), checksTail...), bound)
 }
 
 // WriteSummaryCSV writes pts to path as summary.csv (header first, one row per
@@ -293,6 +301,11 @@ func parsePoint(rec []string, col map[string]int) (Point, error) {
 	if v, ok := field("valid"); ok {
 		if p.Valid, err = strconv.ParseBool(v); err != nil {
 			return p, fmt.Errorf("column valid: %q is not true or false", v)
+		}
+	}
+	if v, ok := field("upper_bound"); ok && v != "" {
+		if p.UpperBound, err = strconv.ParseBool(v); err != nil {
+			return p, fmt.Errorf("column upper_bound: %q is not true or false", v)
 		}
 	}
 	return p, nil

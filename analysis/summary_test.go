@@ -20,7 +20,7 @@ func samplePoints() []Point {
 				Lag1: RankCorr{Ran: true, Rho: 0.12, P: 0.52}, Verdict: "ok"}},
 		{Stack: "null", Protocol: "udp", App: "echo", OfferedRPS: 2e6, AchievedRPS: 1.2e6,
 			Sent: 20000000, Received: 12000000, Lost: 8000000,
-			Rep: 1, Valid: false, Reason: `generator saturated: "late" 31%, tx ring full`, Size: 1024, Window: 8,
+			Rep: 1, Valid: false, Reason: `generator saturated: "late" 31%, tx ring full`, Size: 1024, Window: 8, UpperBound: true,
 			Hlog: "hist/null-udp-2000000-r1.hlog"},
 	}
 }
@@ -37,10 +37,10 @@ func TestSummaryCSVRoundTrip(t *testing.T) {
 	}
 	header, _, _ := strings.Cut(string(data), "\n")
 	if want := "stack,protocol,app,offered_rps,achieved_rps,sent,received,lost,late,p50_us,p90_us,p99_us,p999_us,max_us,min_us,mean_us,rep,valid,reason,hlog," +
-		"p50_lo_us,p50_hi_us,p99_lo_us,p99_hi_us,intervals,adf_stat,adf_p,adf_crit5,lag1_rho,lag1_p,indep_lag,checks,size,window,gbps,server_cores,cpu_us_per_req,instances,server_mem_mib,interval_ms,arrival_a2,arrival_n"; header != want {
+		"p50_lo_us,p50_hi_us,p99_lo_us,p99_hi_us,intervals,adf_stat,adf_p,adf_crit5,lag1_rho,lag1_p,indep_lag,checks,size,window,gbps,server_cores,cpu_us_per_req,instances,server_mem_mib,interval_ms,arrival_a2,arrival_n,upper_bound"; header != want {
 		t.Errorf("header\n got %s\nwant %s", header, want)
 	}
-	if !strings.Contains(string(data), "kernel,udp,echo,10000.00,9999.50,100000,99995,5,2,25.31,30.20,41.75,80.00,1200.50,12.03,26.60,0,true,,hist/kernel-udp-10000-r0.hlog,24.90,25.80,39.00,+Inf,30,-4.21,0.0006,-2.967,0.12,0.52,0,ok,64,0,0.0051,0.250,25.00,4,120.50,,,\n") {
+	if !strings.Contains(string(data), "kernel,udp,echo,10000.00,9999.50,100000,99995,5,2,25.31,30.20,41.75,80.00,1200.50,12.03,26.60,0,true,,hist/kernel-udp-10000-r0.hlog,24.90,25.80,39.00,+Inf,30,-4.21,0.0006,-2.967,0.12,0.52,0,ok,64,0,0.0051,0.250,25.00,4,120.50,,,,false\n") {
 		t.Errorf("unexpected row format:\n%s", data)
 	}
 	got, err := ReadSummaryCSV(path)
