@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -87,16 +88,17 @@ func calibrationWorkload() Workload {
 		LateThreshold: Duration{50 * time.Microsecond}}
 }
 
-// calibrate measures the testbed. setQoS switches the PM QoS request (for the
-// no-QoS probe) and must leave it as the run wants it; it may be nil when the
-// run holds none.
+// calibrate measures the testbed, wherever the site runs the roles. setQoS
+// switches the PM QoS request (for the no-QoS probe) and must leave it as the
+// run wants it; it is nil when the run holds none it can release (the nodes
+// of an SSH testbed hold theirs for the whole run).
 func (r *runner) calibrate(ctx context.Context, setQoS func(on bool) error) *Calibration {
 	start := time.Now()
 	w := calibrationWorkload()
 	c := &Calibration{Rate: w.Rates[0]}
 	fail := func(what string, err error) { c.Errors = append(c.Errors, what+": "+err.Error()) }
 
-	c.Stalls = measureStalls(500*time.Millisecond, r.o.Placement.Server, r.o.Placement.Generator)
+	c.Stalls = r.site.stalls(500*time.Millisecond, r.o.Placement.Server, r.o.Placement.Generator)
 
 	if wl, err := r.blast(ctx, time.Second); err != nil {
 		fail("wire limit", err)
@@ -118,7 +120,7 @@ func (r *runner) calibrate(ctx context.Context, setQoS func(on bool) error) *Cal
 		if err != nil {
 			return nil, err
 		}
-		return &ProbeLatency{Stack: name, PMQoS: setQoS != nil, P50us: pt.P50us, P99us: pt.P99us, P999us: pt.P999us,
+		return &ProbeLatency{Stack: name, PMQoS: r.meta.PMQoS.Held, P50us: pt.P50us, P99us: pt.P99us, P999us: pt.P999us,
 			Count: int64(pt.Received), Valid: pt.Valid, Reason: pt.Reason}, nil
 	}
 	var err error
@@ -183,9 +185,10 @@ func (r *runner) blastReflected(ctx context.Context, d time.Duration) (*WireLimi
 		return nil, err
 	}
 	pl := *r.o.Placement
-	srv, err := startProcess(ctx, r.tb, r.o.BinDir, "jrapp", pl.Server, "-stack", "null", "-options", string(opts),
-		"-iface", r.tb.Server.Iface, "-addr", r.tb.Server.Addr.String(), "-cpu", strconv.Itoa(pl.Server),
-		"-file-prefix", "jrapp-"+r.tb.ID)
+	end := r.site.serverEnd()
+	srv, err := r.site.startServer(ctx, "jrapp", pl.Server, "-stack", "null", "-options", string(opts),
+		"-iface", end.Iface, "-addr", end.Addr.String(), "-cpu", strconv.Itoa(pl.Server),
+		"-file-prefix", "jrapp-"+r.site.id())
 	if err != nil {
 		return nil, err
 	}
@@ -201,12 +204,16 @@ func (r *runner) blastReflected(ctx context.Context, d time.Duration) (*WireLimi
 	return &WireLimit{SentPPS: b.SentPPS, DeliveredPPS: b.RecvPPS, FrameBytes: b.FrameBytes, Seconds: b.Seconds}, nil
 }
 
-// serverRxPackets reads the server interface's receive counter in its namespace.
+// serverRxPackets reads the server interface's receive counter, in its
+// namespace or on its node.
 func (r *runner) serverRxPackets(ctx context.Context) (uint64, error) {
-	path := "/sys/class/net/" + r.tb.Server.Iface + "/statistics/rx_packets"
-	out, err := r.tb.Command(ctx, r.tb.Server, "cat", path).Output()
+	iface := r.site.serverEnd().Iface
+	if iface == "" {
+		return 0, errors.New("the server's NIC has no kernel interface whose frames could be counted")
+	}
+	out, err := r.site.readServerFile(ctx, "/sys/class/net/"+iface+"/statistics/rx_packets")
 	if err != nil {
-		return 0, fmt.Errorf("read %s in %s: %w", path, r.tb.Server.Netns, err)
+		return 0, err
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
 }

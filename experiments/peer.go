@@ -1,8 +1,6 @@
 package experiments
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,20 +10,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/joyride-bench/joyride/analysis"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
+	"github.com/joyride-bench/joyride/testbed/spec"
 )
 
 // The peer check (issue 5, "Validation against a peer") asks whether the
@@ -89,6 +85,11 @@ type PeerOptions struct {
 	// NoFloor leaves out jrgen against the null reflector (the UDP floor that
 	// splits the difference between the tools into its parts).
 	NoFloor bool
+	// Testbed is where the tools run: nil or the built-in local testbed
+	// (spec.Local), or a testbed file's SSH nodes (remote.go), where
+	// Sockperf must be at the same path as on this machine. With a testbed
+	// file and no Placement, the roles are pinned as Run pins them.
+	Testbed *spec.Testbed
 	// Log receives one line per run (nil: none).
 	Log io.Writer
 }
@@ -276,7 +277,8 @@ func (o *PeerOptions) defaults() error {
 	return errors.Join(errs...)
 }
 
-// PeerCheck brings up a local testbed, holds PM QoS, and for each repetition
+// PeerCheck brings up a local testbed (or, with o.Testbed a testbed file,
+// reaches its nodes over SSH), holds PM QoS, and for each repetition
 // and protocol runs jrgen against jrapp's kernel echo and sockperf ping-pong
 // against sockperf server at o.Rate for o.Duration, alternating which tool
 // goes first (plus, unless o.NoFloor, jrgen against the null reflector once per
@@ -286,6 +288,13 @@ func (o *PeerOptions) defaults() error {
 // err is not nil. Agreement is reported, not asserted: a timed check on a
 // shared VM is not a pass/fail test (DESIGN.md §8).
 func PeerCheck(ctx context.Context, o PeerOptions) (*PeerResult, error) {
+	if o.Testbed != nil && !o.Testbed.Builtin {
+		ro := RunOptions{Testbed: o.Testbed, Placement: o.Placement}
+		if err := checkRemote(peerExperiment(&o), &ro); err != nil {
+			return nil, err
+		}
+		o.Placement = ro.Placement
+	}
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -333,8 +342,11 @@ func PeerCheck(ctx context.Context, o PeerOptions) (*PeerResult, error) {
 }
 
 // peerRun holds the machine still, brings the testbed up and runs every
-// (repetition, protocol, tool).
+// (repetition, protocol, tool) there, or on o.Testbed's nodes.
 func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
+	if o.Testbed != nil && !o.Testbed.Builtin {
+		return peerRunRemote(ctx, o, res)
+	}
 	res.PMQoS.Requested = "on"
 	q, err := pmqos.Hold(0)
 	if err != nil {
@@ -356,9 +368,49 @@ func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 
 	// The experiment runner does jrgen's runs exactly as it does an
 	// experiment's points (jrapp started per run, percentiles from the .hlog).
-	r := &runner{e: &Experiment{Name: PeerCheckName, App: "echo", Workload: peerWorkload(o, "udp")},
-		o: RunOptions{BinDir: o.BinDir, Placement: o.Placement, GenDriver: o.GenDriver}, dir: res.Dir, tb: tb,
+	r := &runner{e: peerExperiment(o), o: RunOptions{BinDir: o.BinDir, Placement: o.Placement, GenDriver: o.GenDriver}, dir: res.Dir, tb: tb,
 		site: localSite{tb: tb, binDir: o.BinDir, genDriver: o.GenDriver}}
+	return r.peerRuns(ctx, o, res)
+}
+
+// peerExperiment is the experiment the check's runner measures: jrgen's
+// runs are its points' kind, on the kernel (and the null reflector).
+func peerExperiment(o *PeerOptions) *Experiment {
+	e := &Experiment{Name: PeerCheckName, App: "echo", Workload: peerWorkload(o, "udp"), Stacks: []StackSpec{{Name: "kernel"}}}
+	if !o.NoFloor {
+		e.Stacks = append(e.Stacks, StackSpec{Name: "null"})
+	}
+	return e
+}
+
+// peerRunRemote is peerRun on a testbed file's nodes: the same runs through
+// the SSH site, with PM QoS held on the nodes.
+func peerRunRemote(ctx context.Context, o *PeerOptions, res *PeerResult) error {
+	st, err := openSSHSite(ctx, o.Testbed, o.BinDir, res.RunID, o.Log)
+	if err != nil {
+		return fmt.Errorf("testbed %s: %w", o.Testbed.Name, err)
+	}
+	defer func() {
+		if err := st.close(); err != nil && o.Log != nil {
+			fmt.Fprintf(o.Log, "testbed %s: cleaning the nodes: %v\n", o.Testbed.Name, err)
+		}
+	}()
+	res.RemoteTestbed = newRemoteTestbed(o.Testbed)
+	res.RemoteTestbed.WorkDirs = st.workDirs()
+	res.GenDriver = res.RemoteTestbed.GeneratorNIC
+	res.PMQoS.Requested = "on"
+	if err := st.holdPMQoS(); err != nil {
+		res.PMQoS.Error = err.Error()
+		return fmt.Errorf("hold PM QoS on the nodes: %w", err)
+	}
+	res.PMQoS.Held = true
+	r := &runner{e: peerExperiment(o), o: RunOptions{BinDir: o.BinDir, Placement: o.Placement, GenDriver: o.GenDriver}, dir: res.Dir, site: st}
+	return r.peerRuns(ctx, o, res)
+}
+
+// peerRuns runs every (repetition, protocol, tool) on the runner's site,
+// writing peer-check.json after each.
+func (r *runner) peerRuns(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 	if err := res.write(); err != nil {
 		return err
 	}
@@ -372,9 +424,7 @@ func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			acct := startCPUAccount()
-			run := r.peerJrgen(ctx, o, "null", "udp", rep)
-			run.OtherCPU, run.StealCPU = acct.stop()
+			run := r.accounted(func() PeerRun { return r.peerJrgen(ctx, o, "null", "udp", rep) })
 			res.Runs = append(res.Runs, run)
 			logf("rep %d/%d udp %-10s %s", rep+1, o.Repetitions, run.Tool, describePeerRun(run))
 			if err := res.write(); err != nil {
@@ -392,14 +442,12 @@ func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				var run PeerRun
-				acct := startCPUAccount()
-				if tool == ToolJrgen {
-					run = r.peerJrgen(ctx, o, "kernel", proto, rep)
-				} else {
-					run = r.peerSockperf(ctx, o, proto, rep)
-				}
-				run.OtherCPU, run.StealCPU = acct.stop()
+				run := r.accounted(func() PeerRun {
+					if tool == ToolJrgen {
+						return r.peerJrgen(ctx, o, "kernel", proto, rep)
+					}
+					return r.peerSockperf(ctx, o, proto, rep)
+				})
 				res.Runs = append(res.Runs, run)
 				logf("rep %d/%d %s %-10s %s", rep+1, o.Repetitions, proto, run.Tool, describePeerRun(run))
 				if err := res.write(); err != nil {
@@ -409,6 +457,18 @@ func peerRun(ctx context.Context, o *PeerOptions, res *PeerResult) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// accounted is run with the machine's other work and stolen time over it
+// (cpuAccount); on an SSH testbed, whose CPUs are not this machine's, none.
+func (r *runner) accounted(run func() PeerRun) PeerRun {
+	if r.tb == nil {
+		return run()
+	}
+	acct := startCPUAccount()
+	p := run()
+	p.OtherCPU, p.StealCPU = acct.stop()
+	return p
 }
 
 func describePeerRun(p PeerRun) string {
@@ -531,342 +591,9 @@ func (r *runner) peerJrgen(ctx context.Context, o *PeerOptions, stack, proto str
 	return run
 }
 
-// peerSockperf runs `sockperf server` in the server namespace and `sockperf
-// ping-pong` against it in the client namespace, each pinned where its jrgen
-// counterpart is.
-func (r *runner) peerSockperf(ctx context.Context, o *PeerOptions, proto string, rep int) PeerRun {
-	name := fmt.Sprintf("%s_%s_rep%d", ToolSockperf, proto, rep)
-	run := PeerRun{Tool: ToolSockperf, Server: "sockperf server", Protocol: proto, Rep: rep, Start: time.Now().UTC(),
-		Hlog: filepath.Join("hist", name+".hlog"), Log: filepath.Join("logs", name+".log")}
-	defer func() { run.Seconds = time.Since(run.Start).Seconds() }()
-	fail := func(err error) PeerRun { run.Error = err.Error(); return run }
-
-	pl := *r.o.Placement
-	srv, err := r.startSockperfServer(ctx, o.Sockperf, proto, pl.Server)
-	if err != nil {
-		return fail(err)
-	}
-	defer srv.stop()
-
-	fullLog := filepath.Join(r.dir, "logs", name+".full.csv")
-	args := []string{"-c", strconv.Itoa(pl.Generator), o.Sockperf, "ping-pong",
-		"-i", r.tb.Server.Addr.Addr().String(), "-p", strconv.Itoa(ServerPort),
-		"-m", strconv.Itoa(o.Size), "-t", strconv.Itoa(int(o.Duration / time.Second)),
-		"--mps", strconv.FormatFloat(o.Rate, 'f', 0, 64),
-		// Round trips, not sockperf's default of half of one.
-		"--full-rtt", "--full-log", fullLog}
-	if proto == "tcp" {
-		args = append(args, "--tcp")
-	}
-	// sockperf adds its warm-up (0.4 s), a 2 s pause after it and its
-	// cool-down to -t.
-	sctx, cancel := context.WithTimeout(ctx, o.Duration+30*time.Second)
-	defer cancel()
-	cmd := r.tb.Command(sctx, r.tb.Client, "taskset", args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	started := time.Now()
-	rerr := cmd.Run()
-	serverDied := srv.died()
-	serverLog := srv.stop()
-	logText := "== " + strings.Join(cmd.Args, " ") + "\n" + out.String() +
-		"\n== sockperf server\n" + serverLog
-	os.WriteFile(filepath.Join(r.dir, run.Log), []byte(logText), 0o644)
-	if rerr != nil {
-		if sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return fail(fmt.Errorf("sockperf ping-pong did not finish within %v (log: %s)", o.Duration+30*time.Second, run.Log))
-		}
-		return fail(fmt.Errorf("sockperf ping-pong: %v: %s (log: %s)", rerr, lastLine(stripANSI(out.String())), run.Log))
-	}
-	if serverDied {
-		return fail(fmt.Errorf("sockperf server exited during the run: %s (log: %s)", lastLine(stripANSI(serverLog)), run.Log))
-	}
-	report, err := parseSockperf(out.Bytes())
-	if err != nil {
-		return fail(fmt.Errorf("%w (log: %s)", err, run.Log))
-	}
-	run.Sockperf = report
-	samples, err := readSockperfFullLog(fullLog)
-	if err != nil {
-		return fail(err)
-	}
-	report.FullLogSamples = len(samples)
-	if len(samples) == 0 {
-		return fail(fmt.Errorf("sockperf's --full-log %s holds no round trips", fullLog))
-	}
-	// The same estimator as for jrgen: the samples go into an interval log
-	// of the project's histogram shape and are read back from it.
-	if err := writeSamplesHlog(filepath.Join(r.dir, run.Hlog), started, samples); err != nil {
-		return fail(err)
-	}
-	h, err := analysis.ReadHlog(filepath.Join(r.dir, run.Hlog))
-	if err != nil {
-		return fail(err)
-	}
-	l := analysis.Summarize(h)
-	run.P50us, run.P99us, run.Count = l.P50us, l.P99us, l.Count
-	run.Valid = true
-	var why []string
-	if report.RateTooHigh {
-		why = append(why, fmt.Sprintf("sockperf could not keep %g messages/s (it never waited between sends)", o.Rate))
-	}
-	if report.Sent > 0 && float64(report.Dropped) > 0.001*float64(report.Sent) {
-		why = append(why, fmt.Sprintf("sockperf lost %d of %d messages", report.Dropped, report.Sent))
-	}
-	if len(why) > 0 {
-		run.Valid, run.Reason = false, strings.Join(why, "; ")
-	}
-	return run
-}
-
-// startSockperfServer starts `sockperf server` in the server namespace, pinned
-// to cpu, and waits until its socket is bound there.
-func (r *runner) startSockperfServer(ctx context.Context, bin, proto string, cpu int) (*server, error) {
-	args := []string{"-c", strconv.Itoa(cpu), bin, "server", "-i", r.tb.Server.Addr.Addr().String(),
-		"-p", strconv.Itoa(ServerPort)}
-	if proto == "tcp" {
-		args = append(args, "--tcp")
-	}
-	s := &server{exited: make(chan struct{})}
-	s.cmd = r.tb.Command(context.Background(), r.tb.Server, "taskset", args...)
-	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sockperf server: %w", err)
-	}
-	go func() {
-		s.cmd.Wait()
-		close(s.exited)
-	}()
-	// Ready is when the port is bound (UDP) or listening (TCP) in the
-	// server's namespace: sockperf prints no line that means ready in every
-	// version.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		bound, err := portBound(ctx, r.tb, proto, ServerPort)
-		if err != nil {
-			s.stop()
-			return nil, err
-		}
-		if bound {
-			return s, nil
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("sockperf server exited before it was ready: %s", lastLine(stripANSI(s.log.String())))
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("sockperf server has not bound %s port %d after 10 s: %s", proto, ServerPort, lastLine(stripANSI(s.log.String())))
-		}
-	}
-}
-
-// portBound reports whether a socket of the server namespace is bound to
-// port (UDP) or listens on it (TCP), from /proc/net/{udp,tcp} read there.
-func portBound(ctx context.Context, tb *local.Testbed, proto string, port int) (bool, error) {
-	path := "/proc/net/" + proto
-	out, err := tb.Command(ctx, tb.Server, "cat", path).Output()
-	if err != nil {
-		return false, fmt.Errorf("read %s in %s: %w", path, tb.Server.Netns, err)
-	}
-	want := fmt.Sprintf(":%04X", port)
-	for _, line := range strings.Split(string(out), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasSuffix(f[1], want) {
-			continue
-		}
-		if proto == "udp" || f[3] == "0A" { // 0A: TCP_LISTEN
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-var (
-	ansiRE       = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-	spPercentRE  = regexp.MustCompile(`--->\s*percentile\s+([0-9.]+)\s*=\s*([0-9.]+)`)
-	spMaxMinRE   = regexp.MustCompile(`--->\s*<(MAX|MIN)>\s*observation\s*=\s*([0-9.]+)`)
-	spTotalRE    = regexp.MustCompile(`Total\s+(\d+)\s+observations`)
-	spValidRE    = regexp.MustCompile(`\[Valid Duration\].*SentMessages=(\d+);\s*ReceivedMessages=(\d+)`)
-	spDroppedRE  = regexp.MustCompile(`#\s*dropped messages\s*=\s*(\d+);\s*#\s*duplicated messages\s*=\s*(\d+);\s*#\s*out-of-order messages\s*=\s*(\d+)`)
-	spAvgRE      = regexp.MustCompile(`avg-(?:rtt|lat)=([0-9.]+)`)
-	spErrorRE    = regexp.MustCompile(`(?i)(^|sockperf:\s*)error\b|\bERROR:`)
-	spNoReplyMsg = "No messages were received from the server"
-)
-
-func stripANSI(s string) string { return ansiRE.ReplaceAllString(s, "") }
-
-// parseSockperf reads the report of `sockperf ping-pong --full-rtt` from its
-// output. It fails, saying what is wrong, when sockperf reported an error, got
-// no replies, printed latencies (half round trips) instead of round trips, or
-// left out its 50th or 99th percentile.
-func parseSockperf(out []byte) (*SockperfReport, error) {
-	text := stripANSI(string(out))
-	var errs []string
-	roundTrip, latency := false, false
-	for _, line := range strings.Split(text, "\n") {
-		l := strings.TrimSpace(line)
-		switch {
-		case strings.Contains(l, spNoReplyMsg):
-			return nil, errors.New("sockperf received no replies from the server (" + l + "); " +
-				"its client drops replies that still carry its client flag, so its server must be a sockperf server, not a plain echo")
-		case strings.Contains(l, "No valid observations found"), strings.Contains(l, "Test end before test start"),
-			strings.Contains(l, "Test ends uncompleted"), spErrorRE.MatchString(l):
-			errs = append(errs, l)
-		case strings.Contains(l, "Summary: Round trip is"):
-			roundTrip = true
-		case strings.Contains(l, "Summary: Latency is"):
-			latency = true
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("sockperf reported: %s", strings.Join(errs, "; "))
-	}
-	if latency && !roundTrip {
-		return nil, errors.New("sockperf reported one-way latency (half of each round trip), not round trips: run it with --full-rtt")
-	}
-	r := &SockperfReport{Percentiles: map[string]float64{}}
-	for _, m := range spPercentRE.FindAllStringSubmatch(text, -1) {
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			return nil, fmt.Errorf("sockperf percentile %s: %q is not a number", m[1], m[2])
-		}
-		r.Percentiles[m[1]] = v
-	}
-	for _, m := range spMaxMinRE.FindAllStringSubmatch(text, -1) {
-		v, _ := strconv.ParseFloat(m[2], 64)
-		r.Percentiles[strings.ToLower(m[1])] = v
-	}
-	p50, ok50 := percentileOf(r.Percentiles, 50)
-	p99, ok99 := percentileOf(r.Percentiles, 99)
-	if !ok50 || !ok99 {
-		return nil, fmt.Errorf("sockperf printed no 50th and 99th percentile (its percentile table: %v)", r.Percentiles)
-	}
-	r.P50us, r.P99us = p50, p99
-	if m := spTotalRE.FindStringSubmatch(text); m != nil {
-		r.Observations, _ = strconv.ParseInt(m[1], 10, 64)
-	}
-	if m := spValidRE.FindStringSubmatch(text); m != nil {
-		r.Sent, _ = strconv.ParseInt(m[1], 10, 64)
-		r.Received, _ = strconv.ParseInt(m[2], 10, 64)
-	}
-	if m := spDroppedRE.FindStringSubmatch(text); m != nil {
-		r.Dropped, _ = strconv.ParseInt(m[1], 10, 64)
-		r.Duplicated, _ = strconv.ParseInt(m[2], 10, 64)
-		r.OutOfOrder, _ = strconv.ParseInt(m[3], 10, 64)
-	}
-	if m := spAvgRE.FindStringSubmatch(text); m != nil {
-		r.AvgUs, _ = strconv.ParseFloat(m[1], 64)
-	}
-	r.RateTooHigh = strings.Contains(text, "message-per-second rate is too high")
-	if r.Observations <= 0 || r.Received <= 0 {
-		return nil, fmt.Errorf("sockperf reported %d observations and %d messages received: nothing measured", r.Observations, r.Received)
-	}
-	if !roundTrip {
-		return nil, errors.New("sockperf printed no \"Summary: Round trip is\" line: cannot tell round trips from half round trips")
-	}
-	return r, nil
-}
-
-// percentileOf finds percentile p in sockperf's table, keyed "50.000".
-func percentileOf(t map[string]float64, p float64) (float64, bool) {
-	for k, v := range t {
-		if f, err := strconv.ParseFloat(k, 64); err == nil && math.Abs(f-p) < 1e-9 {
-			return v, true
-		}
-	}
-	return 0, false
-}
-
-// spSample is one round trip of sockperf's --full-log.
-type spSample struct {
-	TxS   float64 // send time, seconds on sockperf's clock
-	RTTus float64
-}
-
-// readSockperfFullLog reads the per-message rows of a sockperf --full-log
-// ("packet, txTime(sec), rxTime(sec), rtt(usec)").
-func readSockperfFullLog(path string) ([]spSample, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("sockperf --full-log: %w", err)
-	}
-	defer f.Close()
-	return parseSockperfFullLog(f)
-}
-
-func parseSockperfFullLog(rd io.Reader) ([]spSample, error) {
-	var out []spSample
-	sc := bufio.NewScanner(rd)
-	inRows := false
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "packet,") {
-			inRows = true
-			continue
-		}
-		if !inRows {
-			continue
-		}
-		f := strings.Split(line, ",")
-		if len(f) != 4 {
-			if strings.HasPrefix(line, "---") {
-				inRows = false // the end of the table
-			}
-			continue
-		}
-		tx, err1 := strconv.ParseFloat(strings.TrimSpace(f[1]), 64)
-		rtt, err2 := strconv.ParseFloat(strings.TrimSpace(f[3]), 64)
-		if err1 != nil || err2 != nil || rtt < 0 {
-			return nil, fmt.Errorf("sockperf --full-log: bad row %q", line)
-		}
-		out = append(out, spSample{TxS: tx, RTTus: rtt})
-	}
-	return out, sc.Err()
-}
-
-// writeSamplesHlog writes round trips as an interval log: one interval per
-// second of send time, anchored at start (sockperf's clock has its own epoch).
-func writeSamplesHlog(path string, start time.Time, samples []spSample) error {
-	t0 := samples[0].TxS
-	var ivs []*hdrhistogram.Histogram
-	for _, s := range samples {
-		k := max(int(s.TxS-t0), 0)
-		for len(ivs) <= k {
-			h := analysis.NewHistogram()
-			ms := start.Add(time.Duration(len(ivs)) * time.Second).UnixMilli()
-			h.SetStartTimeMs(ms)
-			h.SetEndTimeMs(ms + 1000)
-			ivs = append(ivs, h)
-		}
-		ns := int64(math.Round(s.RTTus * 1000))
-		if err := ivs[k].RecordValue(max(ns, analysis.HistLowestNs)); err != nil {
-			return fmt.Errorf("sockperf round trip %.3f µs: %w", s.RTTus, err)
-		}
-	}
-	return analysis.WriteFileAtomic(path, func(w io.Writer) error { return analysis.WriteHlog(w, start, ivs) })
-}
-
 func loadAvg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.TrimSpace(string(b))
-}
-
-// sockperfVersion is the first line of `sockperf --version`.
-func sockperfVersion(bin string) string {
-	out, _ := exec.Command(bin, "--version").CombinedOutput()
-	for _, l := range strings.Split(stripANSI(string(out)), "\n") {
-		if l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "sockperf:")); l != "" {
-			return strings.Trim(l, "= ")
-		}
-	}
-	return "unknown"
 }
 
 // summarizePeer compares the tools per protocol over the repetitions in which

@@ -1,7 +1,7 @@
 package experiments
 
 // Running an experiment's roles on the nodes of a testbed file, over SSH
-// (testbed/ssh): the sshSite behind the runner's site seam (run.go).
+// (testbed/ssh): the sshSite behind the runner's site seam (site.go).
 //
 // Per run and node: a private work directory (/tmp/jrbench-<run id>-<node>),
 // the binaries the node's roles need copied there, and at the end every
@@ -50,7 +50,7 @@ type RemoteTestbed struct {
 // notMeasuredRemotely lists what a run over SSH leaves out, for meta.json and
 // report.md.
 var notMeasuredRemotely = []string{
-	"calibration: its probes read the local testbed's veth counters and pin stall probes on this machine",
+	"the calibration's vCPU stall probe (a thread spinning on this machine's cores) and its kernel round trip without PM QoS (the nodes' request is held for the whole run)",
 	"server_cores, cpu_us_per_req: sampled from this machine's /proc/stat only",
 }
 
@@ -346,6 +346,20 @@ func (st *sshSite) cpuSampler([]int) *cpuSampler {
 	return &cpuSampler{stop: make(chan struct{}), done: done}
 }
 
+func (st *sshSite) readServerFile(ctx context.Context, p string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, remoteOpTimeout)
+	defer cancel()
+	res, err := st.server.c.Run(ctx, "cat "+ssh.Quote(p))
+	if err != nil {
+		return nil, fmt.Errorf("read %s on %s: %w", p, st.server.spec.Name, err)
+	}
+	return res.Stdout, nil
+}
+
+// stalls: the probe is a thread spinning on the measured core, which only
+// this machine's cores can run (notMeasuredRemotely).
+func (st *sshSite) stalls(time.Duration, ...int) []CPUStalls { return nil }
+
 func (st *sshSite) startServer(ctx context.Context, binary string, cpu int, args ...string) (*server, error) {
 	s := &server{exited: make(chan struct{}), stats: make(chan string, 1)}
 	ready := make(chan struct{})
@@ -371,13 +385,27 @@ func isExit(err error) bool {
 	return errors.As(err, &ee)
 }
 
-func (st *sshSite) runGenerator(ctx context.Context, cpus string, args []string) ([]byte, string, error) {
+func (st *sshSite) startTool(ctx context.Context, cpu int, argv ...string) (*server, error) {
+	s := &server{exited: make(chan struct{})}
+	rp, err := st.server.start(argv[0], strconv.Itoa(cpu), argv[1:], func(l string) { s.log.Write([]byte(l + "\n")) }, &s.log)
+	if err != nil {
+		return nil, fmt.Errorf("start %s on %s: %w", path.Base(argv[0]), st.server.spec.Name, err)
+	}
+	s.remote = rp
+	go func() {
+		<-rp.done
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+func (st *sshSite) runClient(ctx context.Context, binary, cpus string, args []string, fileFlag string) ([]byte, string, error) {
 	n := st.client
 	// The interval logs are written into a directory of the node's own and
 	// copied back here afterwards (the TTFB log of a connect point too).
 	args = slices.Clone(args)
 	localHlog, remoteDir := "", ""
-	if i := slices.Index(args, "-hlog"); i >= 0 && i+1 < len(args) && args[i+1] != "" {
+	if i := slices.Index(args, fileFlag); fileFlag != "" && i >= 0 && i+1 < len(args) && args[i+1] != "" {
 		localHlog = args[i+1]
 		remoteDir = path.Join(n.work, "gen-"+strconv.Itoa(n.next()))
 		args[i+1] = path.Join(remoteDir, filepath.Base(localHlog))
@@ -387,7 +415,7 @@ func (st *sshSite) runGenerator(ctx context.Context, cpus string, args []string)
 	}
 	var out bytes.Buffer
 	var stderr tail
-	rp, err := n.start("jrgen", cpus, args, func(line string) { out.WriteString(line + "\n") }, &stderr)
+	rp, err := n.start(binary, cpus, args, func(line string) { out.WriteString(line + "\n") }, &stderr)
 	if err != nil {
 		return nil, "", err
 	}

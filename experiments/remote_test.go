@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -129,6 +130,94 @@ func TestSmokeOverSSH(t *testing.T) {
 		t.Errorf("work dirs recorded: %v", m.RemoteTestbed.WorkDirs)
 	}
 	assertNodesClean(t, m, client, server)
+}
+
+// A run on an SSH testbed is calibrated on its nodes, as a local run is on
+// the namespaces: the wire and round-trip limits, the null and kernel round
+// trips and the A/A noise, in meta.json and in report.md (the stall probe and
+// the kernel without PM QoS are what it does not measure, and says so).
+func TestCalibrationOverSSH(t *testing.T) {
+	bin := binDir(t)
+	sshtest.Require(t)
+	tb, client, server := standinTestbed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := Run(ctx, CalibrationExperiment(), RunOptions{BinDir: bin, ResultsDir: t.TempDir(), Testbed: tb, Log: testLog{t}})
+	if err != nil {
+		t.Fatalf("calibrate: %v", err)
+	}
+	m := readMeta(t, dir)
+	c := m.Calibration
+	if c == nil {
+		t.Fatal("meta.json: no calibration")
+	}
+	if len(c.Errors) > 0 {
+		t.Errorf("failed probes: %v", c.Errors)
+	}
+	if c.Wire == nil || c.Wire.SentPPS <= 0 || c.Wire.DeliveredPPS <= 0 {
+		t.Errorf("wire limit: %+v", c.Wire)
+	}
+	if c.RoundTrip == nil || c.RoundTrip.DeliveredPPS <= 0 {
+		t.Errorf("round-trip limit: %+v", c.RoundTrip)
+	}
+	for name, p := range map[string]*ProbeLatency{"null": c.Null, "kernel": c.Kernel} {
+		if p == nil || p.Count == 0 || p.P50us <= 0 || !p.PMQoS {
+			t.Errorf("%s round trip: %+v", name, p)
+		}
+	}
+	if c.AA == nil || c.AA.Second.Count == 0 {
+		t.Errorf("A/A test: %+v", c.AA)
+	}
+	if len(c.Stalls) != 0 || c.KernelNoQoS != nil {
+		t.Errorf("measured on the nodes what a run over SSH cannot: stalls %+v, kernel without PM QoS %+v", c.Stalls, c.KernelNoQoS)
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Calibration", "Mpps delivered", "| null round trip (the floor) | p50 ", "| noise floor (A/A: kernel twice) |", "stall probe"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if strings.Contains(string(report), "No calibration was run") {
+		t.Error("report.md says the run was not calibrated")
+	}
+	assertNodesClean(t, m, client, server)
+}
+
+// The peer check through the SSH site: sockperf's server and jrapp on the
+// server node, sockperf ping-pong and jrgen on the client node, sockperf's
+// per-message log copied back, and nothing left on the nodes.
+func TestPeerCheckOverSSH(t *testing.T) {
+	bin := binDir(t)
+	sshtest.Require(t)
+	if _, err := exec.LookPath("sockperf"); err != nil {
+		t.Fatalf("sockperf is not installed (apt-get install sockperf; make deps installs it): %v", err)
+	}
+	tb, client, server := standinTestbed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := PeerCheck(ctx, PeerOptions{BinDir: bin, ResultsDir: t.TempDir(), Rate: 1000, Duration: time.Second,
+		Repetitions: 1, Protocols: []string{"udp"}, NoFloor: true, Testbed: tb, Log: testLog{t}})
+	if err != nil {
+		t.Fatalf("PeerCheck: %v", err)
+	}
+	if res.State != "complete" || res.RemoteTestbed == nil || res.Testbed != nil || !res.PMQoS.Held {
+		t.Fatalf("state %q (%s), remote testbed %+v, local testbed %+v, PM QoS %+v", res.State, res.Error, res.RemoteTestbed, res.Testbed, res.PMQoS)
+	}
+	if len(res.Runs) != 2 {
+		t.Fatalf("%d runs, want 2 (udp, jrgen and sockperf)", len(res.Runs))
+	}
+	for _, run := range res.Runs {
+		if run.Error != "" || run.Count <= 0 || !(run.P50us > 0) {
+			t.Errorf("%s: %d round trips, p50 %.2f µs: %s", run.Tool, run.Count, run.P50us, run.Error)
+		}
+		if run.Tool == ToolSockperf && (run.Sockperf == nil || run.Sockperf.FullLogSamples == 0) {
+			t.Errorf("sockperf: no per-message log came back: %+v", run.Sockperf)
+		}
+	}
+	assertNodesClean(t, Meta{RunRecord: res.RunRecord}, client, server)
 }
 
 // assertNodesClean fails on a work dir of the run left on a node (the

@@ -256,62 +256,53 @@ func (m runMeta) title(dir string) string {
 	return experiments.Title(m.Experiment)
 }
 
-// sloUs is the p99 objective in µs; 0 for none.
-func (m runMeta) sloUs() float64 {
-	if m.Experiment == nil {
-		return 0
-	}
-	return float64(m.Experiment.SLO.P99.Duration) / 1e3
-}
-
 // generatedSections are the sections WriteReport writes itself; any other
-// "## " section of an existing report.md (the runner's calibration, for
-// instance) is carried over by analyze.
+// "## " section of an existing report.md that experiments.BuildReport does not
+// build from meta.json either (one added by hand, for instance) is carried
+// over by analyze.
 var generatedSections = []string{"Run", "Results", "Latency above the null stack", "Ratios to the kernel", "Validity checks", "Invalid points", "Notes"}
 
-// runReport builds report.md's content for pts from dir's meta.json and the
-// extra sections of its current report.md.
+// runReport builds report.md's content for pts from dir's meta.json, as the
+// runner does (experiments.BuildReport), and the sections of its current
+// report.md that neither builds.
 func runReport(dir string, pts []analysis.Point) (analysis.Report, error) {
 	m, err := readMeta(dir)
 	if err != nil {
 		return analysis.Report{}, err
 	}
-	rep := analysis.Report{Title: "Results " + filepath.Base(filepath.Clean(dir)), Points: pts, SLOp99us: m.sloUs()}
+	var rep analysis.Report
 	if m.found {
-		if e := m.Experiment; e != nil {
-			rep.Title, rep.Description = "Experiment "+e.Name, e.Description
-		}
-		rep.Meta = experiments.ReportTable(&m.Meta)
-		if m.Error != "" {
-			rep.Notes = append(rep.Notes, "The run ended early: "+m.Error)
-		}
-		if m.Calibration == nil {
-			rep.Notes = append(rep.Notes, "No calibration was run: no noise floor, no wire limit.")
-		} else if aa := m.Calibration.AA; aa != nil {
-			rep.NoiseP50us, rep.NoiseP99us = aa.NoiseP50us, aa.NoiseP99us
-		}
+		rep = experiments.BuildReport(&m.Meta, pts)
 	} else {
-		rep.Notes = append(rep.Notes, "No meta.json in the results directory: the run's metadata is unknown.")
+		rep = analysis.Report{Points: pts,
+			Notes: []string{"No meta.json in the results directory: the run's metadata is unknown."}}
+	}
+	if rep.Title == "" {
+		rep.Title = "Results " + filepath.Base(filepath.Clean(dir))
 	}
 	old, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return rep, usageError{err}
 	}
-	rep.Sections = extraSections(string(old))
+	built := slices.Clone(generatedSections)
+	for _, s := range rep.Sections {
+		built = append(built, s.Title)
+	}
+	rep.Sections = append(rep.Sections, extraSections(string(old), built)...)
 	rep.Notes = append(rep.Notes, fmt.Sprintf("Latencies, confidence intervals and validity checks recomputed from hist/ by `jrbench analyze` on %s.",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC")))
 	return rep, nil
 }
 
-// extraSections returns the "## " sections of a report.md that WriteReport
-// does not generate, in order.
-func extraSections(md string) []analysis.Section {
+// extraSections returns the "## " sections of a report.md whose titles are not
+// in built (the sections a new report has anyway), in order.
+func extraSections(md string, built []string) []analysis.Section {
 	var out []analysis.Section
 	parts := strings.Split("\n"+md, "\n## ")
 	for _, p := range parts[1:] {
 		title, body, _ := strings.Cut(p, "\n")
 		title = strings.TrimSpace(title)
-		if slices.Contains(generatedSections, title) {
+		if slices.Contains(built, title) {
 			continue
 		}
 		out = append(out, analysis.Section{Title: title, Markdown: strings.TrimSpace(body) + "\n"})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/experiments"
 )
 
 // writeHlog writes an interval log at dir/rel with one interval per level:
@@ -62,7 +64,9 @@ func steadyLevels(n int, base float64, seed uint64) []float64 {
 // makeRun builds a results directory by hand: kernel and null at two rates,
 // 45 one-second intervals each except one short point, a drifting point, a
 // failed point without a log, the old summary.csv columns only (no CIs, no
-// checks), a meta.json and a report.md with a calibration section.
+// checks), a meta.json with a calibration and one point's generator
+// counters, and a report.md with a stale calibration section and one added by
+// hand.
 func makeRun(t *testing.T, dir string, scale float64) {
 	t.Helper()
 	type pt struct {
@@ -104,11 +108,14 @@ func makeRun(t *testing.T, dir string, scale float64) {
   "slo": {"p99": "100µs"}, "plots": [{"kind": "latency-vs-load"}, {"kind": "cdf", "rate": 5000}]},
  "run_id": "20260506-070809-abcd", "state": "complete", "commit": "abc123", "host": {"hostname": "laptop"},
  "order": "interleaved", "seed": 1, "generator_driver": "af_xdp", "unknown_later_field": [1, 2],
- "calibration": {"aa": {"noise_p50_us": 0.5, "noise_p99_us": 2}}}`
+ "points": [{"index": 0, "stack": "kernel", "rate": 1000, "rep": 0, "status": "ok",
+   "generator": {"arrival_a2": 0.8, "arrival_n": 1000, "max_rss_kib": 204800}}],
+ "calibration": {"seconds": 12.5, "rate": 10000, "wire": {"sent_pps": 1200000, "delivered_pps": 1190000, "frame_bytes": 60, "seconds": 1},
+   "aa": {"noise_p50_us": 0.5, "noise_p99_us": 2}}}`
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte(meta), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	report := "# Experiment offline\n\n## Run\n\n| key | value |\n\n## Calibration\n\nWire limit: 1.2 Mpps.\n\n## Results\n\nold\n"
+	report := "# Experiment offline\n\n## Run\n\n| key | value |\n\n## Calibration\n\nWire limit: 1.2 Mpps.\n\n## Cabling\n\nSwapped on Tuesday.\n\n## Results\n\nold\n"
 	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(report), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +177,7 @@ func TestAnalyzeRecomputesFromLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"# Experiment offline\n", "Built by hand.", "| commit | abc123 |", "## Calibration\n\nWire limit: 1.2 Mpps.\n",
+		"# Experiment offline\n", "Built by hand.", "| commit | abc123 |", "## Calibration\n\n", "## Cabling\n\nSwapped on Tuesday.\n",
 		"p50 95% CI (µs)", "## Validity checks\n", "**1 of 4 checked points fail a check**",
 		"**FAIL: stationarity not shown", "recomputed from hist/ by `jrbench analyze`", "A/A test: p50 ±0.50 µs",
 	} {
@@ -194,8 +201,8 @@ func TestAnalyzeRecomputesFromLogs(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("summary.csv changed on a second analyze:\n%s\n---\n%s", before, after)
 	}
-	if md2, _ := os.ReadFile(filepath.Join(dir, "report.md")); strings.Count(string(md2), "## Calibration") != 1 {
-		t.Error("calibration section duplicated by a second analyze")
+	if md2, _ := os.ReadFile(filepath.Join(dir, "report.md")); strings.Count(string(md2), "## Calibration") != 1 || strings.Count(string(md2), "## Cabling") != 1 {
+		t.Error("a section duplicated by a second analyze")
 	}
 
 	// The arrival check cannot be recomputed from the logs: analyze keeps
@@ -217,6 +224,54 @@ func TestAnalyzeRecomputesFromLogs(t *testing.T) {
 	}
 	if md3, _ := os.ReadFile(filepath.Join(dir, "report.md")); !strings.Contains(string(md3), "| kernel | 2 | 1 of 2 | 1 of 2 | 0 of 1 (1 not run) | 2 of 2 |") {
 		t.Errorf("per-stack checks in report.md:\n%s", md3)
+	}
+}
+
+// analyze's report is the runner's (experiments.BuildReport): the calibration
+// section and the notes come from meta.json, not from the old report.md,
+// whose sections are carried over only when nothing builds them.
+func TestAnalyzeReportIsTheRunners(t *testing.T) {
+	dir := t.TempDir()
+	makeRun(t, dir, 1)
+	pts, err := readRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := runReport(dir, pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := readMeta(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The runner's report of the same meta.json has the same sections and
+	// notes, less the one analyze adds and the section carried over.
+	want := experiments.BuildReport(&m.Meta, pts)
+	if len(rep.Notes) != len(want.Notes)+1 || !slices.Equal(rep.Notes[:len(want.Notes)], want.Notes) {
+		t.Errorf("notes:\n%q\nthe runner's:\n%q", rep.Notes, want.Notes)
+	}
+	if len(rep.Sections) != len(want.Sections)+1 || !slices.Equal(rep.Sections[:len(want.Sections)], want.Sections) {
+		t.Errorf("sections:\n%q\nthe runner's:\n%q", rep.Sections, want.Sections)
+	}
+	out := filepath.Join(dir, "report.md")
+	if err := analysis.WriteReport(out, rep); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(out)
+	for _, want := range []string{
+		"# Experiment offline\n",
+		"## Calibration\n\nMeasured at the start of this run (12.5 s)", "| 1.200 Mpps sent, 1.190 Mpps delivered |",
+		"## Cabling\n\nSwapped on Tuesday.\n",
+		"Arrival check (Anderson–Darling", "The generator's peak resident memory was 200 MiB (kernel at 1000 req/s, rep 0;",
+		"A/A test: p50 ±0.50 µs",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	if strings.Contains(string(md), "Wire limit: 1.2 Mpps.") {
+		t.Error("the old calibration section was carried over")
 	}
 }
 

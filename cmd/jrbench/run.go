@@ -70,19 +70,8 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tb, err := spec.Load(testbed)
-			if err != nil {
-				return usageError{fmt.Errorf("--testbed: %w", err)}
-			}
-			if !tb.Builtin {
-				o.Testbed = tb
-				// The roles go to the nodes' cores (the file's cores:)
-				// unless the command line moves them.
-				if !cmd.Flags().Changed("generator-cpu") && !cmd.Flags().Changed("server-cpu") && !cmd.Flags().Changed("generator-extra-cpus") {
-					o.Placement = nil
-				}
-			} else if os.Geteuid() != 0 {
-				return usageError{errors.New("run needs root (network namespaces, DPDK, PM QoS)")}
+			if err := useTestbed(cmd, testbed, &o); err != nil {
+				return err
 			}
 			if err := defaultBinDir(&o); err != nil {
 				return err
@@ -117,6 +106,25 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
+// useTestbed sets o.Testbed from the --testbed flag's value: a testbed file's
+// roles go to its nodes' cores (the file's cores:) unless the command line
+// moves them; the local testbed needs root.
+func useTestbed(cmd *cobra.Command, testbed string, o *experiments.RunOptions) error {
+	tb, err := spec.Load(testbed)
+	if err != nil {
+		return usageError{fmt.Errorf("--testbed: %w", err)}
+	}
+	if !tb.Builtin {
+		o.Testbed = tb
+		if !cmd.Flags().Changed("generator-cpu") && !cmd.Flags().Changed("server-cpu") && !cmd.Flags().Changed("generator-extra-cpus") {
+			o.Placement = nil
+		}
+	} else if os.Geteuid() != 0 {
+		return usageError{fmt.Errorf("%s needs root (network namespaces, DPDK, PM QoS)", cmd.Name())}
+	}
+	return nil
+}
+
 // addPlacementFlags lets the user move the roles to other cores.
 func addPlacementFlags(cmd *cobra.Command, o *experiments.RunOptions) {
 	p := experiments.DefaultPlacement
@@ -128,13 +136,14 @@ func addPlacementFlags(cmd *cobra.Command, o *experiments.RunOptions) {
 
 func newCalibrateCmd() *cobra.Command {
 	var o experiments.RunOptions
+	var testbed string
 	cmd := &cobra.Command{
 		Use:   "calibrate",
-		Short: "Measure the local testbed: wire limit, null and kernel round trips (with and without PM QoS), A/A noise, vCPU stalls",
+		Short: "Measure the testbed: wire limit, null and kernel round trips (with and without PM QoS), A/A noise, vCPU stalls",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if os.Geteuid() != 0 {
-				return usageError{errors.New("calibrate needs root (network namespaces, DPDK, PM QoS)")}
+			if err := useTestbed(cmd, testbed, &o); err != nil {
+				return err
 			}
 			if err := defaultBinDir(&o); err != nil {
 				return err
@@ -155,6 +164,7 @@ func newCalibrateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.ResultsDir, "results", "results", "root directory of results")
 	cmd.Flags().StringVar(&o.BinDir, "bin", "", "directory holding jrgen and jrapp (default: next to jrbench)")
 	cmd.Flags().StringVar(&o.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
+	cmd.Flags().StringVar(&testbed, "testbed", "local", "the testbed to measure: local, or a testbed file whose nodes are reached over SSH (there the stall probe and the kernel without PM QoS are not measured)")
 	addPlacementFlags(cmd, &o)
 	return cmd
 }
