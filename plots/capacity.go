@@ -1,7 +1,9 @@
 package plots
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -97,12 +99,19 @@ func CapacityAtSLO(pts []analysis.Point, sloUs float64) []Capacity {
 }
 
 // CapacityBars draws the throughput each stack sustains under the p99 SLO
-// (CapacityAtSLO), one bar per stack in its colour with an error bar over
+// (CapacityAtSLO), one bar per stack in its colour (StackStyle; the bars are
+// named on the axis, so there is no legend), in the order of every figure's
+// legends, with an error bar over
 // the repetitions' own capacities, and writes outBase+".png",
 // ".svg" and ".pdf". The offered rates are a sweep, so a bar is only as fine as
 // the rates the experiment offered.
 func CapacityBars(pts []analysis.Point, sloUs float64, title, outBase string) error {
 	caps := CapacityAtSLO(pts, sloUs)
+	// In legend order, as every figure: null, kernel, afxdp, joyride, others;
+	// udp before tcp.
+	slices.SortStableFunc(caps, func(a, b Capacity) int {
+		return cmp.Or(stackRank(a.Stack)-stackRank(b.Stack), strings.Compare(a.Stack, b.Stack), compareProtocols(a.Protocol, b.Protocol))
+	})
 	p := newPlot(title)
 	p.Y.Label.Text = fmt.Sprintf("krequests/s with p99 ≤ %.0f µs", sloUs)
 	p.X.Label.Text = "stack"

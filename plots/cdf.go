@@ -1,8 +1,11 @@
 package plots
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"gonum.org/v1/plot/plotter"
@@ -18,6 +21,11 @@ type CDFSeries struct {
 	// of the same stack then differ by dash pattern. Otherwise colours are
 	// assigned in order.
 	Stack string
+	// Protocol, if set, picks the dash pattern of a stack's series by
+	// protocol, the same in every figure: udp solid, tcp dashed (CDFAt sets
+	// it when the points mix protocols). Otherwise a stack's series take
+	// solid, dashed, dotted in order.
+	Protocol string
 	// Hist holds latencies in nanoseconds (analysis.ReadHlog).
 	Hist *hdrhistogram.Histogram
 }
@@ -26,14 +34,14 @@ type CDFSeries struct {
 // curve: it keeps the files small without visible change on a log axis.
 const cdfStep = 1.004
 
-// dashCycle tells apart the series of one stack.
-var dashCycle = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
-
 // LatencyCDF draws the cumulative distribution of each series — latency (µs, log
 // axis) against the fraction of requests at or below it — and writes
 // outBase+".png", outBase+".svg" and outBase+".pdf". Empty or nil histograms are left out (their
 // legend entry says so); zero latencies cannot be shown on a log axis and are
-// counted in the fraction but not drawn.
+// counted in the fraction but not drawn. Each series has one legend entry, in
+// its stack's colour (StackStyle), in the stacks' legend order; a stack's
+// series differ by dash pattern (by protocol when CDFSeries.Protocol is set:
+// udp solid, tcp dashed).
 func LatencyCDF(series []CDFSeries, title, outBase string) error {
 	p := newPlot(title)
 	p.X.Label.Text = "latency (µs, log scale)"
@@ -43,13 +51,44 @@ func LatencyCDF(series []CDFSeries, title, outBase string) error {
 
 	xmin, xmax := math.Inf(1), math.Inf(-1)
 	perStack := map[string]int{}
-	for i, s := range series {
+	var protocols []string
+	for _, s := range series {
+		if s.Protocol != "" && !slices.Contains(protocols, s.Protocol) {
+			protocols = append(protocols, s.Protocol)
+		}
+	}
+	slices.SortFunc(protocols, compareProtocols)
+	// The legend in the order of every figure's: stacks in legend order,
+	// udp before tcp; series without a stack after them, as given.
+	order := make([]int, len(series))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		sa, sb := series[a], series[b]
+		switch {
+		case sa.Stack == "" && sb.Stack == "":
+			return 0
+		case sa.Stack == "":
+			return 1
+		case sb.Stack == "":
+			return -1
+		}
+		return cmp.Or(stackRank(sa.Stack)-stackRank(sb.Stack), strings.Compare(sa.Stack, sb.Stack),
+			compareProtocols(sa.Protocol, sb.Protocol))
+	})
+	for _, i := range order {
+		s := series[i]
 		var c = palette[i%len(palette)]
 		var dashes []vg.Length
 		if s.Stack != "" {
 			c, _ = StackStyle(s.Stack)
-			dashes = dashCycle[perStack[s.Stack]%len(dashCycle)]
-			perStack[s.Stack]++
+			if s.Protocol != "" {
+				dashes = dashCycle[slices.Index(protocols, s.Protocol)%len(dashCycle)]
+			} else {
+				dashes = dashCycle[perStack[s.Stack]%len(dashCycle)]
+				perStack[s.Stack]++
+			}
 		}
 		xys := cdfPoints(s.Hist)
 		if len(xys) == 0 {
@@ -64,7 +103,7 @@ func LatencyCDF(series []CDFSeries, title, outBase string) error {
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", outBase, err)
 		}
-		line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: dashes}
+		line.LineStyle = draw.LineStyle{Color: c, Width: lineWidth, Dashes: dashes}
 		p.Add(line)
 		p.Legend.Add(s.Label, line)
 		xmin, xmax = math.Min(xmin, xys[0].X), math.Max(xmax, xys[len(xys)-1].X)

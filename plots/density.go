@@ -14,17 +14,16 @@ import (
 // NetKernel's density figures): outBase+"-latency" is p50 (solid) and p99
 // (dashed) against the number of application instances at the offered rate
 // rate, outBase+"-memory" the server side's memory (proportional set size, all
-// applications and the stack's daemon) against it; one colour per stack, each
-// marker the mean over the valid repetitions.
+// applications and the stack's daemon) against it; one colour and marker per
+// stack (StackStyle), named once in the legend, each marker the mean over the
+// valid repetitions.
 func Density(pts []analysis.Point, rate float64, title, outBase string) error {
 	lp := newPlot(fmt.Sprintf("%s: latency at %.0f requests/s", title, rate))
 	lp.X.Label.Text = "application instances"
 	lp.Y.Label.Text = "latency (µs, log scale)"
-	lp.Legend.Top, lp.Legend.Left = true, true
 	mp := newPlot(title + ": server memory")
 	mp.X.Label.Text = lp.X.Label.Text
 	mp.Y.Label.Text = "server-side memory, proportional set size (MiB)"
-	mp.Legend.Top, mp.Legend.Left = true, true
 	lmin, lmax, mmax, xmax := math.Inf(1), math.Inf(-1), 0.0, 1.0
 	byStack := map[string][]analysis.Aggregate{}
 	var stacks []string
@@ -57,14 +56,18 @@ func Density(pts []analysis.Point, rate float64, title, outBase string) error {
 		for _, l := range []struct {
 			p      *plot.Plot
 			xys    plotter.XYs
-			label  string
 			dashes []vg.Length
-		}{{lp, p50, s + " p50", nil}, {lp, p99, s + " p99", p99Dashes}, {mp, mem, s, nil}} {
-			if err := addCurve(l.p, l.xys, l.label, c, glyph, l.dashes); err != nil {
+		}{{lp, p50, nil}, {lp, p99, p99Dashes}, {mp, mem, nil}} {
+			if err := addCurve(l.p, l.xys, c, glyph, l.dashes); err != nil {
 				return fmt.Errorf("plot %s: %w", outBase, err)
 			}
 		}
 	}
+	// Each stack once; on the latency figure one key for p50 and p99.
+	ll, ml := newLegend(), newLegend()
+	ll.addStacks(stacks)
+	ll.addDashKey([]string{"p50", "p99"}, [][]vg.Length{nil, p99Dashes})
+	ml.addStacks(stacks)
 	if len(stacks) == 0 {
 		lp.Title.Text += " (no valid points)"
 		mp.Title.Text += " (no valid points)"
@@ -75,8 +78,8 @@ func Density(pts []analysis.Point, rate float64, title, outBase string) error {
 		p.Add(plotter.NewGrid())
 	}
 	mp.Y.Min, mp.Y.Max = 0, math.Max(mmax*1.1, 1)
-	if err := save(lp, outBase+"-latency"); err != nil {
+	if err := saveFigure(singlePanel(lp, ll), outBase+"-latency"); err != nil {
 		return err
 	}
-	return save(mp, outBase+"-memory")
+	return saveFigure(singlePanel(mp, ml), outBase+"-memory")
 }

@@ -15,8 +15,8 @@ import (
 // MsgSize draws what each stack does as messages grow (the figure of
 // Machnet's and Junction's message-size sweeps): outBase+"-throughput" is the
 // payload throughput in Gbit/s against the request size, outBase+"-latency"
-// p50 (solid) and p99 (dashed) against it, both on log axes, one colour per
-// stack, each marker the mean over the valid repetitions. When a size was
+// p50 (solid) and p99 (dashed) against it, both on log axes, one colour and
+// marker per stack (StackStyle), named once in the legend, each marker the mean over the valid repetitions. When a size was
 // measured at several loads (rates or windows), the throughput is that of the
 // load that achieved the most (what the size allows when pushed), the
 // latency that of the lightest load (what one message costs, without
@@ -49,11 +49,9 @@ func MsgSize(pts []analysis.Point, title, outBase string) error {
 	tp := newPlot(title + ": throughput")
 	tp.X.Label.Text = "request size (bytes, log scale)"
 	tp.Y.Label.Text = "throughput (Gbit/s, log scale)"
-	tp.Legend.Top, tp.Legend.Left = true, true
 	lp := newPlot(title + ": latency")
 	lp.X.Label.Text = tp.X.Label.Text
 	lp.Y.Label.Text = "latency (µs, log scale)"
-	lp.Legend.Top, lp.Legend.Left = true, true
 
 	xmin, xmax := math.Inf(1), math.Inf(-1)
 	tmin, tmax, lmin, lmax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
@@ -81,14 +79,18 @@ func MsgSize(pts []analysis.Point, title, outBase string) error {
 		for _, l := range []struct {
 			p      *plot.Plot
 			xys    plotter.XYs
-			label  string
 			dashes []vg.Length
-		}{{tp, tput, s, nil}, {lp, p50, s + " p50", nil}, {lp, p99, s + " p99", p99Dashes}} {
-			if err := addCurve(l.p, l.xys, l.label, c, glyph, l.dashes); err != nil {
+		}{{tp, tput, nil}, {lp, p50, nil}, {lp, p99, p99Dashes}} {
+			if err := addCurve(l.p, l.xys, c, glyph, l.dashes); err != nil {
 				return fmt.Errorf("plot %s: %w", outBase, err)
 			}
 		}
 	}
+	// Each stack once; on the latency figure one key for p50 and p99.
+	tl, ll := newLegend(), newLegend()
+	tl.addStacks(stacks)
+	ll.addStacks(stacks)
+	ll.addDashKey([]string{"p50", "p99"}, [][]vg.Length{nil, p99Dashes})
 	if math.IsInf(xmin, 1) {
 		tp.Title.Text += " (no valid points)"
 		lp.Title.Text += " (no valid points)"
@@ -99,10 +101,10 @@ func MsgSize(pts []analysis.Point, title, outBase string) error {
 	}
 	logAxis(&tp.Y, tmin, tmax)
 	logAxis(&lp.Y, lmin, lmax)
-	if err := save(tp, outBase+"-throughput"); err != nil {
+	if err := saveFigure(singlePanel(tp, tl), outBase+"-throughput"); err != nil {
 		return err
 	}
-	return save(lp, outBase+"-latency")
+	return saveFigure(singlePanel(lp, ll), outBase+"-latency")
 }
 
 // sizeAxis is a log2 axis of byte counts labelled 64, 1K, 64K.

@@ -9,16 +9,24 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
+	"gonum.org/v1/plot/plotter"
 )
 
-// checkFigure checks that base.png decodes as an image of the expected size,
+// checkFigure checks that base.png decodes as an image of one panel's size,
 // base.svg is a non-empty SVG document and base.pdf a complete PDF.
 func checkFigure(t *testing.T, base string) {
+	t.Helper()
+	checkFigureSize(t, base, 1200, 750)
+}
+
+// checkFigureSize is checkFigure for a PNG of w × h pixels.
+func checkFigureSize(t *testing.T, base string, w, h int) {
 	t.Helper()
 	data, err := os.ReadFile(base + ".png")
 	if err != nil {
@@ -28,8 +36,8 @@ func checkFigure(t *testing.T, base string) {
 	if err != nil {
 		t.Fatalf("%s.png: %v", base, err)
 	}
-	if format != "png" || img.Bounds().Dx() != 1200 || img.Bounds().Dy() != 750 {
-		t.Errorf("%s.png: %s %v, want png 1200x750", base, format, img.Bounds())
+	if format != "png" || img.Bounds().Dx() != w || img.Bounds().Dy() != h {
+		t.Errorf("%s.png: %s %v, want png %dx%d", base, format, img.Bounds(), w, h)
 	}
 	svg, err := os.ReadFile(base + ".svg")
 	if err != nil {
@@ -248,6 +256,9 @@ func TestCapacityAtSLO(t *testing.T) {
 			t.Errorf("%s%s: %v", out, ext, err)
 		}
 	}
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, out+".png", filepath.Join(keep, "capacity.png"))
+	}
 }
 
 // The sweep figures draw from points carrying sizes, windows, instances and
@@ -283,8 +294,231 @@ func TestSweepFiguresDraw(t *testing.T) {
 			}
 		}
 	}
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		for _, f := range []string{"msg-size-throughput", "msg-size-latency", "density-latency", "density-memory", "cores"} {
+			copyFile(t, filepath.Join(dir, f+".png"), filepath.Join(keep, f+".png"))
+		}
+	}
 	svg, _ := os.ReadFile(filepath.Join(dir, "density-memory.svg"))
 	if !strings.Contains(string(svg), "joyride") || !strings.Contains(string(svg), "kernel") {
 		t.Error("density-memory has no legend for the stacks")
+	}
+}
+
+// onLine reports whether a measured line of stack in pn passes through load x
+// (krequests/s).
+func onLine(pn *latPanel, stack string, x float64) bool {
+	for _, l := range pn.lines {
+		if l.stack != stack {
+			continue
+		}
+		for _, xy := range l.xys {
+			if xy.X == x {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasMark(marks []latMark, stack string, x float64) bool {
+	for _, m := range marks {
+		if m.stack == stack && m.x == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Two protocols make two panels on one scale, with a legend of one entry per
+// stack and one per key; points that are invalid, not sustained or failed
+// their checks are marked and kept off the lines; the null stack is a band.
+func TestLatencyVsLoadPanels(t *testing.T) {
+	var pts []analysis.Point
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, s := range []struct {
+			stack      string
+			base, knee float64
+		}{{"null", 8, 1e6}, {"kernel", 30, 420000}, {"joyride", 15, 900000}} {
+			for _, p := range sweep(s.stack, s.base, s.knee) {
+				p.Protocol = proto
+				if proto == "tcp" {
+					p.P50us, p.P99us = p.P50us*1.5, p.P99us*1.5
+				}
+				p.P50Lo, p.P50Hi = p.P50us*0.97, p.P50us*1.03
+				p.P99Lo, p.P99Hi = p.P99us*0.9, p.P99us*1.2
+				switch {
+				case s.stack == "kernel" && proto == "udp" && p.OfferedRPS == 200000:
+					p.Valid, p.Reason = false, "generator sent 2% of requests late" // every repetition: breaks the line
+				case s.stack == "kernel" && proto == "udp" && p.OfferedRPS == 400000:
+					p.AchievedRPS = 0.9 * p.OfferedRPS // valid, but not sustained
+				case s.stack == "joyride" && proto == "tcp" && p.OfferedRPS == 400000:
+					p.P50us, p.P99us = 1e6, 1e7 // far off the scale
+					p.Valid = false
+				case s.stack == "joyride" && proto == "tcp" && p.OfferedRPS == 100000 && p.Rep == 1:
+					p.Valid = false // one repetition of three
+				case s.stack == "joyride" && proto == "udp" && p.OfferedRPS == 50000:
+					p.Checks = &analysis.Checks{Lag1: analysis.RankCorr{Ran: true, P: 0.001}}
+				}
+				pts = append(pts, p)
+			}
+		}
+	}
+	f, panels, err := latencyFigure(pts, "udp and tcp echo", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.panels) != 2 || len(panels) != 2 || f.cols != 2 {
+		t.Fatalf("%d panels (%d model), %d columns; want 2 side by side", len(f.panels), len(panels), f.cols)
+	}
+	if !slices.Equal(f.panelTitles, []string{"udp echo", "tcp echo"}) {
+		t.Errorf("panel titles %q", f.panelTitles)
+	}
+	if a, b := f.panels[0].Y, f.panels[1].Y; a.Min != b.Min || a.Max != b.Max {
+		t.Errorf("panels do not share the latency scale: %v..%v and %v..%v", a.Min, a.Max, b.Min, b.Max)
+	}
+	wantLegend := []string{"kernel", "joyride", "null (floor): p50 to p99", "p50 solid, p99 dashed", "shaded: 95% CI", "SLO p99 ≤ 200 µs"}
+	if !slices.Equal(f.legend.names, wantLegend) {
+		t.Errorf("legend %q, want %q", f.legend.names, wantLegend)
+	}
+	udp, tcp := panels[0], panels[1]
+	for _, c := range []struct {
+		pn    *latPanel
+		stack string
+		x     float64
+		why   string
+	}{{udp, "kernel", 200, "invalid"}, {udp, "kernel", 400, "not sustained"}, {tcp, "joyride", 400, "invalid"}} {
+		if onLine(c.pn, c.stack, c.x) {
+			t.Errorf("%s %s at %gk (%s) is on the line", c.pn.name, c.stack, c.x, c.why)
+		}
+		if !hasMark(c.pn.open, c.stack, c.x) {
+			t.Errorf("%s %s at %gk (%s) has no open marker", c.pn.name, c.stack, c.x, c.why)
+		}
+	}
+	// The invalid rate breaks kernel's udp line: 10k..100k, then 300k.
+	var kernelP50 []plotter.XYs
+	for _, l := range udp.lines {
+		if l.stack == "kernel" && l.quantile == "p50" {
+			kernelP50 = append(kernelP50, l.xys)
+		}
+	}
+	if len(kernelP50) != 2 || len(kernelP50[0]) != 3 || len(kernelP50[1]) != 1 || kernelP50[1][0].X != 300 {
+		t.Errorf("kernel udp p50 lines %v, want 10k..100k and 300k", kernelP50)
+	}
+	// One invalid repetition of three: the other two on the line, it beside.
+	if !onLine(tcp, "joyride", 100) || !hasMark(tcp.open, "joyride", 100) {
+		t.Error("joyride tcp 100k: want the valid repetitions on the line and the invalid one beside it")
+	}
+	for _, m := range tcp.open {
+		if m.stack == "joyride" && m.x == 400 && (!m.clamped || m.y != f.panels[1].Y.Max) {
+			t.Errorf("joyride tcp 400k at 10 s is not drawn on the top edge: %+v (top %v)", m, f.panels[1].Y.Max)
+		}
+	}
+	if !hasMark(udp.flags, "joyride", 50) || len(udp.flags) != 1 || len(tcp.flags) != 0 {
+		t.Errorf("flags udp %+v tcp %+v, want joyride udp 50k only", udp.flags, tcp.flags)
+	}
+	for _, pn := range panels {
+		for _, l := range pn.lines {
+			if l.stack == "null" {
+				t.Errorf("%s: null drawn as a line %v, want a band", pn.name, l.xys)
+			}
+		}
+	}
+	caption := strings.Join(f.caption, "\n")
+	for _, want := range []string{"Open markers: not sustained (achieved < 99% of offered) or invalid", "udp echo: kernel 200k, 400k",
+		"tcp echo: joyride 100k (1 of 3 reps), 400k", "× beside a marker: validity checks failed", "joyride 50k"} {
+		if !strings.Contains(caption, want) {
+			t.Errorf("caption lacks %q:\n%s", want, caption)
+		}
+	}
+
+	base := filepath.Join(t.TempDir(), "latency-vs-load-panels")
+	if err := LatencyVsLoad(pts, "udp and tcp echo", base, 200); err != nil {
+		t.Fatal(err)
+	}
+	// Two panels side by side, a little taller for the caption's four lines.
+	w, h := f.size()
+	if w != 2*panelWidth+legendColumn || h <= figHeight {
+		t.Errorf("figure %v × %v", w, h)
+	}
+	checkFigureSize(t, base, int(math.Round(w.Dots(pngDPI))), int(math.Round(h.Dots(pngDPI))))
+	svg, _ := os.ReadFile(base + ".svg")
+	for _, want := range []string{"udp echo", "tcp echo", "95% CI", "Open markers"} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	if bytes.Contains(svg, []byte("kernel udp")) || bytes.Contains(svg, []byte("p50<")) {
+		t.Error("SVG still names series one by one")
+	}
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, base+".png", filepath.Join(keep, "latency-vs-load-panels.png"))
+	}
+}
+
+// Several applications over one protocol: one panel per application; the
+// legend is the same whatever the number of panels.
+func TestLatencyVsLoadPerApp(t *testing.T) {
+	var pts []analysis.Point
+	for _, app := range []string{"echo", "memcached", "synthetic"} {
+		for _, stack := range []string{"kernel", "afxdp", "joyride"} {
+			for _, p := range sweep(stack, 20, 500000) {
+				p.App = app
+				pts = append(pts, p)
+			}
+		}
+	}
+	f, panels, err := latencyFigure(pts, "three apps", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(panels) != 3 || f.cols != 3 || !slices.Equal(f.panelTitles, []string{"udp echo", "udp memcached", "udp synthetic"}) {
+		t.Errorf("%d panels in %d columns: %q", len(panels), f.cols, f.panelTitles)
+	}
+	// Without intervals: bars over the repetitions, and their key.
+	if want := []string{"kernel", "afxdp", "joyride", "p50 solid, p99 dashed", "bars: min to max of repetitions"}; !slices.Equal(f.legend.names, want) {
+		t.Errorf("legend %q, want %q", f.legend.names, want)
+	}
+	if len(f.caption) != 0 {
+		t.Errorf("caption %q with every point valid", f.caption)
+	}
+	base := filepath.Join(t.TempDir(), "latency-vs-load-apps")
+	if err := LatencyVsLoad(pts, "three apps", base, 0); err != nil {
+		t.Fatal(err)
+	}
+	checkFigureSize(t, base, 2370, 750)
+	if keep := os.Getenv("KEEP_PLOTS"); keep != "" {
+		copyFile(t, base+".png", filepath.Join(keep, "latency-vs-load-apps.png"))
+	}
+}
+
+func TestSustained(t *testing.T) {
+	for _, c := range []struct {
+		p    analysis.Point
+		want bool
+	}{
+		{analysis.Point{Valid: true, OfferedRPS: 1000, AchievedRPS: 990}, true},
+		{analysis.Point{Valid: true, OfferedRPS: 1000, AchievedRPS: 989}, false},
+		{analysis.Point{Valid: false, OfferedRPS: 1000, AchievedRPS: 1000}, false},
+		{analysis.Point{Valid: true, Window: 4, AchievedRPS: 5000}, true}, // a closed loop offers no rate
+	} {
+		if got := sustained(c.p); got != c.want {
+			t.Errorf("sustained(%+v) = %v", c.p, got)
+		}
+	}
+}
+
+// Every stack's marker has an open twin of the same colour.
+func TestOpenGlyph(t *testing.T) {
+	for _, s := range []string{"kernel", "afxdp", "joyride", "null", "mtcp", "caladan", "demikernel"} {
+		c, g := StackStyle(s)
+		o := openGlyph(g)
+		m, ok := o.Shape.(markGlyph)
+		if !ok || !m.open || o.Color != c {
+			t.Errorf("%s: open glyph %+v", s, o)
+		}
+		if fm, ok := g.Shape.(markGlyph); ok && (fm.open || fm.shape != m.shape) {
+			t.Errorf("%s: marker %+v, open twin %+v", s, fm, m)
+		}
 	}
 }

@@ -58,11 +58,12 @@ func CDFAt(pts []analysis.Point, at func(analysis.Point) bool, path func(analysi
 	})
 	out := make([]CDFSeries, 0, len(keys))
 	for _, k := range keys {
-		label := k.stack
+		s := CDFSeries{Label: k.stack, Stack: k.stack, Hist: pooled[k]}
 		if len(protocols) > 1 {
-			label += " " + k.protocol
+			s.Label += " " + k.protocol
+			s.Protocol = k.protocol
 		}
-		out = append(out, CDFSeries{Label: label, Stack: k.stack, Hist: pooled[k]})
+		out = append(out, s)
 	}
 	return out, errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package plots
 import (
 	"hash/fnv"
 	"image/color"
+	"math"
 	"slices"
 	"strings"
 
@@ -22,6 +23,7 @@ var (
 	okVermilion = color.RGBA{0xd5, 0x5e, 0x00, 0xff}
 	okPurple    = color.RGBA{0xcc, 0x79, 0xa7, 0xff}
 	grey        = color.RGBA{0x77, 0x77, 0x77, 0xff}
+	darkGrey    = color.RGBA{0x33, 0x33, 0x33, 0xff}
 )
 
 // glyphRadius is the marker size used in every figure.
@@ -32,24 +34,28 @@ var fixedStyles = map[string]struct {
 	color color.Color
 	shape draw.GlyphDrawer
 }{
-	"kernel":  {okBlue, draw.CircleGlyph{}},
+	"kernel":  {okBlue, markGlyph{shape: shapeCircle}},
 	"null":    {grey, draw.CrossGlyph{}},
-	"afxdp":   {okGreen, draw.PyramidGlyph{}},
-	"joyride": {okVermilion, draw.BoxGlyph{}},
+	"afxdp":   {okGreen, markGlyph{shape: shapeUp}},
+	"joyride": {okVermilion, markGlyph{shape: shapeBox}},
 }
 
 // palette and shapes serve the other stacks, chosen by a hash of the name so
-// that a stack gets the same style in every figure and every run.
+// that a stack gets the same style in every figure and every run. The shapes
+// are filled, so that each has an open twin (openGlyph) for the points a
+// figure shows but does not trust.
 var (
 	palette = []color.Color{okOrange, okSkyBlue, okPurple, okBlack,
 		color.RGBA{0x8c, 0x56, 0x4b, 0xff}, color.RGBA{0x6a, 0x3d, 0x9a, 0xff}}
-	shapes = []draw.GlyphDrawer{draw.RingGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.PlusGlyph{}}
+	shapes = []draw.GlyphDrawer{markGlyph{shape: shapeDiamond}, markGlyph{shape: shapeDown},
+		markGlyph{shape: shapeCircle}, markGlyph{shape: shapeBox}}
 )
 
 // StackStyle returns the colour and marker of a stack. kernel, null, afxdp and
 // joyride have fixed styles; any other name gets one from a palette by a hash of
 // the name, so the same name always looks the same (two unknown names may share
-// a colour, but then most likely not a marker).
+// a colour, but then most likely not a marker). It is the one table of stack
+// styles: every figure takes its colours and markers from it.
 func StackStyle(stack string) (color.Color, draw.GlyphStyle) {
 	if s, ok := fixedStyles[stack]; ok {
 		return s.color, draw.GlyphStyle{Color: s.color, Radius: glyphRadius, Shape: s.shape}
@@ -60,6 +66,90 @@ func StackStyle(stack string) (color.Color, draw.GlyphStyle) {
 	c := palette[sum%uint32(len(palette))]
 	shape := shapes[(sum/uint32(len(palette)))%uint32(len(shapes))]
 	return c, draw.GlyphStyle{Color: c, Radius: glyphRadius, Shape: shape}
+}
+
+// openGlyph is the open twin of a stack's marker: the same shape and colour,
+// outlined, hollow (so that open markers at one place all show), a little
+// larger. Figures draw with it the points they show
+// but do not join to a measured line (invalid, or not sustained).
+func openGlyph(g draw.GlyphStyle) draw.GlyphStyle {
+	m, ok := g.Shape.(markGlyph)
+	if !ok {
+		m = markGlyph{shape: shapeCircle} // the null stack's cross
+	}
+	m.open = true
+	g.Shape = m
+	g.Radius = glyphRadius * 1.25
+	return g
+}
+
+// markShape is the outline of a marker.
+type markShape int
+
+const (
+	shapeCircle markShape = iota
+	shapeBox
+	shapeUp // a triangle pointing up
+	shapeDiamond
+	shapeDown // a triangle pointing down
+)
+
+// markGlyph draws a marker filled, or open: a hollow outline, thicker than
+// gonum's RingGlyph and kin so that it reads over a shaded band too. Its sizes
+// match gonum's CircleGlyph, BoxGlyph and PyramidGlyph.
+type markGlyph struct {
+	shape markShape
+	open  bool
+}
+
+func (g markGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	r := sty.Radius
+	var p vg.Path
+	poly := func(pts ...vg.Point) {
+		p.Move(pts[0])
+		for _, q := range pts[1:] {
+			p.Line(q)
+		}
+		p.Close()
+	}
+	switch g.shape {
+	case shapeBox:
+		x := (r-r*math.Sqrt2/2)/2 + r*math.Sqrt2/2 // as BoxGlyph
+		poly(vg.Point{X: pt.X - x, Y: pt.Y - x}, vg.Point{X: pt.X + x, Y: pt.Y - x},
+			vg.Point{X: pt.X + x, Y: pt.Y + x}, vg.Point{X: pt.X - x, Y: pt.Y + x})
+	case shapeUp, shapeDown:
+		t := r + (r-r*0.5)/2
+		s := vg.Length(1)
+		if g.shape == shapeDown {
+			s = -1
+		}
+		poly(vg.Point{X: pt.X, Y: pt.Y + s*t}, vg.Point{X: pt.X - t*vg.Length(math.Sqrt(3)/2), Y: pt.Y - s*t/2},
+			vg.Point{X: pt.X + t*vg.Length(math.Sqrt(3)/2), Y: pt.Y - s*t/2})
+	case shapeDiamond:
+		d := r * 1.3
+		poly(vg.Point{X: pt.X, Y: pt.Y + d}, vg.Point{X: pt.X + d, Y: pt.Y}, vg.Point{X: pt.X, Y: pt.Y - d}, vg.Point{X: pt.X - d, Y: pt.Y})
+	default:
+		p.Move(vg.Point{X: pt.X + r, Y: pt.Y})
+		p.Arc(pt, r, 0, 2*math.Pi)
+		p.Close()
+	}
+	if !g.open {
+		c.SetColor(sty.Color)
+		c.Fill(p)
+		return
+	}
+	c.SetLineStyle(draw.LineStyle{Color: sty.Color, Width: vg.Points(1.3)})
+	c.Stroke(p)
+}
+
+// flagGlyph is the small mark beside a marker whose repetitions failed their
+// validity checks (analysis.Checks.Failed): a dark × up and to the right.
+type flagGlyph struct{}
+
+func (flagGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	d := glyphRadius * 1.9
+	draw.CrossGlyph{}.DrawGlyph(c, draw.GlyphStyle{Color: darkGrey, Radius: vg.Points(2.2), Shape: draw.CrossGlyph{}},
+		vg.Point{X: pt.X + d, Y: pt.Y + d})
 }
 
 // stackOrder puts the fixed stacks first (null, kernel, afxdp, joyride), so
@@ -83,10 +173,31 @@ func sortStacks(names []string) {
 	})
 }
 
+// compareProtocols orders protocols as every figure shows them: udp, tcp,
+// then the others by name.
+func compareProtocols(a, b string) int {
+	rank := func(p string) int {
+		switch p {
+		case "udp":
+			return 0
+		case "tcp":
+			return 1
+		}
+		return 2
+	}
+	if d := rank(a) - rank(b); d != 0 {
+		return d
+	}
+	return strings.Compare(a, b)
+}
+
+// lineWidth is the width of every data line.
+var lineWidth = vg.Points(1.5)
+
 // addCurve draws xys on p as a line with markers in a stack's colour and
-// glyph (dashed when dashes is set) and names it in the legend; an empty xys
-// draws nothing.
-func addCurve(p *plot.Plot, xys plotter.XYs, label string, c color.Color, glyph draw.GlyphStyle, dashes []vg.Length) error {
+// glyph (dashed when dashes is set); an empty xys draws nothing. The legend is
+// the caller's (stackLegend and a key of the dash patterns).
+func addCurve(p *plot.Plot, xys plotter.XYs, c color.Color, glyph draw.GlyphStyle, dashes []vg.Length) error {
 	if len(xys) == 0 {
 		return nil
 	}
@@ -94,9 +205,181 @@ func addCurve(p *plot.Plot, xys plotter.XYs, label string, c color.Color, glyph 
 	if err != nil {
 		return err
 	}
-	line.LineStyle = draw.LineStyle{Color: c, Width: vg.Points(1.5), Dashes: dashes}
+	line.LineStyle = draw.LineStyle{Color: c, Width: lineWidth, Dashes: dashes}
 	points.GlyphStyle = glyph
 	p.Add(line, points)
-	p.Legend.Add(label, line, points)
 	return nil
+}
+
+// legend is a figure's legend and the names of its entries.
+type legend struct {
+	plot.Legend
+	names []string
+}
+
+func newLegend() *legend {
+	l := &legend{Legend: plot.NewLegend()}
+	l.TextStyle.Font.Size = vg.Points(10)
+	l.ThumbnailWidth = vg.Points(26)
+	return l
+}
+
+func (l *legend) add(name string, thumbs ...plot.Thumbnailer) {
+	l.Add(name, thumbs...)
+	l.names = append(l.names, name)
+}
+
+// addStacks adds one entry per stack, in legend order: its colour and marker
+// on a solid line.
+func (l *legend) addStacks(stacks []string) {
+	stacks = slices.Clone(stacks)
+	sortStacks(stacks)
+	stacks = slices.Compact(stacks)
+	for _, s := range stacks {
+		c, g := StackStyle(s)
+		l.add(s, &plotter.Line{LineStyle: draw.LineStyle{Color: c, Width: lineWidth}}, &plotter.Scatter{GlyphStyle: g})
+	}
+}
+
+// addDashKey adds one entry telling two dash patterns apart ("p50 solid,
+// p99 dashed", "udp solid, tcp dashed"), or one entry per pattern for more.
+func (l *legend) addDashKey(names []string, dashes [][]vg.Length) {
+	if len(names) < 2 {
+		return
+	}
+	if len(names) > 2 { // one line each, which reads better than one long line
+		for i, n := range names {
+			l.add(n, dashKey{dashes[i]})
+		}
+		return
+	}
+	var parts []string
+	for i, n := range names {
+		parts = append(parts, n+" "+dashName(dashes[i]))
+	}
+	l.add(strings.Join(parts, ", "), dashKey(dashes))
+}
+
+func dashName(d []vg.Length) string {
+	switch {
+	case d == nil:
+		return "solid"
+	case slices.Equal(d, dashCycle[1]):
+		return "dashed"
+	case slices.Equal(d, dashCycle[2]):
+		return "dotted"
+	}
+	return "dash-dot"
+}
+
+// dashKey is a legend thumbnail of dash patterns, one short dark line each,
+// stacked.
+type dashKey [][]vg.Length
+
+func (k dashKey) Thumbnail(c *draw.Canvas) {
+	n := len(k)
+	h := c.Max.Y - c.Min.Y
+	for i, d := range k {
+		y := c.Max.Y - h*vg.Length(2*i+1)/vg.Length(2*n)
+		c.StrokeLine2(draw.LineStyle{Color: darkGrey, Width: vg.Points(1.3), Dashes: d}, c.Min.X, y, c.Max.X, y)
+	}
+}
+
+// Dash patterns, in the order variants of one stack take them: solid, dashed,
+// dotted, dash-dot. p50 is solid and p99 dashed in every latency figure.
+var (
+	dashCycle = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
+	p99Dashes = dashCycle[1]
+)
+
+// variants assigns dash patterns to the variants of a figure's curves (the
+// protocols, the sizes): the first solid, the next dashed and so on, so that
+// a legend names each stack once and each variant once.
+type variants struct {
+	names []string
+}
+
+// dashes returns the pattern of variant name, adding it when new.
+func (v *variants) dashes(name string) []vg.Length {
+	i := slices.Index(v.names, name)
+	if i < 0 {
+		i = len(v.names)
+		v.names = append(v.names, name)
+	}
+	return dashCycle[i%len(dashCycle)]
+}
+
+// addKey adds the variants' dash key to l (nothing for fewer than two).
+func (v *variants) addKey(l *legend) {
+	var ds [][]vg.Length
+	for i := range v.names {
+		ds = append(ds, dashCycle[i%len(dashCycle)])
+	}
+	l.addDashKey(v.names, ds)
+}
+
+// barKey is a legend thumbnail of an error bar: a vertical line with caps.
+type barKey struct{ c color.Color }
+
+func (k barKey) Thumbnail(c *draw.Canvas) {
+	sty := draw.LineStyle{Color: k.c, Width: vg.Points(1)}
+	x, h := c.Center().X, (c.Max.Y-c.Min.Y)*0.4
+	y0, y1 := c.Center().Y-h, c.Center().Y+h
+	c.StrokeLine2(sty, x, y0, x, y1)
+	c.StrokeLine2(sty, x-vg.Points(3), y0, x+vg.Points(3), y0)
+	c.StrokeLine2(sty, x-vg.Points(3), y1, x+vg.Points(3), y1)
+}
+
+// offScaleGlyph is a marker drawn at the edge of a panel because its value is
+// off the scale: the marker with a short arrow pointing the way out.
+// dx moves it sideways, so that several at one place stand side by side.
+type offScaleGlyph struct {
+	inner draw.GlyphDrawer
+	down  bool
+	dx    vg.Length
+}
+
+func (g offScaleGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	pt.X += g.dx
+	g.inner.DrawGlyph(c, sty, pt)
+	s := vg.Length(1)
+	if g.down {
+		s = -1
+	}
+	y0, y1 := pt.Y+s*(sty.Radius+vg.Points(1)), pt.Y+s*(sty.Radius+vg.Points(7))
+	ls := draw.LineStyle{Color: sty.Color, Width: vg.Points(1.1)}
+	c.StrokeLine2(ls, pt.X, y0, pt.X, y1)
+	c.StrokeLines(ls, []vg.Point{{X: pt.X - vg.Points(2.5), Y: y1 - s*vg.Points(2.5)}, {X: pt.X, Y: y1}, {X: pt.X + vg.Points(2.5), Y: y1 - s*vg.Points(2.5)}})
+}
+
+// bandKey is a legend thumbnail of a shaded band: its fill, and a line
+// through its middle (a curve's interval) or along its edges (a range).
+type bandKey struct {
+	fill  color.Color
+	line  draw.LineStyle
+	edges bool
+}
+
+func (k bandKey) Thumbnail(c *draw.Canvas) {
+	h := (c.Max.Y - c.Min.Y) * 0.4
+	y0, y1 := c.Center().Y-h, c.Center().Y+h
+	c.FillPolygon(k.fill, []vg.Point{{X: c.Min.X, Y: y0}, {X: c.Max.X, Y: y0}, {X: c.Max.X, Y: y1}, {X: c.Min.X, Y: y1}})
+	if k.edges {
+		c.StrokeLine2(k.line, c.Min.X, y0, c.Max.X, y0)
+		c.StrokeLine2(k.line, c.Min.X, y1, c.Max.X, y1)
+		return
+	}
+	c.StrokeLine2(k.line, c.Min.X, c.Center().Y, c.Max.X, c.Center().Y)
+}
+
+// shiftGlyph draws a marker moved sideways by dx, beside another at the same
+// place.
+type shiftGlyph struct {
+	inner draw.GlyphDrawer
+	dx    vg.Length
+}
+
+func (g shiftGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	pt.X += g.dx
+	g.inner.DrawGlyph(c, sty, pt)
 }
