@@ -47,6 +47,9 @@ type Aggregate struct {
 	Sent, Lost, Late uint64
 	// AllValid is true when every repetition is valid.
 	AllValid bool
+	// NUpper counts the valid repetitions that are upper bounds (the
+	// generator stalled by the VM, Point.UpperBound).
+	NUpper int
 	// NChecked counts the repetitions with validity checks, NFailed those
 	// whose checks failed (Checks.Failed), valid or not.
 	NChecked, NFailed int
@@ -126,6 +129,9 @@ func AggregateByStackRate(pts []Point) []Aggregate {
 			continue
 		}
 		a.agg.NValid++
+		if p.UpperBound {
+			a.agg.NUpper++
+		}
 		a.ach.add(p.AchievedRPS)
 		a.gbps.add(p.Gbps)
 		if p.ServerMemMiB > 0 {

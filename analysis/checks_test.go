@@ -396,3 +396,23 @@ func TestArrivalCheck(t *testing.T) {
 		t.Errorf("few intervals, rejected arrivals: %+v", few)
 	}
 }
+
+// An upper-bound point is valid, its latencies are marked ≤ in the results
+// table, and the report says what an upper bound is.
+func TestUpperBoundPointsInTheReport(t *testing.T) {
+	pts := []Point{
+		{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 1000, AchievedRPS: 1000, P50us: 10, P99us: 20, P999us: 30,
+			Valid: true, UpperBound: true, Reason: "upper bound: generator sent 2.0% of requests late in 5 short spells"},
+		{Stack: "kernel", Protocol: "udp", App: "echo", OfferedRPS: 1000, AchievedRPS: 1000, P50us: 12, P99us: 22, P999us: 32,
+			Rep: 1, Valid: true},
+	}
+	md := renderReport(Report{Title: "t", Points: pts})
+	for _, want := range []string{"1 valid points are **upper bounds**", "| 2/2 (1 ≤) |", "| ≤ 11.00"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Contains(md, "## Invalid points") {
+		t.Errorf("an upper-bound point is listed as invalid:\n%s", md)
+	}
+}

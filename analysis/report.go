@@ -94,6 +94,12 @@ func renderReport(r Report) string {
 		pf("## %s\n\n%s\n", mdText(sec.Title), strings.TrimRight(sec.Markdown, "\n")+"\n")
 	}
 	pf("## Results\n\n")
+	if n := countUpper(r.Points); n > 0 {
+		pf("%d valid points are **upper bounds** (≤, and the count in the valid column): their generator sent more than 1%% of "+
+			"its requests late, but only in short spells with on-time sends between them, which is the VM taking the "+
+			"generator's vCPU away, not the generator falling behind. Latency counts from the scheduled send time, so "+
+			"those stalls are in it: the stack's own latency is at most the figure shown.\n\n", n)
+	}
 	if len(aggs) == 0 {
 		pf("No points.\n\n")
 	}
@@ -134,6 +140,11 @@ func renderReport(r Report) string {
 			valid := fmt.Sprintf("%d/%d", a.NValid, a.N)
 			if !a.AllValid {
 				valid = "**" + valid + "**"
+			}
+			if a.NUpper > 0 {
+				// Latencies that include the VM's stalls of the generator.
+				valid += fmt.Sprintf(" (%d ≤)", a.NUpper)
+				p50, p99, p999 = "≤ "+p50, "≤ "+p99, "≤ "+p999
 			}
 			if closed {
 				achieved += fmt.Sprintf(" | %.3f", a.Gbps)
@@ -452,6 +463,17 @@ func writeChecksPerStack(b *strings.Builder, sorted []Point) {
 			t.failed, t.points)
 	}
 	fmt.Fprintf(b, "\n")
+}
+
+// countUpper counts the valid points that are upper bounds.
+func countUpper(pts []Point) int {
+	n := 0
+	for _, p := range pts {
+		if p.Valid && p.UpperBound {
+			n++
+		}
+	}
+	return n
 }
 
 // FormatCI formats a confidence interval in µs as "lo–hi"; an upper bound of

@@ -423,8 +423,11 @@ func describePoint(p analysis.Point, err error) string {
 		return "FAILED: " + err.Error()
 	}
 	s := fmt.Sprintf("achieved %.0f rps, p50 %.1f µs, p99 %.1f µs, lost %d, late %d", p.AchievedRPS, p.P50us, p.P99us, p.Lost, p.Late)
-	if !p.Valid {
+	switch {
+	case !p.Valid:
 		s += " (invalid: " + p.Reason + ")"
+	case p.UpperBound:
+		s += " (" + p.Reason + ")"
 	}
 	return s
 }
