@@ -26,6 +26,7 @@ func newPeerCheckCmd() *cobra.Command {
 	var o experiments.PeerOptions
 	var ro experiments.RunOptions // for the shared placement and bin-dir helpers
 	var noTCP, noUDP bool
+	var testbed string
 	cmd := &cobra.Command{
 		Use:   "peer-check",
 		Short: "Compare the generator's UDP and TCP round trips with sockperf ping-pong's on the kernel stack, at a low rate",
@@ -64,10 +65,13 @@ Needs root and the Debian package sockperf.`,
 			if !noTCP {
 				o.Protocols = append(o.Protocols, "tcp")
 			}
+			if err := useTestbed(cmd, testbed, &ro); err != nil {
+				return err
+			}
 			if err := defaultBinDir(&ro); err != nil {
 				return err
 			}
-			o.BinDir, o.Placement, o.ResultsDir, o.GenDriver = ro.BinDir, ro.Placement, ro.ResultsDir, ro.GenDriver
+			o.BinDir, o.Placement, o.ResultsDir, o.GenDriver, o.Testbed = ro.BinDir, ro.Placement, ro.ResultsDir, ro.GenDriver, ro.Testbed
 			o.Log = os.Stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -104,7 +108,8 @@ Needs root and the Debian package sockperf.`,
 	f.BoolVar(&noUDP, "no-udp", false, "compare TCP only")
 	f.BoolVar(&noTCP, "no-tcp", false, "compare UDP only")
 	f.BoolVar(&o.NoFloor, "no-floor", false, "leave out jrgen against the null reflector (the floor that splits the difference into its parts)")
-	f.StringVar(&o.Sockperf, "sockperf", "sockperf", "the sockperf binary")
+	f.StringVar(&o.Sockperf, "sockperf", "sockperf", "the sockperf binary (at the same path on a testbed's nodes)")
+	f.StringVar(&testbed, "testbed", "local", "where the tools run: local, or a testbed file's nodes over SSH (docs/CLOUDLAB.md)")
 	f.StringVar(&ro.ResultsDir, "results", "results", "root directory of results")
 	f.StringVar(&ro.BinDir, "bin", "", "directory holding jrgen and jrapp (default: next to jrbench)")
 	f.StringVar(&ro.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
