@@ -182,7 +182,7 @@ func renderReport(r Report) string {
 
 	writeNullSection(&b, aggs, r.NoiseP50us, r.NoiseP99us)
 	writeCPUSection(&b, aggs)
-	writeRatioSection(&b, aggs, r.SLOp99us)
+	writeRatioSection(&b, aggs, r.SLOp99us, r.NoiseP50us, r.NoiseP99us)
 	writeChecksSection(&b, r.Points)
 
 	var invalid []Point
@@ -492,7 +492,7 @@ const BaselineStack = "kernel"
 // writeRatioSection compares each stack with the kernel: capacity (highest
 // rate kept up with), capacity under the SLO, and p50/p99 at the lowest rate
 // both ran validly. Ratios > 1 favour the stack for capacity, < 1 for latency.
-func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
+func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo, noiseP50, noiseP99 float64) {
 	groups := groupAggregates(aggs)
 	// Each group is compared with the kernel's group of the same protocol,
 	// application and size.
@@ -534,6 +534,11 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo float64) {
 		"offered rate kept up with (achieved ≥ %.0f%%), under the SLO also with p99 (its upper 95%% bound when known) "+
 		"within it; latencies (and the server's CPU per request, when measured) are compared at the lowest rate both ran validly. Capacity ratios above 1 and latency "+
 		"ratios below 1 favour the stack.\n\n", capacityFraction*100)
+	if noiseP50 > 0 || noiseP99 > 0 {
+		fmt.Fprintf(b, "Caveat: on this machine the kernel measured twice differed by %.1f µs at p50 and %.1f µs at p99 "+
+			"(the calibration's noise floor); a latency ratio whose two sides differ by less than that is noise.\n\n",
+			noiseP50, noiseP99)
+	}
 	fmt.Fprintf(b, "| stack | capacity | capacity ratio | capacity under SLO ratio | at rate | p50 ratio | p99 ratio | CPU per request ratio |\n")
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, g := range groups {

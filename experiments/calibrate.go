@@ -283,7 +283,18 @@ func (c *Calibration) markdown(generatorPeak float64) string {
 	for _, e := range c.Errors {
 		pf("| failed probe | %s |\n", e)
 	}
+	if c.AA != nil {
+		pf("\n%s\n", Resolution(c.AA.NoiseP50us, c.AA.NoiseP99us))
+	}
 	return b.String()
+}
+
+// Resolution is the one line that says what this machine can tell apart: the
+// A/A noise floor (the same kernel point measured twice) in words.
+func Resolution(p50, p99 float64) string {
+	return fmt.Sprintf("**What this machine resolves:** differences below %.1f µs at p50 or %.1f µs at p99 are noise here "+
+		"(the kernel measured twice in a row differed that much); a smaller difference between stacks, and a ratio it "+
+		"decides, is not a finding.", p50, p99)
 }
 
 // CalibrationExperiment is the experiment `jrbench calibrate` runs: no points,
