@@ -77,7 +77,8 @@ func (s *Stack) dispatch() {
 // runtime's monitor takes it back, tens of µs to ms, and with GOMAXPROCS=1 —
 // an application pinned to one core — the goroutine about to read the
 // message would wait that long); it parks without first trying a read that
-// would fail with EAGAIN (see wait); and it moves the eventfd's deadline only
+// would fail with EAGAIN (see wait for why it looks at the ring instead); and
+// it moves the eventfd's deadline only
 // when half of idleWait is used up, not before every sleep.
 type waiter struct {
 	s        *Stack
@@ -118,18 +119,19 @@ func (w *waiter) sleep() (idle bool) {
 	return idle
 }
 
-// wait is the RawConn.Read callback. Its first call returns "not ready"
-// without a system call: the poller then parks the goroutine until the
-// eventfd is written (or returns at once if it was written since the last
-// wait; its edge-triggered registration remembers that). Every later call
-// reads the counter back to 0, so that each later write makes a new edge.
-// Skipping the first read is safe because every wait that returned was
-// followed by a read: a counter can only be non-zero with an edge the poller
-// has not handed out yet.
+// wait is the RawConn.Read callback. Its first call makes no system call:
+// it returns "ready" if a message is on the ring already, else "not ready",
+// and the poller parks the goroutine until the eventfd is written. The
+// Pending check is needed, not an optimisation: RawConn.Read first resets
+// the poller's readiness (prepareRead), so a write that came after sleep's
+// own Pending check and before that reset would be forgotten. The service
+// publishes a message before it writes the eventfd, so such a write always
+// has its message on the ring by now. Every later call reads the counter
+// back to 0, so that each later write makes a new edge.
 func (w *waiter) wait(fd uintptr) bool {
 	if !w.tried {
 		w.tried = true
-		return false
+		return w.s.end.Pending()
 	}
 	_, err := unix.Read(int(fd), w.buf[:])
 	return err != unix.EAGAIN
