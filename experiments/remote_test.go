@@ -99,8 +99,10 @@ func TestSmokeOverSSH(t *testing.T) {
 			t.Errorf("%s at %.0f: no reply (sent %d)", p.Stack, p.OfferedRPS, p.Sent)
 		}
 		// Validity is not asserted (a vCPU stall can make a point late),
-		// but whatever a valid point sent was answered.
-		if p.Valid && p.Received < p.Sent*99/100 {
+		// but whatever an exact valid point sent was answered. An upper
+		// bound is a point the VM stalled, and a stalled reflector drops
+		// what overflows its ring meanwhile.
+		if p.Valid && !p.UpperBound && p.Received < p.Sent*99/100 {
 			t.Errorf("%s at %.0f: %d of %d answered", p.Stack, p.OfferedRPS, p.Received, p.Sent)
 		}
 		// The interval log came back from the client node, and is what the
