@@ -245,7 +245,7 @@ func (p *parser) manifest(root *yaml.Node, m *Manifest) {
 	if len(seq) == 0 {
 		p.Add(n, "figures", "empty list: a manifest needs at least one figure")
 	}
-	ids := map[string]int{}
+	ids := strictyaml.Unique[string]{}
 	for i, fn := range seq {
 		path := fmt.Sprintf("figures[%d]", i)
 		f, ok := p.figure(fn, path)
@@ -253,10 +253,8 @@ func (p *parser) manifest(root *yaml.Node, m *Manifest) {
 			continue
 		}
 		if f.ID != "" {
-			if prev, dup := ids[f.ID]; dup {
+			if prev, dup := ids.Seen(f.ID, fn); dup {
 				p.Add(fn, path+".id", "duplicate figure id %q (first given at line %d)", f.ID, prev)
-			} else {
-				ids[f.ID] = fn.Line
 			}
 		}
 		m.Figures = append(m.Figures, f)

@@ -260,3 +260,18 @@ func Describe(n *yaml.Node) string {
 	}
 	return "an unexpected YAML node"
 }
+
+// Unique remembers where each value of a list's field was first given, so a
+// value given twice is reported with the line of its first use (node names,
+// addresses, figure ids).
+type Unique[K comparable] map[K]int
+
+// Seen reports whether v was given before (at the line it returns) and, if
+// not, records it at n's line.
+func (u Unique[K]) Seen(v K, n *yaml.Node) (firstLine int, dup bool) {
+	if prev, ok := u[v]; ok {
+		return prev, true
+	}
+	u[v] = n.Line
+	return 0, false
+}

@@ -285,8 +285,8 @@ func (p *parser) testbed(root *yaml.Node) *Testbed {
 	if len(seq) == 0 || len(seq) > MaxNodes {
 		p.Add(nodes, "nodes", "%d nodes (allowed: 1 to %d)", len(seq), MaxNodes)
 	}
-	names := map[string]int{}
-	ips := map[netip.Addr]int{}
+	names := strictyaml.Unique[string]{}
+	ips := strictyaml.Unique[netip.Addr]{}
 	for i, n := range seq {
 		path := fmt.Sprintf("nodes[%d]", i)
 		node, ok := p.node(n, path)
@@ -294,17 +294,13 @@ func (p *parser) testbed(root *yaml.Node) *Testbed {
 			continue
 		}
 		if node.Name != "" {
-			if prev, dup := names[node.Name]; dup {
+			if prev, dup := names.Seen(node.Name, n); dup {
 				p.Add(n, path+".name", "duplicate node name %q (first given at line %d)", node.Name, prev)
-			} else {
-				names[node.Name] = n.Line
 			}
 		}
 		if node.IP.IsValid() {
-			if prev, dup := ips[node.IP.Addr()]; dup {
+			if prev, dup := ips.Seen(node.IP.Addr(), n); dup {
 				p.Add(n, path+".ip", "address %s already used by the node at line %d", node.IP.Addr(), prev)
-			} else {
-				ips[node.IP.Addr()] = n.Line
 			}
 		}
 		t.Nodes = append(t.Nodes, node)
