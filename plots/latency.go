@@ -60,8 +60,10 @@ func sustained(p analysis.Point) bool {
 // Repetitions that were invalid or did not sustain their rate are not joined to
 // the line: their mean is an open marker of the stack's shape, at its value
 // (the scale stretches up to a decade beyond the lines for them) or, further,
-// at the panel's edge with an arrow, and a caption under the panels lists them. A marker whose repetitions failed their validity checks
-// (analysis.Checks.Failed) carries a small ×. The null stack (the floor: wire
+// at the panel's edge with an arrow, and a caption under the panels lists
+// them. A marker whose repetitions failed their validity checks
+// (analysis.Checks.Failed) carries a small ×, one whose valid repetitions
+// include an upper bound (analysis.Point.UpperBound) a small ▼ below it. The null stack (the floor: wire
 // and generator, no stack) is a grey band from its p50 to its p99. When
 // sloUs > 0 a horizontal line marks the p99 objective. Latency (µs) is on a log
 // axis; load in krequests/s (a closed loop's windows at the throughput they
@@ -87,10 +89,11 @@ type latPanel struct {
 	series []*latSeries // in stack order
 	// lines are the measured lines, one per stretch of consecutive rates;
 	// open the markers of repetitions not on them; flags the markers whose
-	// checks failed.
-	lines []latLine
-	open  []latMark
-	flags []latMark
+	// checks failed; bounds the markers on a line that are upper bounds.
+	lines  []latLine
+	open   []latMark
+	flags  []latMark
+	bounds []latMark
 }
 
 // latSeries is one stack in a panel: the aggregates of its valid, sustained
@@ -528,6 +531,28 @@ func latencyFigure(pts []analysis.Point, title string, sloUs float64) (*figure, 
 				sc.GlyphStyle = draw.GlyphStyle{Color: darkGrey, Radius: glyphRadius, Shape: flagGlyph{}}
 				marks = append(marks, sc)
 			}
+			// Upper bounds on the line: the p50 and p99 markers of a load
+			// whose valid repetitions include one the VM stalled.
+			var bx plotter.XYs
+			for _, a := range s.good {
+				if a.NUpper == 0 {
+					continue
+				}
+				for _, q := range latQuantiles {
+					mean, _, _ := q.pick(a, false)
+					y, _ := clampY(mean)
+					bx = append(bx, plotter.XY{X: latX(a), Y: y})
+					pn.bounds = append(pn.bounds, latMark{stack: s.stack, quantile: q.name, x: latX(a), y: y, label: loadLabel(a)})
+				}
+			}
+			if len(bx) > 0 {
+				sc, err := plotter.NewScatter(bx)
+				if err != nil {
+					return nil, nil, err
+				}
+				sc.GlyphStyle = draw.GlyphStyle{Color: darkGrey, Radius: glyphRadius, Shape: boundGlyph{}}
+				marks = append(marks, sc)
+			}
 		}
 		// Markers off the scale sit on the edge; at one load, the stacks'
 		// stand side by side instead of on top of each other.
@@ -697,6 +722,9 @@ func latCaption(panels []*latPanel, clamped bool) []string {
 	none := func(*latPanel, string, float64) string { return "" }
 	if parts := list(func(pn *latPanel) []latMark { return pn.flags }, none); len(parts) > 0 {
 		out = append(out, "× beside a marker: validity checks failed (stationarity, independence or arrivals): "+strings.Join(parts, "; "))
+	}
+	if parts := list(func(pn *latPanel) []latMark { return pn.bounds }, none); len(parts) > 0 {
+		out = append(out, "▼ beside a marker: upper bound, the VM stalled the generator in short spells during the point (latency at most this): "+strings.Join(parts, "; "))
 	}
 	return out
 }

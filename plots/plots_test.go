@@ -359,6 +359,8 @@ func TestLatencyVsLoadPanels(t *testing.T) {
 					p.Valid = false // one repetition of three
 				case s.stack == "joyride" && proto == "udp" && p.OfferedRPS == 50000:
 					p.Checks = &analysis.Checks{Lag1: analysis.RankCorr{Ran: true, P: 0.001}}
+				case s.stack == "kernel" && proto == "tcp" && p.OfferedRPS == 10000:
+					p.UpperBound = true // the VM stalled the generator: valid, at most
 				}
 				pts = append(pts, p)
 			}
@@ -417,6 +419,10 @@ func TestLatencyVsLoadPanels(t *testing.T) {
 	if !hasMark(udp.flags, "joyride", 50) || len(udp.flags) != 1 || len(tcp.flags) != 0 {
 		t.Errorf("flags udp %+v tcp %+v, want joyride udp 50k only", udp.flags, tcp.flags)
 	}
+	// An upper bound stays on the line, marked.
+	if !onLine(tcp, "kernel", 10) || !hasMark(tcp.bounds, "kernel", 10) || len(tcp.bounds) != 2 || len(udp.bounds) != 0 {
+		t.Errorf("bounds udp %+v tcp %+v, want kernel tcp 10k (p50 and p99) on the line", udp.bounds, tcp.bounds)
+	}
 	for _, pn := range panels {
 		for _, l := range pn.lines {
 			if l.stack == "null" {
@@ -426,7 +432,8 @@ func TestLatencyVsLoadPanels(t *testing.T) {
 	}
 	caption := strings.Join(f.caption, "\n")
 	for _, want := range []string{"Open markers: not sustained (achieved < 99% of offered) or invalid", "udp echo: kernel 200k, 400k",
-		"tcp echo: joyride 100k (1 of 3 reps), 400k", "× beside a marker: validity checks failed", "joyride 50k"} {
+		"tcp echo: joyride 100k (1 of 3 reps), 400k", "× beside a marker: validity checks failed", "joyride 50k",
+		"▼ beside a marker: upper bound", "tcp echo: kernel 10k"} {
 		if !strings.Contains(caption, want) {
 			t.Errorf("caption lacks %q:\n%s", want, caption)
 		}

@@ -152,6 +152,26 @@ func (flagGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
 		vg.Point{X: pt.X + d, Y: pt.Y + d})
 }
 
+// boundGlyph is the small mark beside a marker whose valid repetitions
+// include upper bounds (analysis.Point.UpperBound: the VM stalled the
+// generator, so some requests waited for their send and the latency drawn is
+// at most what was measured): a dark downward triangle, down and to the
+// right, read "≤".
+type boundGlyph struct{}
+
+func (boundGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	d := glyphRadius * 1.9
+	r := vg.Points(2.4)
+	at := vg.Point{X: pt.X + d, Y: pt.Y - d}
+	var tri vg.Path
+	tri.Move(vg.Point{X: at.X - r, Y: at.Y + r*0.6})
+	tri.Line(vg.Point{X: at.X + r, Y: at.Y + r*0.6})
+	tri.Line(vg.Point{X: at.X, Y: at.Y - r})
+	tri.Close()
+	c.SetColor(darkGrey)
+	c.Fill(tri)
+}
+
 // stackOrder puts the fixed stacks first (null, kernel, afxdp, joyride), so
 // that legends read the same in every figure.
 var stackOrder = map[string]int{"null": 0, "kernel": 1, "afxdp": 2, "joyride": 3}
