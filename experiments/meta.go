@@ -42,6 +42,8 @@ type RunRecord struct {
 	// RemoteTestbed is the testbed file of a run over SSH (Testbed is then
 	// empty), with what such a run does not measure.
 	RemoteTestbed *RemoteTestbed `json:"remote_testbed,omitempty"`
+	// InjectedStalls records stalls injected on purpose (RunOptions.InjectStalls).
+	InjectedStalls *StallRecord `json:"injected_stalls,omitempty"`
 }
 
 // newRunRecord starts the record of a run with this machine's and code's

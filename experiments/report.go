@@ -54,6 +54,9 @@ func ReportTable(m *Meta) map[string]string {
 			e.Workload.ProtocolText(), e.App, sizeText(e.Workload), arrivals, e.Workload.Duration,
 			e.Workload.Warmup, e.Workload.LateThreshold)
 	}
+	if m.InjectedStalls != nil {
+		t["stalls injected"] = stallText(m.InjectedStalls)
+	}
 	if m.Testbed != nil {
 		t["testbed"] = fmt.Sprintf("local veth %s (%s) <-> %s (%s)", m.Testbed.Client.Iface, m.Testbed.Client.Addr, m.Testbed.Server.Iface, m.Testbed.Server.Addr)
 	}

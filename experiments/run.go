@@ -16,6 +16,7 @@ import (
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
 	"github.com/joyride-bench/joyride/testbed/spec"
+	"github.com/joyride-bench/joyride/testbed/stall"
 )
 
 // Placement is which core each role runs on. On the 2-core local testbed the
@@ -87,6 +88,10 @@ type RunOptions struct {
 	// SSH nodes run them remotely (remote.go). With a testbed file and no
 	// Placement, the roles are pinned to each node's first listed core.
 	Testbed *spec.Testbed
+	// InjectStalls, when set, takes the core it names (a negative CPU: the
+	// generator's) away for its Length every Period during the whole run,
+	// calibration included: a noisy machine made on purpose (testbed/stall).
+	InjectStalls *stall.Spec
 }
 
 // ServerPort is the UDP/TCP port the application listens on.
@@ -161,7 +166,12 @@ func Run(ctx context.Context, e *Experiment, o RunOptions) (string, error) {
 	r.meta.Error = ""
 	pts := e.Points()
 	updateLatest(o.ResultsDir, e.Name, r.meta.RunID)
+	stopStalls, err := startStalls(&o, remote)
+	if err != nil {
+		return dir, err
+	}
 	err = r.run(ctx, pts)
+	r.meta.InjectedStalls = stopStalls()
 	r.meta.End = time.Now().UTC()
 	switch {
 	case err == nil:

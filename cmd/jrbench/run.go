@@ -13,6 +13,7 @@ import (
 	"github.com/joyride-bench/joyride/experiments"
 	_ "github.com/joyride-bench/joyride/stacks/all"
 	"github.com/joyride-bench/joyride/testbed/spec"
+	"github.com/joyride-bench/joyride/testbed/stall"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +61,7 @@ func newValidateCmd() *cobra.Command {
 func newRunCmd() *cobra.Command {
 	var o experiments.RunOptions
 	var resume bool
-	var testbed string
+	var testbed, stalls string
 	cmd := &cobra.Command{
 		Use:   "run EXPERIMENT",
 		Short: "Run an experiment (a name under experiments/ or a path) on the local testbed or a testbed file's nodes",
@@ -75,6 +76,14 @@ func newRunCmd() *cobra.Command {
 			}
 			if err := defaultBinDir(&o); err != nil {
 				return err
+			}
+			if stalls != "" {
+				sp, err := stall.Parse(stalls)
+				if err != nil {
+					return usageError{fmt.Errorf("--inject-stalls: %w", err)}
+				}
+				sp.CPU = -1 // the generator's core
+				o.InjectStalls = &sp
 			}
 			o.Progress, o.Log = os.Stderr, os.Stderr
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -100,6 +109,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.GenDriver, "generator-driver", "af_xdp", "the generator's DPDK vdev: af_xdp or af_packet")
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue the experiment's latest run (results/<name>/latest) where it stopped: measured points are kept, the others run")
 	cmd.Flags().BoolVar(&o.AllowMix, "allow-mix", false, "with --resume: continue even if the experiment file or the commit changed since")
+	cmd.Flags().StringVar(&stalls, "inject-stalls", "", "take the generator's core away for LENGTH every PERIOD during the run, e.g. 2ms/100ms: a noisy machine made on purpose, to see stalled points reported as upper bounds")
 	cmd.Flags().BoolVar(&o.SkipCalibration, "no-calibrate", false, "skip the calibration probes at the start (no noise floor in the report)")
 	cmd.Flags().StringVar(&testbed, "testbed", "local", "where the roles run: local (two namespaces on this machine) or a testbed file whose nodes are reached over SSH (e.g. testbed/cloudlab.yaml; see docs/CLOUDLAB.md)")
 	addPlacementFlags(cmd, &o)
