@@ -42,7 +42,7 @@ cannot use jrapp's echo (which returns every byte unchanged) and talks to its
 own server instead; both servers are on the kernel stack.
 
 It prints, per protocol, the median over repetitions of each tool's p50 and
-p99, their ratio (jrgen / sockperf) and whether the p50s are within 20%, and
+p99, their ratio (jrgen / sockperf) and whether they agree within 10%, and
 writes every run and the summary to <results>/peer-check/<run-id>/peer-check.json.
 Needs root and the Debian package sockperf.`,
 		Args: cobra.NoArgs,
@@ -120,16 +120,14 @@ Needs root and the Debian package sockperf.`,
 // printPeerSummary writes the comparison table: one line per protocol.
 func printPeerSummary(w io.Writer, res *experiments.PeerResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "protocol\treps\tjrgen p50 / p99 (µs)\tsockperf p50 / p99 (µs)\tratio p50 / p99\twithin 20%%\tnull p50 (µs)\tdisturbed runs\n")
+	fmt.Fprintf(tw, "protocol\treps\tjrgen p50 / p99 (µs)\tsockperf p50 / p99 (µs)\tratio p50 / p99\twithin 10%% (p50 / p99)\tnull p50 (µs)\tdisturbed runs\n")
 	for _, s := range res.Summary {
 		if s.Reps == 0 {
 			fmt.Fprintf(tw, "%s\t0\t-\t-\t-\t-\t-\t-\n", s.Protocol)
 			continue
 		}
-		within := "no"
-		if s.Within20 {
-			within = "yes"
-		}
+		yes := map[bool]string{true: "yes", false: "no"}
+		within := yes[s.AgreeP50] + " / " + yes[s.AgreeP99]
 		null := "-"
 		if s.NullP50us > 0 {
 			null = fmt.Sprintf("%.1f", s.NullP50us)
