@@ -181,7 +181,7 @@ type Service struct {
 	// engine retries them next round (engine only).
 	deferred []*sock
 
-	ctrlMu sync.Mutex  // guards ctrlq
+	ctrlMu sync.Mutex // guards ctrlq
 	ctrlq  []ctrlWork // control work the engine runs after serving the rings
 	// upNext is the application the next round serves first (engine only).
 	upNext int
