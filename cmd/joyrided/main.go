@@ -52,6 +52,7 @@ func main() {
 	maxBuffered := flag.Int64("max-buffered-bytes", service.DefaultMaxBufferedBytes, "bytes the service holds for one application's sockets, sent or received (a send beyond fails its socket with ENOBUFS; beyond it nothing more is read for the application)")
 	maxFlows := flag.Int("max-flows", service.DefaultMaxFlows, "UDP fast-path entries one application's sockets may hold (more are served by gVisor)")
 	controlRate := flag.Float64("max-control-rate", service.DefaultControlRate, "control requests per second one application may make (more get EAGAIN; negative: unlimited)")
+	upBatch := flag.Int("up-batch", service.DefaultUpBatch, "messages the engine takes from one application's ring per round before it serves the next (the ring's size: drain each ring whole)")
 	controlBurst := flag.Int("control-burst", service.DefaultControlBurst, "control requests one application may make at once before -max-control-rate paces it")
 	fastPath := flag.Bool("fast-path", true, "deliver and send UDP datagrams of bound sockets without gVisor (false: every datagram through gVisor, for comparison)")
 	corePolicy := flag.String("core-policy", "auto", "whether the engine has a core of its own: dedicated (spin, then sleep), shared (hand the core to the applications whenever it can), or auto (shared when an attached application may run on one of the engine's CPUs)")
@@ -125,7 +126,7 @@ func main() {
 	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
 		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets,
 		MaxListeners: *maxListeners, MaxBacklog: *maxBacklog, MaxBufferedBytes: *maxBuffered, MaxFlows: *maxFlows,
-		ControlRate: *controlRate, ControlBurst: *controlBurst, CorePolicy: policy, NoFastPath: !*fastPath, Log: log})
+		ControlRate: *controlRate, ControlBurst: *controlBurst, UpBatch: *upBatch, CorePolicy: policy, NoFastPath: !*fastPath, Log: log})
 	if err != nil {
 		port.Close()
 		dpdk.Cleanup()

@@ -8,7 +8,7 @@
 //  1. poll the NIC (nic/netstack.Endpoint.Poll): frames go through the stack in
 //     this goroutine; sockets that became readable are put on the ready list by
 //     their waiter callbacks;
-//  2. take up to upBatch messages from each application's "up" ring, starting
+//  2. take up to Config.UpBatch messages from each application's "up" ring, starting
 //     with a different application each round, and write them into the
 //     sockets (the stack queues frames for transmit): an application that
 //     keeps its ring full gets its share of the engine and no more, so the
@@ -116,6 +116,9 @@ type Config struct {
 	// EAGAIN. Default DefaultControlRate; negative: unlimited.
 	ControlRate  float64
 	ControlBurst int
+	// UpBatch is how many messages the engine takes from one application's
+	// ring in a round (default DefaultUpBatch; the ring's size takes all).
+	UpBatch int
 	// NoFastPath keeps every UDP datagram on gVisor's path (for comparison;
 	// see nic/netstack's FastPath).
 	NoFastPath bool
@@ -237,11 +240,11 @@ func (s *Stats) overLimit(l limit) *atomic.Uint64 {
 // generator's largest experiment opens, with room to spare.
 const DefaultMaxSockets = 16384
 
-// upBatch is how many messages the engine takes from one application's up
-// ring in a round: enough to amortise a round over a burst (the NIC's own
-// burst is 32), small enough that a flooding application delays the others
-// by a few tens of microseconds a round, not by a whole ring of 1024.
-const upBatch = 64
+// DefaultUpBatch is Config.UpBatch unless set: enough to amortise a round
+// over a burst (the NIC's own burst is 32), small enough that a flooding
+// application delays the others by a few tens of microseconds a round, not
+// by a whole ring of 1024.
+const DefaultUpBatch = 64
 
 // maxSocketBuffer caps the send and receive buffer an application may ask
 // a socket for, as Linux's net.core.wmem_max and rmem_max do: every socket's
@@ -290,6 +293,9 @@ func New(link Link, cfg Config) (*Service, error) {
 	}
 	if cfg.ControlRate == 0 {
 		cfg.ControlRate = DefaultControlRate
+	}
+	if cfg.UpBatch <= 0 {
+		cfg.UpBatch = DefaultUpBatch
 	}
 	if cfg.ControlBurst <= 0 {
 		cfg.ControlBurst = DefaultControlBurst
@@ -456,7 +462,7 @@ func (s *Service) engine() {
 			first := s.upNext % n
 			s.upNext = first + 1
 			for i := range n {
-				work += s.serveUp(apps[(first+i)%n], &inbox, upBatch)
+				work += s.serveUp(apps[(first+i)%n], &inbox, s.cfg.UpBatch)
 			}
 		}
 		// After the rings: a close never overtakes the data sent before it.
@@ -491,6 +497,12 @@ func (s *Service) engine() {
 				// doorbell (or the NIC, or a timer) brings the engine back.
 				if s.sleep(apps, s.sharedTimeout(backoff)) {
 					s.stats.HandOvers.Add(1)
+				} else {
+					// More work waits (an application keeps its ring
+					// full): still let the one just given work run on
+					// this core before the next round, or it waits for
+					// the scheduler to preempt a busy engine (~4 ms).
+					unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				}
 			}
 			continue
@@ -856,7 +868,7 @@ func (s *Service) runOnEngine(a *app, f func()) {
 // runControl runs the control work queued for the engine. Work for an
 // application first serves its ring as far as it was filled when the
 // request came (a ring holds at most RingSize messages), since a round
-// takes only upBatch of them.
+// takes only UpBatch of them.
 func (s *Service) runControl(inbox *[]byte) int {
 	s.ctrlMu.Lock()
 	q := s.ctrlq
