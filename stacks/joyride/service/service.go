@@ -87,9 +87,9 @@ type Config struct {
 	// connections, UDP sockets; accepted connections count), so that one
 	// application cannot exhaust the service's memory or ports for the others:
 	// the next socket is refused with EMFILE, an accepted connection beyond it
-	// reset. Every socket's buffering is bounded already (the send window, the
-	// region's rings), so this also bounds an application's buffered bytes.
-	// Default DefaultMaxSockets.
+	// reset. (What gVisor queues per socket is bounded per socket, so this
+	// bounds it per application too; MaxBufferedBytes bounds the service's
+	// own.) Default DefaultMaxSockets.
 	MaxSockets int
 	// MaxListeners bounds an application's TCP listeners (each holds a port
 	// of the service's one address and an accept queue); the next listen is
