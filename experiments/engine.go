@@ -21,11 +21,16 @@ type EngineFacts struct {
 	// tx_fallbacks, resolves, ports_left, filtered); nil when it logged none
 	// (fast path off, or another daemon).
 	FastPath map[string]uint64 `json:"fast_path,omitempty"`
+	// Limits are the daemon's refusals at its per-application limits at its
+	// exit (sockets, listeners, backlog, buffered_bytes, flows,
+	// control_rate; docs/SECURITY.md); nil when it logged none.
+	Limits map[string]uint64 `json:"limits,omitempty"`
 }
 
 var (
 	policyLine   = regexp.MustCompile(`msg="engine core policy" policy=(\w+)(?: apps=(\d+))?`)
 	fastPathLine = regexp.MustCompile(`msg="fast path counters"((?: \w+=\d+)+)`)
+	limitsLine   = regexp.MustCompile(`msg="limit counters"((?: \w+=\d+)+)`)
 	counterField = regexp.MustCompile(`(\w+)=(\d+)`)
 )
 
@@ -38,15 +43,25 @@ func engineFacts(log string) *EngineFacts {
 			f.CorePolicy = m[1] // with apps attached (or a log that does not say)
 		}
 	}
-	if m := fastPathLine.FindAllStringSubmatch(log, -1); m != nil {
-		f.FastPath = map[string]uint64{}
-		for _, kv := range counterField.FindAllStringSubmatch(m[len(m)-1][1], -1) {
-			v, _ := strconv.ParseUint(kv[2], 10, 64)
-			f.FastPath[kv[1]] = v
-		}
-	}
-	if f.CorePolicy == "" && f.FastPath == nil {
+	f.FastPath = lastCounters(fastPathLine, log)
+	f.Limits = lastCounters(limitsLine, log)
+	if f.CorePolicy == "" && f.FastPath == nil && f.Limits == nil {
 		return nil
 	}
 	return &f
+}
+
+// lastCounters reads the name=value fields of line's last match in log; nil
+// when there is none.
+func lastCounters(line *regexp.Regexp, log string) map[string]uint64 {
+	m := line.FindAllStringSubmatch(log, -1)
+	if m == nil {
+		return nil
+	}
+	c := map[string]uint64{}
+	for _, kv := range counterField.FindAllStringSubmatch(m[len(m)-1][1], -1) {
+		v, _ := strconv.ParseUint(kv[2], 10, 64)
+		c[kv[1]] = v
+	}
+	return c
 }

@@ -218,6 +218,8 @@ EXPORT int socket(int domain, int type, int protocol)
 			return fail(ENETDOWN);
 		return real.socket(domain, type, protocol);
 	}
+	if (g_max_socks > 0 && __atomic_load_n(&g_nsocks, __ATOMIC_RELAXED) >= g_max_socks)
+		return fail(EMFILE); /* the service's limit on this process (joyrided -max-sockets) */
 	int efd = eventfd(0, EFD_NONBLOCK | ((type & SOCK_CLOEXEC) ? EFD_CLOEXEC : 0));
 	if (efd < 0)
 		return -1;

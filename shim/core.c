@@ -51,6 +51,12 @@ static pid_t g_pid;
 static int g_ctl = -1;
 struct region g_rg;
 static long g_sendwin = 256 << 10;
+/* The service's limit on this process's sockets (0: none said) and the
+ * socket objects alive (accepted connections included, as the service
+ * counts them): socket() refuses with EMFILE at the limit, where a kernel
+ * out of descriptors would, instead of bind/connect failing later. */
+long g_max_socks;
+int g_nsocks;
 static int g_debug;
 static int g_fail;
 char jr_prog_name[64] = "?"; /* argv[0] at load: nginx rewrites its argv later */
@@ -214,6 +220,7 @@ jsock *jr_new_sock(int type)
 	if (!k)
 		return NULL;
 	pthread_cond_init(&k->cond, NULL);
+	__atomic_add_fetch(&g_nsocks, 1, __ATOMIC_RELAXED);
 	k->type = type;
 	k->sigfd = -1;
 	k->window = g_sendwin;
@@ -226,6 +233,7 @@ jsock *jr_new_sock(int type)
 void jr_free_sock(jsock *k)
 {
 	pthread_cond_destroy(&k->cond);
+	__atomic_sub_fetch(&g_nsocks, 1, __ATOMIC_RELAXED);
 	free(k);
 }
 
@@ -581,6 +589,7 @@ int jr_ensure_registered(void)
 	g_ctl = fd;
 	if (r.send_window > 0)
 		g_sendwin = r.send_window;
+	g_max_socks = r.max_sockets;
 	if (r.max_message > 0 && (size_t)r.max_message < g_rg.max_msg)
 		g_rg.max_msg = (size_t)r.max_message;
 	jr_rq_set_caps();
@@ -779,6 +788,7 @@ static void fork_child(void)
 			struct acc *n = a->next;
 			jr_rq_free(a->k, 0);
 			free(a->k); /* not jr_free_sock: its cond is the parent's */
+			__atomic_sub_fetch(&g_nsocks, 1, __ATOMIC_RELAXED);
 			free(a);
 			a = n;
 		}

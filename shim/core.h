@@ -87,6 +87,8 @@ extern pthread_mutex_t g_mu;
 extern struct region g_rg;
 extern jsock *g_fd[JR_MAXFD];
 extern int g_nlisteners;
+extern long g_max_socks;
+extern int g_nsocks;
 
 const char *jr_socket_path(void);
 int jr_fallback_fail(void);

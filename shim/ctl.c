@@ -168,6 +168,8 @@ int jr_parse_reply(const char *js, size_t n, struct reply *r)
 				r->max_message = num;
 			else if (!strcmp(key, "send_window"))
 				r->send_window = num;
+			else if (!strcmp(key, "max_sockets"))
+				r->max_sockets = num;
 			else if (!strcmp(key, "sock"))
 				r->sock = (uint32_t)strtoul(v, NULL, 10);
 		}

@@ -80,7 +80,7 @@ struct reply {
 	int ok;
 	int err_no;
 	char error[256];
-	long ring_size, buffers, buf_size, max_message, send_window;
+	long ring_size, buffers, buf_size, max_message, send_window, max_sockets;
 	uint32_t sock;
 	char local[64], remote[64];
 };

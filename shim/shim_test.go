@@ -141,12 +141,13 @@ func upBed(t *testing.T, joyride bool) *bed {
 	return b
 }
 
-// startJoyrided starts bin/joyrided in the server namespace and waits for READY.
-func (b *bed) startJoyrided(t *testing.T) {
+// startJoyrided starts bin/joyrided in the server namespace, with extra
+// flags, and waits for READY.
+func (b *bed) startJoyrided(t *testing.T, extra ...string) {
 	t.Helper()
-	cmd := b.tb.CommandWithBPFFS(context.Background(), b.tb.Server, "taskset", "-c", "0",
+	cmd := b.tb.CommandWithBPFFS(context.Background(), b.tb.Server, "taskset", append([]string{"-c", "0",
 		filepath.Join(b.bin, "joyrided"), "-iface", b.tb.Server.Iface, "-driver", "af_xdp",
-		"-addr", b.tb.Server.Addr.String(), "-socket", b.sock, "-cpu", "0", "-file-prefix", "jrshim-"+b.tb.ID)
+		"-addr", b.tb.Server.Addr.String(), "-socket", b.sock, "-cpu", "0", "-file-prefix", "jrshim-" + b.tb.ID}, extra...)...)
 	p := &proc{name: "joyrided", cmd: cmd, out: &syncBuf{}, done: make(chan struct{})}
 	cmd.Stderr = p.out
 	stdout, err := cmd.StdoutPipe()

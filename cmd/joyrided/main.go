@@ -47,6 +47,13 @@ func main() {
 	bufSize := flag.Int("buf-size", 2048, "bytes per buffer")
 	profileName := flag.String("profile", "lcd", "NIC profile the port is opened under: lcd (one queue, no offloads, 256-entry rings) or cx5")
 	maxSockets := flag.Int("max-sockets", service.DefaultMaxSockets, "sockets one application may hold (more are refused with EMFILE)")
+	maxListeners := flag.Int("max-listeners", service.DefaultMaxListeners, "TCP listeners one application may hold (more are refused with EMFILE)")
+	maxBacklog := flag.Int("max-backlog", service.DefaultMaxBacklog, "connections accepted for one application that its full ring could not announce yet (more are reset); also caps each listener's backlog")
+	maxBuffered := flag.Int64("max-buffered-bytes", service.DefaultMaxBufferedBytes, "bytes the service holds for one application's sockets, sent or received (a send beyond fails its socket with ENOBUFS; beyond it nothing more is read for the application)")
+	maxFlows := flag.Int("max-flows", service.DefaultMaxFlows, "UDP fast-path entries one application's sockets may hold (more are served by gVisor)")
+	controlRate := flag.Float64("max-control-rate", service.DefaultControlRate, "control requests per second one application may make (more get EAGAIN; negative: unlimited)")
+	upBatch := flag.Int("up-batch", service.DefaultUpBatch, "messages the engine takes from one application's ring per round before it serves the next (the ring's size: drain each ring whole)")
+	controlBurst := flag.Int("control-burst", service.DefaultControlBurst, "control requests one application may make at once before -max-control-rate paces it")
 	fastPath := flag.Bool("fast-path", true, "deliver and send UDP datagrams of bound sockets without gVisor (false: every datagram through gVisor, for comparison)")
 	corePolicy := flag.String("core-policy", "auto", "whether the engine has a core of its own: dedicated (spin, then sleep), shared (hand the core to the applications whenever it can), or auto (shared when an attached application may run on one of the engine's CPUs)")
 	cpuProfile := flag.String("cpuprofile", "", "write a Go CPU profile of the whole run here (for go tool pprof)")
@@ -117,7 +124,9 @@ func main() {
 	port := nic.Restrict(dport, profile)
 	link := netstack.New(port, netstack.Options{})
 	svc, err := service.New(link, service.Config{Addr: prefixAddr, Gateway: gw, Socket: *socket, Spin: *spin, IdlePoll: *idle,
-		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets, CorePolicy: policy, NoFastPath: !*fastPath, Log: log})
+		Region: channel.Config{RingSize: *ring, Buffers: *buffers, BufSize: *bufSize}, MaxSockets: *maxSockets,
+		MaxListeners: *maxListeners, MaxBacklog: *maxBacklog, MaxBufferedBytes: *maxBuffered, MaxFlows: *maxFlows,
+		ControlRate: *controlRate, ControlBurst: *controlBurst, UpBatch: *upBatch, CorePolicy: policy, NoFastPath: !*fastPath, Log: log})
 	if err != nil {
 		port.Close()
 		dpdk.Cleanup()
@@ -140,6 +149,11 @@ func main() {
 	st := svc.Stats()
 	log.Info("joyrided stopped", "msgs_up", st.MsgsUp.Load(), "msgs_down", st.MsgsDown.Load(), "sleeps", st.Sleeps.Load(), "hand_overs", st.HandOvers.Load(),
 		"corrupt_apps", st.Corrupt.Load(), "down_full", st.DownFull.Load())
+	// Refusals at the per-application limits (the runner records them in
+	// meta.json with the point).
+	lc := st.LimitCounts()
+	log.Info("limit counters", "sockets", lc["sockets"], "listeners", lc["listeners"], "backlog", lc["backlog"],
+		"buffered_bytes", lc["buffered_bytes"], "flows", lc["flows"], "control_rate", lc["control_rate"])
 	if fp := svc.FastPath(); fp != nil {
 		fs := fp.Stats()
 		log.Info("fast path counters", "rx", fs.RxDatagrams, "tx", fs.TxDatagrams, "tx_fallbacks", fs.TxFallbacks,

@@ -107,13 +107,17 @@ type Reply struct {
 	Error string `json:"error,omitempty"`
 
 	// register
-	App       uint32 `json:"app,omitempty"`
-	RingSize  int    `json:"ring_size,omitempty"`
-	Buffers   int    `json:"buffers,omitempty"`
-	BufSize   int    `json:"buf_size,omitempty"`
-	MaxMsg    int    `json:"max_message,omitempty"`
-	SendWin   int    `json:"send_window,omitempty"`
-	ServiceID string `json:"service,omitempty"`
+	App      uint32 `json:"app,omitempty"`
+	RingSize int    `json:"ring_size,omitempty"`
+	Buffers  int    `json:"buffers,omitempty"`
+	BufSize  int    `json:"buf_size,omitempty"`
+	MaxMsg   int    `json:"max_message,omitempty"`
+	SendWin  int    `json:"send_window,omitempty"`
+	// MaxSockets is how many sockets the application may hold (listeners,
+	// connections, UDP sockets, accepted connections); the next is refused
+	// with EMFILE. A client may refuse it itself, at socket(2).
+	MaxSockets int    `json:"max_sockets,omitempty"`
+	ServiceID  string `json:"service,omitempty"`
 
 	// listen, dial
 	Sock   uint32 `json:"sock,omitempty"`

@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -38,6 +40,19 @@ type app struct {
 
 	notify  bool // engine only: deliver() sent something this round
 	corrupt bool // engine only: the region was found corrupt; never touched again
+
+	// What the application holds against its limits (Config.Max*):
+	// listeners and flows (fast-path ports) under mu; held, its accepted
+	// connections not yet announced, under mu; buffered, the bytes of
+	// pendingTx and heldDown over its sockets, kept by the engine
+	// (recount) and read by anyone.
+	listeners int
+	flows     int
+	held      int
+	buffered  atomic.Int64
+	// ctlLimiter paces its control requests (nil: unlimited).
+	ctlLimiter *rate.Limiter
+	limits     limitLog
 }
 
 // acceptLoop accepts applications on the control socket.
@@ -99,6 +114,11 @@ func (s *Service) serveControl(c *net.UnixConn) {
 			}
 			continue
 		}
+		if a.ctlLimiter != nil && !a.ctlLimiter.Allow() {
+			s.refuse(a, limitControlRate, req.Op)
+			s.reply(c, proto.Errorf(syscall.EAGAIN, "more than %g control requests a second (joyrided -max-control-rate)", s.cfg.ControlRate), nil)
+			continue
+		}
 		s.reply(c, s.handle(a, req), nil)
 	}
 }
@@ -142,11 +162,12 @@ func (s *Service) register(c *net.UnixConn, cred *unix.Ucred, req proto.Request)
 		return nil, err
 	}
 	name := filepath.Base(req.Name)
-	a := &app{svc: s, id: id, name: name, cred: cred, conn: c, region: region, end: region.Service(), socks: map[uint32]*sock{}}
+	a := &app{svc: s, id: id, name: name, cred: cred, conn: c, region: region, end: region.Service(), socks: map[uint32]*sock{},
+		ctlLimiter: s.newControlLimiter()}
 	memfd, appFd, svcFd := region.Fds()
 	cfg := s.cfg.Region
 	r := proto.Reply{OK: true, App: id, RingSize: cfg.RingSize, Buffers: cfg.Buffers, BufSize: cfg.BufSize,
-		MaxMsg: proto.MaxMessage, SendWin: proto.SendWindow, ServiceID: fmt.Sprintf("joyrided pid %d", unix.Getpid())}
+		MaxMsg: proto.MaxMessage, SendWin: proto.SendWindow, MaxSockets: s.cfg.MaxSockets, ServiceID: fmt.Sprintf("joyrided pid %d", unix.Getpid())}
 	if err := s.reply(c, r, []int{memfd, appFd, svcFd}); err != nil {
 		region.Close()
 		return nil, err
@@ -178,7 +199,7 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		// After every message the app put on its ring before this request:
 		// a close sent there (OpClose) must take effect first, or listening
 		// again on the address just closed would find it in use.
-		s.runOnEngine(func() {})
+		s.runOnEngine(a, func() {})
 		if req.Op == "listen" {
 			return s.listen(a, req)
 		}
@@ -199,7 +220,7 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		}
 		var r proto.Reply
 		// On the engine, after the data the app queued before this request.
-		s.runOnEngine(func() { r = s.closeOrShutdown(a, req.Sock, req.Op == "close", flags) })
+		s.runOnEngine(a, func() { r = s.closeOrShutdown(a, req.Sock, req.Op == "close", flags) })
 		return r
 	case "setsockopt":
 		a.mu.Lock()
@@ -213,9 +234,9 @@ func (s *Service) handle(a *app, req proto.Request) proto.Reply {
 		case "nodelay":
 			o.SetDelayOption(req.Value == 0)
 		case "sndbuf":
-			o.SetSendBufferSize(int64(req.Value), true)
+			o.SetSendBufferSize(min(int64(req.Value), maxSocketBuffer), true)
 		case "rcvbuf":
-			o.SetReceiveBufferSize(int64(req.Value), true)
+			o.SetReceiveBufferSize(min(int64(req.Value), maxSocketBuffer), true)
 		default:
 			return proto.Errorf(syscall.ENOPROTOOPT, "option %q (allowed: nodelay, sndbuf, rcvbuf)", req.Opt)
 		}
@@ -237,6 +258,7 @@ func (s *Service) closeOrShutdown(a *app, id uint32, close bool, flags tcpip.Shu
 	act := func() {
 		if close {
 			a.closeSock(k)
+			s.releaseBuffers(k)
 		} else {
 			k.ep.Shutdown(flags)
 		}
@@ -303,6 +325,15 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 	if ap.Port() != 0 && ap.Port() < 1024 && a.cred.Uid != 0 {
 		return proto.Errorf(syscall.EACCES, "listen on port %d needs root", ap.Port())
 	}
+	if !isUDP {
+		a.mu.Lock()
+		n := a.listeners
+		a.mu.Unlock()
+		if n >= s.cfg.MaxListeners {
+			s.refuse(a, limitListeners, req.Addr)
+			return proto.Errorf(syscall.EMFILE, "application holds %d listeners, its limit (joyrided -max-listeners)", n)
+		}
+	}
 	ep, wq, r, ok := s.newEndpoint(a, isUDP)
 	if !ok {
 		return r
@@ -322,6 +353,7 @@ func (s *Service) listen(a *app, req proto.Request) proto.Reply {
 		if backlog <= 0 {
 			backlog = 128
 		}
+		backlog = min(backlog, s.cfg.MaxBacklog) // as somaxconn caps a kernel's
 		if terr := ep.Listen(backlog); terr != nil {
 			ep.Close()
 			return proto.Errorf(errnoOf(terr), "listen %v: %s", ap, terr)
@@ -420,7 +452,7 @@ func (s *Service) overLimit(a *app) (proto.Reply, bool) {
 	if n < s.cfg.MaxSockets {
 		return proto.Reply{}, false
 	}
-	s.stats.OverLimit.Add(1)
+	s.refuse(a, limitSockets, "socket")
 	return proto.Errorf(syscall.EMFILE, "application holds %d sockets, its limit (joyrided -max-sockets)", n), true
 }
 
@@ -437,11 +469,17 @@ func (s *Service) fastRegister(k *sock, local, remote tcpip.FullAddress) {
 	if local.Addr.Len() == 4 && !local.Addr.Unspecified() && local.Addr.As4() != s.cfg.Addr.Addr().As4() {
 		return
 	}
+	a := k.app
+	if a.flows >= s.cfg.MaxFlows {
+		// Served by gVisor instead: slower, but it needs no entry of its own.
+		s.refuse(a, limitFlows, addrString(local))
+		return
+	}
+	a.flows++
 	if remote.Addr.Len() == 4 && remote.Port != 0 {
 		k.peer = netip.AddrPortFrom(netip.AddrFrom4(remote.Addr.As4()), remote.Port)
 	}
 	k.fastPort = local.Port
-	a := k.app
 	s.fast.Register(local.Port, func(src netip.AddrPort, payload []byte) {
 		// On the engine, inside its NIC poll.
 		if k.peer.IsValid() && src != k.peer {
@@ -466,6 +504,9 @@ func (a *app) newSock(s *Service, ep tcpip.Endpoint, wq *waiter.Queue, isUDP, li
 		func(waiter.EventMask) { s.markReady(k) })
 	wq.EventRegister(&k.entry)
 	a.socks[k.id] = k
+	if listener {
+		a.listeners++
+	}
 	return k
 }
 
@@ -477,13 +518,19 @@ func (a *app) closeSock(k *sock) {
 	k.closed = true
 	if k.fastPort != 0 {
 		a.svc.fast.Unregister(k.fastPort)
+		a.flows--
 	}
+	if k.listener {
+		a.listeners--
+	}
+
 	k.wq.EventUnregister(&k.entry)
 	k.ep.Close()
 	delete(a.socks, k.id)
 	for _, h := range k.heldAccepts { // never announced: the app cannot close them
 		a.closeSock(h.c)
 	}
+	a.held -= len(k.heldAccepts)
 	k.heldAccepts = nil
 }
 

@@ -8,8 +8,11 @@
 //  1. poll the NIC (nic/netstack.Endpoint.Poll): frames go through the stack in
 //     this goroutine; sockets that became readable are put on the ready list by
 //     their waiter callbacks;
-//  2. take every application's messages from its "up" ring and write them into
-//     the sockets (the stack queues frames for transmit);
+//  2. take up to Config.UpBatch messages from each application's "up" ring, starting
+//     with a different application each round, and write them into the
+//     sockets (the stack queues frames for transmit): an application that
+//     keeps its ring full gets its share of the engine and no more, so the
+//     others' messages wait at most a round behind it;
 //  3. read every ready socket into its application's "down" ring;
 //  4. flush the transmit queue and wake the applications that got messages.
 //
@@ -84,10 +87,38 @@ type Config struct {
 	// connections, UDP sockets; accepted connections count), so that one
 	// application cannot exhaust the service's memory or ports for the others:
 	// the next socket is refused with EMFILE, an accepted connection beyond it
-	// reset. Every socket's buffering is bounded already (the send window, the
-	// region's rings), so this also bounds an application's buffered bytes.
-	// Default DefaultMaxSockets.
+	// reset. (What gVisor queues per socket is bounded per socket, so this
+	// bounds it per application too; MaxBufferedBytes bounds the service's
+	// own.) Default DefaultMaxSockets.
 	MaxSockets int
+	// MaxListeners bounds an application's TCP listeners (each holds a port
+	// of the service's one address and an accept queue); the next listen is
+	// refused with EMFILE. Default DefaultMaxListeners.
+	MaxListeners int
+	// MaxBacklog bounds the connections accepted for an application that
+	// its full ring could not announce yet, over all its listeners (and caps
+	// each listener's backlog); a connection beyond it is reset. Default
+	// DefaultMaxBacklog.
+	MaxBacklog int
+	// MaxBufferedBytes bounds the bytes the service holds for an
+	// application's sockets: stream data the stack has not taken yet, and
+	// data read from the stack that the application's ring could not take.
+	// A send beyond it fails its socket with ENOBUFS; past it the service
+	// reads no more for the application until it drains. Default
+	// DefaultMaxBufferedBytes.
+	MaxBufferedBytes int64
+	// MaxFlows bounds the UDP fast path's port entries an application's
+	// sockets hold; a socket beyond it is served through gVisor. Default
+	// DefaultMaxFlows.
+	MaxFlows int
+	// ControlRate bounds an application's control requests per second
+	// (token bucket of ControlBurst); a request beyond it is answered with
+	// EAGAIN. Default DefaultControlRate; negative: unlimited.
+	ControlRate  float64
+	ControlBurst int
+	// UpBatch is how many messages the engine takes from one application's
+	// ring in a round (default DefaultUpBatch; the ring's size takes all).
+	UpBatch int
 	// NoFastPath keeps every UDP datagram on gVisor's path (for comparison;
 	// see nic/netstack's FastPath).
 	NoFastPath bool
@@ -154,7 +185,9 @@ type Service struct {
 	deferred []*sock
 
 	ctrlMu sync.Mutex // guards ctrlq
-	ctrlq  []func()   // control work the engine runs after draining the rings
+	ctrlq  []ctrlWork // control work the engine runs after serving the rings
+	// upNext is the application the next round serves first (engine only).
+	upNext int
 
 	retireMu sync.Mutex // guards retire
 	retire   []*app     // detached apps whose regions the engine closes
@@ -190,11 +223,40 @@ type Stats struct {
 	// FastFiltered are datagrams the fast path dropped for a connected socket
 	// because they came from another peer (gVisor would drop them too).
 	FastFiltered atomic.Uint64
+	// over counts the refusals of the limits other than MaxSockets (which
+	// OverLimit counts), indexed by limit; see LimitCounts.
+	over [numLimits]atomic.Uint64
+}
+
+// overLimit is limit l's refusal counter.
+func (s *Stats) overLimit(l limit) *atomic.Uint64 {
+	if l == limitSockets {
+		return &s.OverLimit
+	}
+	return &s.over[l]
 }
 
 // DefaultMaxSockets is Config.MaxSockets unless set: as many as the
 // generator's largest experiment opens, with room to spare.
 const DefaultMaxSockets = 16384
+
+// DefaultUpBatch is Config.UpBatch unless set: enough to amortise a round
+// over a burst (the NIC's own burst is 32), small enough that a flooding
+// application delays the others by a few tens of microseconds a round, not
+// by a whole ring of 1024.
+const DefaultUpBatch = 64
+
+// maxSocketBuffer caps the send and receive buffer an application may ask
+// a socket for, as Linux's net.core.wmem_max and rmem_max do: every socket's
+// buffers are memory the service holds.
+const maxSocketBuffer = 4 << 20
+
+// ctrlWork is control work for the engine; app, when set, is the
+// application whose messages queued before the request must be served first.
+type ctrlWork struct {
+	app *app
+	f   func()
+}
 
 // minSleep is the engine's first sleep after it stops spinning.
 const minSleep = 20 * time.Microsecond
@@ -216,6 +278,27 @@ func New(link Link, cfg Config) (*Service, error) {
 	}
 	if cfg.MaxSockets <= 0 {
 		cfg.MaxSockets = DefaultMaxSockets
+	}
+	if cfg.MaxListeners <= 0 {
+		cfg.MaxListeners = DefaultMaxListeners
+	}
+	if cfg.MaxBacklog <= 0 {
+		cfg.MaxBacklog = DefaultMaxBacklog
+	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = DefaultMaxFlows
+	}
+	if cfg.ControlRate == 0 {
+		cfg.ControlRate = DefaultControlRate
+	}
+	if cfg.UpBatch <= 0 {
+		cfg.UpBatch = DefaultUpBatch
+	}
+	if cfg.ControlBurst <= 0 {
+		cfg.ControlBurst = DefaultControlBurst
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -375,11 +458,15 @@ func (s *Service) engine() {
 		work += rx + tx
 
 		apps := *s.appList.Load()
-		for _, a := range apps {
-			work += s.serveUp(a, &inbox)
+		if n := len(apps); n > 0 {
+			first := s.upNext % n
+			s.upNext = first + 1
+			for i := range n {
+				work += s.serveUp(apps[(first+i)%n], &inbox, s.cfg.UpBatch)
+			}
 		}
 		// After the rings: a close never overtakes the data sent before it.
-		work += s.runControl()
+		work += s.runControl(&inbox)
 
 		s.readyMu.Lock()
 		ready, s.ready = s.ready, ready[:0]
@@ -410,6 +497,12 @@ func (s *Service) engine() {
 				// doorbell (or the NIC, or a timer) brings the engine back.
 				if s.sleep(apps, s.sharedTimeout(backoff)) {
 					s.stats.HandOvers.Add(1)
+				} else {
+					// More work waits (an application keeps its ring
+					// full): still let the one just given work run on
+					// this core before the next round, or it waits for
+					// the scheduler to preempt a busy engine (~4 ms).
+					unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				}
 			}
 			continue
@@ -597,13 +690,13 @@ func (s *Service) cutOff(a *app, err error) {
 	go a.detach("corrupt region: " + err.Error())
 }
 
-// serveUp takes an application's messages and acts on them.
-func (s *Service) serveUp(a *app, inbox *[]byte) int {
+// serveUp takes up to max of an application's messages and acts on them.
+func (s *Service) serveUp(a *app, inbox *[]byte, max int) int {
 	n := 0
 	if a.corrupt {
 		return 0
 	}
-	for a.end.Pending() {
+	for n < max && a.end.Pending() {
 		d, payload, err := a.end.Recv((*inbox)[:0])
 		if errors.Is(err, channel.ErrEmpty) {
 			break
@@ -659,11 +752,45 @@ func (s *Service) send(k *sock, payload []byte, arg uint64) {
 		return
 	}
 	// TCP: keep order; what the stack does not take now waits for EventOut.
+	if k.sendErr != 0 {
+		return // the stream broke: nothing after the gap may leave
+	}
+	if a := k.app; a.buffered.Load()+int64(len(payload)) > s.cfg.MaxBufferedBytes {
+		// What the stack has not taken would pass the application's
+		// budget. The message is lost, so the stream cannot go on: fail the
+		// socket (ENOBUFS, out of socket memory) and reset its peer rather
+		// than let it see a clean end to truncated data.
+		s.refuse(a, limitBuffers, "send")
+		k.sendErr = syscall.ENOBUFS
+		k.pendingTx = nil
+		s.recount(k)
+		k.ep.Abort()
+		s.markReady(k)
+		return
+	}
 	if len(k.pendingTx) > 0 {
 		k.pendingTx = append(k.pendingTx, payload...)
+		s.recount(k)
 		return
 	}
 	s.writeStream(k, payload)
+}
+
+// recount brings k's application's buffered count up to date with what k
+// holds now (the capacity of its pending and held bytes: memory, not data).
+// Engine only.
+func (s *Service) recount(k *sock) {
+	n := int64(cap(k.pendingTx) + cap(k.heldDown))
+	if d := n - k.accounted; d != 0 {
+		k.app.buffered.Add(d)
+		k.accounted = n
+	}
+}
+
+// releaseBuffers gives back what a closed socket held. Engine only.
+func (s *Service) releaseBuffers(k *sock) {
+	k.pendingTx, k.heldDown = nil, nil
+	s.recount(k)
 }
 
 // writeStream writes p to a TCP endpoint, keeps what it does not take, and
@@ -678,18 +805,21 @@ func (s *Service) writeStream(k *sock, p []byte) {
 		s.flushAck(k)
 	}
 	rest := p[n:]
+	defer s.recount(k)
 	switch err.(type) {
 	case nil, *tcpip.ErrWouldBlock:
 		if len(rest) > 0 {
 			k.pendingTx = append(k.pendingTx[:0], rest...)
 		} else {
-			k.pendingTx = k.pendingTx[:0]
+			// Nothing held: give the memory back, so that sockets that
+			// once waited for the stack do not keep it against the budget.
+			k.pendingTx = nil
 			if k.closeWhenSent != nil {
 				// Run it as control work: writeStream may hold a.mu here.
 				f := k.closeWhenSent
 				k.closeWhenSent = nil
 				s.ctrlMu.Lock()
-				s.ctrlq = append(s.ctrlq, f)
+				s.ctrlq = append(s.ctrlq, ctrlWork{f: f})
 				s.ctrlMu.Unlock()
 			}
 		}
@@ -713,12 +843,12 @@ func (s *Service) flushAck(k *sock) {
 }
 
 // runOnEngine runs f on the engine goroutine, after the engine has taken every
-// message already on the applications' rings, and waits for it. Control
+// message a put on its ring before the call, and waits for it. Control
 // requests that must not overtake data (close, shutdown) go through here.
-func (s *Service) runOnEngine(f func()) {
+func (s *Service) runOnEngine(a *app, f func()) {
 	done := make(chan struct{})
 	s.ctrlMu.Lock()
-	s.ctrlq = append(s.ctrlq, func() { f(); close(done) })
+	s.ctrlq = append(s.ctrlq, ctrlWork{app: a, f: func() { f(); close(done) }})
 	s.ctrlMu.Unlock()
 	s.wake()
 	select {
@@ -729,22 +859,33 @@ func (s *Service) runOnEngine(f func()) {
 		s.ctrlq = nil
 		s.ctrlMu.Unlock()
 		for _, g := range q {
-			g()
+			g.f()
 		}
 		<-done
 	}
 }
 
-// runControl runs the control work queued for the engine.
-func (s *Service) runControl() int {
+// runControl runs the control work queued for the engine. Work for an
+// application first serves its ring as far as it was filled when the
+// request came (a ring holds at most RingSize messages), since a round
+// takes only UpBatch of them.
+func (s *Service) runControl(inbox *[]byte) int {
 	s.ctrlMu.Lock()
 	q := s.ctrlq
 	s.ctrlq = nil
 	s.ctrlMu.Unlock()
-	for _, f := range q {
-		f()
+	n := len(q)
+	ring := s.cfg.Region.RingSize
+	if ring == 0 {
+		ring = channel.DefaultRingSize
 	}
-	return len(q)
+	for _, w := range q {
+		if w.app != nil {
+			n += s.serveUp(w.app, inbox, ring)
+		}
+		w.f()
+	}
+	return n
 }
 
 // serveDown moves what a ready socket has into its application.
@@ -757,47 +898,14 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 	}
 	n := 0
 	if k.listener {
-		// Connections accepted earlier that the app's ring could not take go
-		// first, in order.
-		for len(k.heldAccepts) > 0 {
-			h := k.heldAccepts[0]
-			if !a.deliver(s, proto.OpAccept, k.id, uint64(h.c.id), []byte(h.remote)) {
-				s.stats.DownFull.Add(1)
-				s.deferred = append(s.deferred, k)
-				return n
-			}
-			k.heldAccepts = k.heldAccepts[1:]
-			s.markReady(h.c) // data may already be waiting
-			n++
+		return s.serveAccepts(k)
+	}
+	if k.sendErr != 0 {
+		if !k.errSent {
+			k.errSent = a.deliver(s, proto.OpError, k.id, uint64(k.sendErr), nil)
 		}
-		for {
-			var peer tcpip.FullAddress
-			ep, wq, err := k.ep.Accept(&peer)
-			if err != nil {
-				break
-			}
-			if len(a.socks) >= s.cfg.MaxSockets {
-				// Over the application's limit: reset the connection, as a
-				// kernel whose process is out of descriptors would leave it
-				// unaccepted.
-				ep.Abort()
-				s.stats.OverLimit.Add(1)
-				continue
-			}
-			c := a.newSock(s, ep, wq, false, false)
-			remote := netip.AddrPortFrom(netip.AddrFrom4(peer.Addr.As4()), peer.Port).String()
-			if !a.deliver(s, proto.OpAccept, k.id, uint64(c.id), []byte(remote)) {
-				// The app's ring is full: hold the connection, as a kernel's
-				// accept queue would, and offer it again once the app has
-				// drained its ring. (Refusing it reset connections a slow
-				// app was about to accept: 10,000 clients on a busy CI VM.)
-				k.heldAccepts = append(k.heldAccepts, heldAccept{c: c, remote: remote})
-				s.stats.DownFull.Add(1)
-				s.deferred = append(s.deferred, k)
-				break
-			}
-			s.markReady(c) // data may already be waiting
-			n++
+		if !k.errSent {
+			s.deferred = append(s.deferred, k)
 		}
 		return n
 	}
@@ -815,10 +923,19 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 			s.deferred = append(s.deferred, k)
 			return n
 		}
-		k.heldDown = k.heldDown[:0]
+		k.heldDown = nil // the memory goes back: see recount
+		s.recount(k)
 		n++
 	}
 	for {
+		if !k.udp && a.buffered.Load()+int64(len(scratch)) > s.cfg.MaxBufferedBytes {
+			// A read now might have to be held: leave the bytes in the
+			// stack, whose receive window then closes, until the
+			// application drains.
+			s.refuse(a, limitBuffers, "receive")
+			s.deferred = append(s.deferred, k)
+			return n
+		}
 		w := fixedWriter{buf: scratch}
 		res, err := k.ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: k.udp})
 		if err != nil {
@@ -850,6 +967,7 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 			// from the endpoint already, so keep them and retry. UDP drops.
 			if !k.udp {
 				k.heldDown = append(k.heldDown[:0], w.buf[:w.n]...)
+				s.recount(k)
 			}
 			s.stats.DownFull.Add(1)
 			s.deferred = append(s.deferred, k)
@@ -857,6 +975,76 @@ func (s *Service) serveDown(k *sock, scratch []byte) int {
 		}
 		n++
 	}
+}
+
+// serveAccepts announces a listener's connections to its application:
+// those held from earlier rounds first, in order, then what the stack has
+// accepted since. What the application's ring cannot take is held, as a
+// kernel's accept queue would, up to the application's MaxBacklog; beyond
+// it, and beyond its MaxSockets, a connection is reset. a.mu is held.
+func (s *Service) serveAccepts(k *sock) int {
+	a := k.app
+	n := 0
+	for len(k.heldAccepts) > 0 {
+		h := k.heldAccepts[0]
+		if !a.deliver(s, proto.OpAccept, k.id, uint64(h.c.id), []byte(h.remote)) {
+			s.stats.DownFull.Add(1)
+			break
+		}
+		k.heldAccepts[0] = heldAccept{}
+		k.heldAccepts = k.heldAccepts[1:]
+		a.held--
+		s.markReady(h.c) // data may already be waiting
+		n++
+	}
+	if len(k.heldAccepts) == 0 {
+		k.heldAccepts = nil // the backing array of a burst goes back
+	}
+	for {
+		var peer tcpip.FullAddress
+		ep, wq, err := k.ep.Accept(&peer)
+		if err != nil {
+			break
+		}
+		if len(a.socks) >= s.cfg.MaxSockets {
+			// Over the application's limit: reset the connection, as a
+			// kernel whose process is out of descriptors would leave it
+			// unaccepted.
+			ep.Abort()
+			s.refuse(a, limitSockets, "accept")
+			continue
+		}
+		holding := len(k.heldAccepts) > 0 // later ones queue behind it
+		if holding && a.held >= s.cfg.MaxBacklog {
+			ep.Abort()
+			s.refuse(a, limitBacklog, addrString(peer))
+			continue
+		}
+		c := a.newSock(s, ep, wq, false, false)
+		remote := netip.AddrPortFrom(netip.AddrFrom4(peer.Addr.As4()), peer.Port).String()
+		if !holding && a.deliver(s, proto.OpAccept, k.id, uint64(c.id), []byte(remote)) {
+			s.markReady(c) // data may already be waiting
+			n++
+			continue
+		}
+		if a.held >= s.cfg.MaxBacklog {
+			ep.Abort()
+			a.closeSock(c)
+			s.refuse(a, limitBacklog, remote)
+			continue
+		}
+		// The app's ring is full: hold the connection and offer it again
+		// once the app has drained its ring. (Refusing it reset
+		// connections a slow app was about to accept: 10,000 clients on a
+		// busy CI VM.)
+		k.heldAccepts = append(k.heldAccepts, heldAccept{c: c, remote: remote})
+		a.held++
+		s.stats.DownFull.Add(1)
+	}
+	if len(k.heldAccepts) > 0 {
+		s.deferred = append(s.deferred, k)
+	}
+	return n
 }
 
 // fixedWriter collects one Read into a preallocated buffer.
@@ -939,6 +1127,12 @@ type sock struct {
 	// heldAccepts (listener) are connections accepted from the stack that
 	// the app's ring had no room to announce yet (engine only, under a.mu).
 	heldAccepts []heldAccept
+	// accounted is what this socket counts in its app's buffered bytes
+	// (engine only; see recount).
+	accounted int64
+	// sendErr, once set, failed the stream on the service's side (past the
+	// app's buffer budget): it is reported once with OpError (engine only).
+	sendErr syscall.Errno
 }
 
 // heldAccept is an accepted connection waiting to be announced with OpAccept.
