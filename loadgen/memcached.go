@@ -158,8 +158,12 @@ func (w *kvWorkload) grow(n int) {
 	}
 }
 
-// op is request id's key and whether it is a set (else a get).
+// op is request id's key and whether it is a set (else a get). While the
+// keys are stored, request id is the set of key id.
 func (w *kvWorkload) op(id int) (key int, set bool) {
+	if w.preload {
+		return id, true
+	}
 	w.grow(id + 1)
 	if k := w.key[id]; k < 0 {
 		return int(-1 - k), true
@@ -219,9 +223,6 @@ func (p *memcachedProtocol) appendSet(b []byte, k int) []byte {
 }
 
 func (p *memcachedProtocol) request(id int) []byte {
-	if p.preload {
-		return p.appendSet(p.buf[:0], id)
-	}
 	k, set := p.op(id)
 	if set {
 		return p.appendSet(p.buf[:0], k)

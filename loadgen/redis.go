@@ -50,9 +50,6 @@ func (p *redisProtocol) appendSet(b []byte, k int) []byte {
 }
 
 func (p *redisProtocol) request(id int) []byte {
-	if p.preload {
-		return p.appendSet(p.buf[:0], id)
-	}
 	k, set := p.op(id)
 	if set {
 		return p.appendSet(p.buf[:0], k)
