@@ -1,17 +1,16 @@
 package experiments
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/joyride-bench/joyride/internal/procstats"
 )
 
 // cpuSampler records, every interval, how busy a set of CPUs has been
-// (/proc/stat: user, nice, system, irq, softirq and steal ticks against the
-// total), so that the server side's CPU can be read afterwards over exactly the
+// (procstats.ReadCPU: busy time against all of it, stolen time included in
+// the whole but not in the busy part: a stack does no work while the
+// hypervisor runs something else), so that the server side's CPU can be read afterwards over exactly the
 // generator's measured span. It is what turns "Linux needs several cores where
 // DPDK needs one" into a number: the server's busy cores at each load.
 //
@@ -20,7 +19,7 @@ import (
 // instead (veth delivers in the sender's softirq), so the kernel's figure
 // here is a lower bound. On a real NIC interrupts land on server cores.
 type cpuSampler struct {
-	cpus    map[string]bool // "cpu0", ...
+	cpus    []int
 	mu      sync.Mutex
 	samples []cpuSample
 	stop    chan struct{}
@@ -28,16 +27,13 @@ type cpuSampler struct {
 }
 
 type cpuSample struct {
-	at          time.Time
-	busy, total uint64
+	at  time.Time
+	cpu procstats.CPUTimes
 }
 
 // startCPUSampler samples cpus every interval until stopped.
 func startCPUSampler(cpus []int, interval time.Duration) *cpuSampler {
-	s := &cpuSampler{cpus: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for _, c := range cpus {
-		s.cpus["cpu"+strconv.Itoa(c)] = true
-	}
+	s := &cpuSampler{cpus: cpus, stop: make(chan struct{}), done: make(chan struct{})}
 	s.take()
 	go func() {
 		defer close(s.done)
@@ -57,12 +53,12 @@ func startCPUSampler(cpus []int, interval time.Duration) *cpuSampler {
 }
 
 func (s *cpuSampler) take() {
-	busy, total, ok := readCPUTicks(s.cpus)
-	if !ok {
+	t, err := procstats.ReadCPU(s.cpus...)
+	if err != nil {
 		return
 	}
 	s.mu.Lock()
-	s.samples = append(s.samples, cpuSample{time.Now(), busy, total})
+	s.samples = append(s.samples, cpuSample{time.Now(), t})
 	s.mu.Unlock()
 }
 
@@ -91,38 +87,11 @@ func (s *cpuSampler) Busy(from, to time.Time) (float64, bool) {
 	if first < 0 || last <= first {
 		return 0, false
 	}
-	a, b := s.samples[first], s.samples[last]
-	if b.total <= a.total {
+	d := s.samples[last].cpu.Sub(s.samples[first].cpu)
+	if d.Total() <= 0 {
 		return 0, false
 	}
-	// total counts every state of every sampled CPU: busy/total is the busy
+	// Total counts every state of every sampled CPU: busy/total is the busy
 	// share of all of them; times their number gives cores.
-	return float64(b.busy-a.busy) / float64(b.total-a.total) * float64(len(s.cpus)), true
-}
-
-// readCPUTicks sums the busy and total ticks of the named CPUs.
-func readCPUTicks(cpus map[string]bool) (busy, total uint64, ok bool) {
-	f, err := os.Open("/proc/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	found := 0
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 9 || !cpus[fields[0]] {
-			continue
-		}
-		found++
-		// user nice system idle iowait irq softirq steal
-		var v [8]uint64
-		for i := range v {
-			v[i], _ = strconv.ParseUint(fields[1+i], 10, 64)
-		}
-		b := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-		busy += b
-		total += b + v[3] + v[4]
-	}
-	return busy, total, found == len(cpus)
+	return d.Busy.Seconds() / d.Total().Seconds() * float64(len(s.cpus)), true
 }

@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/internal/procstats"
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
@@ -498,20 +498,21 @@ func describePeerRun(p PeerRun) string {
 const disturbedCPU = 0.05
 
 // cpuAccount measures the CPU time the machine spends on work other than this
-// process and its children over a span: the busy time of /proc/stat less the
-// process's own and its waited-for children's (getrusage). Every process a
-// run starts has been waited for when it ends, so the difference is
-// everyone else's (plus interrupt work, some of it the run's own packets).
+// process and its children over a span: the busy time of /proc/stat
+// (procstats.ReadCPU) less the process's own and its waited-for children's
+// (getrusage). Every process a run starts has been waited for when it ends, so
+// the difference is everyone else's (plus interrupt work, some of it the run's
+// own packets).
 type cpuAccount struct {
-	start       time.Time
-	busy, steal time.Duration
-	own         time.Duration
-	err         error
+	start time.Time
+	cpu   procstats.CPUTimes
+	own   time.Duration
+	err   error
 }
 
 func startCPUAccount() *cpuAccount {
 	a := &cpuAccount{start: time.Now()}
-	a.busy, a.steal, a.err = machineCPU()
+	a.cpu, a.err = procstats.ReadCPU()
 	a.own = ownCPU()
 	return a
 }
@@ -519,37 +520,14 @@ func startCPUAccount() *cpuAccount {
 // stop returns the other work and the stolen time over the span, in cores'
 // worth (0, 0 when /proc/stat could not be read).
 func (a *cpuAccount) stop() (other, steal float64) {
-	busy, st, err := machineCPU()
+	now, err := procstats.ReadCPU()
 	wall := time.Since(a.start).Seconds()
 	if a.err != nil || err != nil || wall <= 0 {
 		return 0, 0
 	}
-	o := (busy - a.busy - (ownCPU() - a.own)).Seconds() / wall
-	return math.Max(o, 0), (st - a.steal).Seconds() / wall
-}
-
-// machineCPU reads the busy (user, nice, system, irq, softirq) and stolen
-// time of all CPUs from /proc/stat.
-func machineCPU() (busy, steal time.Duration, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	var v [8]int64
-	for i := range v {
-		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
-			return 0, 0, fmt.Errorf("/proc/stat: %w", err)
-		}
-	}
-	// USER_HZ is 100 on every Linux the project runs on.
-	tick := 10 * time.Millisecond
-	busy = time.Duration(v[0]+v[1]+v[2]+v[5]+v[6]) * tick
-	return busy, time.Duration(v[7]) * tick, nil
+	d := now.Sub(a.cpu)
+	o := (d.Busy - (ownCPU() - a.own)).Seconds() / wall
+	return math.Max(o, 0), d.Steal.Seconds() / wall
 }
 
 // ownCPU is the CPU time of this process and of its waited-for children.

@@ -138,10 +138,7 @@ func vdevDriver(vdev string) (driver, iface string, err error) {
 func nodeEnd(n spec.Node, server bool) (dataEnd, error) {
 	e := dataEnd{Iface: n.NIC.Iface, Addr: n.IP}
 	if n.NIC.PCI != "" {
-		dev := n.NIC.PCI
-		if n.NIC.PMDArgs != "" {
-			dev += "," + n.NIC.PMDArgs
-		}
+		dev := n.NIC.Device()
 		// jrgen wants -iface even with -pci (it then only names the port).
 		e.GenArgs = []string{"-pci", dev, "-iface", cmp.Or(n.NIC.Iface, n.NIC.PCI)}
 		// joyrided too takes the PMD arguments (it names its port by the

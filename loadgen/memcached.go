@@ -158,8 +158,12 @@ func (w *kvWorkload) grow(n int) {
 	}
 }
 
-// op is request id's key and whether it is a set (else a get).
+// op is request id's key and whether it is a set (else a get). While the
+// keys are stored, request id is the set of key id.
 func (w *kvWorkload) op(id int) (key int, set bool) {
+	if w.preload {
+		return id, true
+	}
 	w.grow(id + 1)
 	if k := w.key[id]; k < 0 {
 		return int(-1 - k), true
@@ -219,9 +223,6 @@ func (p *memcachedProtocol) appendSet(b []byte, k int) []byte {
 }
 
 func (p *memcachedProtocol) request(id int) []byte {
-	if p.preload {
-		return p.appendSet(p.buf[:0], id)
-	}
 	k, set := p.op(id)
 	if set {
 		return p.appendSet(p.buf[:0], k)
@@ -232,7 +233,7 @@ func (p *memcachedProtocol) request(id int) []byte {
 }
 
 func (p *memcachedProtocol) newReader(c *tcpConn) io.Writer {
-	return &memcachedReader{c: c, p: p}
+	return &memcachedReader{c: c, p: p, line: lineReader{max: maxLine}}
 }
 
 // memcachedReader cuts a connection's stream into memcached replies: a line
@@ -241,10 +242,10 @@ func (p *memcachedProtocol) newReader(c *tcpConn) io.Writer {
 type memcachedReader struct {
 	c    *tcpConn
 	p    *memcachedProtocol
-	line []byte // the current line, without its CRLF
-	data int    // bytes of a value's data block (+CRLF) still to skip
-	hit  bool   // a VALUE line was seen for the current get
-	bad  bool   // the current reply does not answer the request
+	line lineReader
+	data int  // bytes of a value's data block (+CRLF) still to skip
+	hit  bool // a VALUE line was seen for the current get
+	bad  bool // the current reply does not answer the request
 }
 
 // maxLine bounds a reply line: a longer one means the stream is not memcached.
@@ -259,19 +260,17 @@ func (r *memcachedReader) Write(b []byte) (int, error) {
 			b = b[k:]
 			continue
 		}
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			r.line = append(r.line, b...)
-			if len(r.line) > maxLine {
-				r.line = r.line[:0]
-				r.c.e.kvReply(r.c, &r.p.kvWorkload, false, false)
-			}
+		line, rest, done, tooLong := r.line.next(b)
+		b = rest
+		if !done {
 			break
 		}
-		r.line = append(r.line, b[:i]...)
-		b = b[i+1:]
-		r.handle(bytes.TrimSuffix(r.line, []byte{'\r'}))
-		r.line = r.line[:0]
+		if tooLong {
+			r.c.e.kvReply(r.c, &r.p.kvWorkload, false, false)
+			r.hit, r.bad = false, false
+			continue
+		}
+		r.handle(line)
 	}
 	return total, nil
 }

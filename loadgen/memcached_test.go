@@ -80,7 +80,7 @@ func TestMemcachedReaderRefusesWrongReplies(t *testing.T) {
 		{"a value for a set", -8, "VALUE key:00000007 0 1\r\nx\r\nEND\r\n", 1, 0},
 		{"server error", 7, "SERVER_ERROR out of memory\r\n", 1, 0},
 		{"not stored", -8, "NOT_STORED\r\n", 1, 0},
-		{"garbage line", 7, strings.Repeat("x", 600), 1, 0},
+		{"garbage line", 7, strings.Repeat("x", 600) + "\r\n", 1, 0},
 	} {
 		e, conn := mcHarness([]int32{c.key})
 		conn.reader.Write([]byte(c.reply))

@@ -50,9 +50,6 @@ func (p *redisProtocol) appendSet(b []byte, k int) []byte {
 }
 
 func (p *redisProtocol) request(id int) []byte {
-	if p.preload {
-		return p.appendSet(p.buf[:0], id)
-	}
 	k, set := p.op(id)
 	if set {
 		return p.appendSet(p.buf[:0], k)
@@ -155,40 +152,4 @@ func (r *redisReader) handle(line []byte) {
 func (r *redisReader) reply(hit, ok bool) {
 	r.c.e.kvReply(r.c, &r.p.kvWorkload, hit, ok)
 	r.bad = false
-}
-
-// lineReader gathers one line of a reply stream across the segments it
-// arrives in. A line longer than max means the stream is not the protocol's:
-// it is reported (tooLong) when its end comes, and its bytes are dropped
-// rather than buffered.
-type lineReader struct {
-	buf     []byte
-	max     int
-	tooLong bool
-}
-
-// next consumes b up to and including the next LF. When a line is complete
-// it returns it without its CRLF (or LF), valid until the next call, with done
-// true; rest is what follows it in b.
-func (l *lineReader) next(b []byte) (line, rest []byte, done, tooLong bool) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		l.add(b)
-		return nil, nil, false, false
-	}
-	l.add(b[:i])
-	line, tooLong = bytes.TrimSuffix(l.buf, []byte{'\r'}), l.tooLong
-	l.buf, l.tooLong = l.buf[:0], false
-	return line, b[i+1:], true, tooLong
-}
-
-func (l *lineReader) add(b []byte) {
-	if l.tooLong {
-		return
-	}
-	if len(l.buf)+len(b) > l.max {
-		l.buf, l.tooLong = l.buf[:0], true
-		return
-	}
-	l.buf = append(l.buf, b...)
 }

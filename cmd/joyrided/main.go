@@ -18,13 +18,13 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/joyride-bench/joyride/internal/procstats"
 	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 	"github.com/joyride-bench/joyride/nic/netstack"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
@@ -94,8 +94,10 @@ func main() {
 	var args []string
 	var name string
 	if *pci != "" {
-		args = []string{"joyrided", "-l", fmt.Sprint(*cpu), "--file-prefix", *prefix, "-a", *pci, "--log-level", "*:warning"}
-		name, _, _ = strings.Cut(*pci, ",") // the port is named by its address alone
+		if name, err = eal.ParsePCIDevice(*pci); err != nil { // the port is named by its address alone
+			fail(2, "-pci: %v", err)
+		}
+		args = eal.Args{Program: "joyrided", Core: *cpu, FilePrefix: *prefix, PCI: []string{*pci}}.List()
 	} else {
 		if *iface == "" {
 			fail(2, "-iface (or -pci) is required")

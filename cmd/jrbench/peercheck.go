@@ -17,9 +17,9 @@ import (
 )
 
 // newPeerCheckCmd is `jrbench peer-check`: the generator's round trips next to
-// sockperf ping-pong's on the same testbed (issue 5, "Validation against a
-// peer"). It measures and prints; whether the tools agree is not in its exit
-// status, since agreement on a shared VM is a measurement to read
+// sockperf ping-pong's on the same testbed, a validation against a peer. It
+// measures and prints; whether the tools agree is not in its exit status,
+// since agreement on a shared VM is a measurement to read
 // (docs/PERFORMANCE.md), not a test to pass. It exits 1 when a protocol got
 // no comparison at all (a tool failed in every repetition).
 func newPeerCheckCmd() *cobra.Command {

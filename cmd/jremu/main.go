@@ -23,7 +23,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -139,21 +138,13 @@ func main() {
 // twoVdevs returns EAL arguments opening ifA and ifB as two vdevs of the
 // driver (vdev 0 and 1), and the two port names.
 func twoVdevs(driver, ifA, ifB string, cpu int, prefix string) (args []string, nameA, nameB string, err error) {
-	args, nameA, err = dpdk.VdevArgs(driver, ifA, cpu, prefix)
+	vdevA, portsA, _, err := dpdk.Vdevs(driver, ifA, 0, 1)
 	if err != nil {
 		return nil, "", "", err
 	}
-	argsB, nameB0, err := dpdk.VdevArgs(driver, ifB, cpu, prefix)
+	vdevB, portsB, _, err := dpdk.Vdevs(driver, ifB, 1, 1)
 	if err != nil {
 		return nil, "", "", err
 	}
-	// The last argument is B's "--vdev" value, named like A's: rename it.
-	spec := argsB[len(argsB)-1]
-	if len(argsB) != len(args) || argsB[len(argsB)-2] != "--vdev" || !strings.HasPrefix(spec, nameB0+",") ||
-		!strings.HasSuffix(nameB0, "0") {
-		return nil, "", "", fmt.Errorf("unexpected vdev arguments %q", argsB)
-	}
-	nameB = strings.TrimSuffix(nameB0, "0") + "1"
-	args = append(args, "--vdev", nameB+strings.TrimPrefix(spec, nameB0))
-	return args, nameA, nameB, nil
+	return dpdk.VdevEAL(cpu, prefix, append(vdevA, vdevB...)...).List(), portsA[0], portsB[0], nil
 }

@@ -155,8 +155,8 @@ func main() {
 	default:
 		fail(2, "-protocol %q: allowed udp, tcp", *protocol)
 	}
-	checkQueues(*protocol, *mode, *blast, fail) // -queues, -cpus: multi.go
-	args, name, err := vdevArgs(*driver, *iface, *cpu, *prefix)
+	plan := checkQueues(*protocol, *mode, *blast, fail) // -queues, -cpus, -pci: multi.go
+	args, name, err := plan.ealArgs(*driver, *iface, *cpu, *prefix)
 	if err != nil {
 		fail(2, "%v", err)
 	}
@@ -169,7 +169,7 @@ func main() {
 		dpdk.Cleanup()
 		plainFail(code, format, a...)
 	}
-	p, err := dpdk.OpenPort(name, portConfig())
+	p, err := dpdk.OpenPort(name, plan.portConfig())
 	if err != nil {
 		fail(1, "%v", err)
 	}
@@ -202,7 +202,8 @@ func main() {
 		return
 	}
 	resp := arp.New(p.MAC(), srcIP)
-	mac, err := arp.Resolve(udpQueues(p, fail), resp, dstIP, 5*time.Second)
+	udp := plan.udpQueues(p, fail)
+	mac, err := arp.Resolve(udp.ARPPort(), resp, dstIP, 5*time.Second)
 	if err != nil {
 		p.Close()
 		fail(1, "%v", err)
@@ -238,7 +239,8 @@ func main() {
 		Size: *size, Schedule: *schedule, Rate: *rate, Duration: *duration, Warmup: *warmup,
 		Seed: *seed, LateThreshold: *late, Service: service, Interval: *interval,
 	}
-	res, err := runUDP(p, resp, cfg)
+	res, err := udp.Run(resp, cfg)
+	plan.closeExtra()
 	p.Close()
 	if err != nil {
 		fail(1, "%v", err)

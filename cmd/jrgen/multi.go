@@ -8,14 +8,13 @@ package main
 import (
 	"flag"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/joyride-bench/joyride/loadgen"
 	"github.com/joyride-bench/joyride/nic"
-	"github.com/joyride-bench/joyride/nic/arp"
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 )
 
 var (
@@ -24,19 +23,19 @@ var (
 	pci     = flag.String("pci", "", "instead of a vdev over -iface, a PCI device (a real NIC; EAL's -a argument: address[,pmd args], e.g. 0000:41:00.0,mprq_en=1); -iface then only names it in messages; one queue")
 )
 
-// multi is what the flags set up for the UDP path.
-var multi struct {
-	cpus     []int
-	perPort  int          // queues per DPDK port (VdevQueues)
-	names    []string     // DPDK ports to open, the first by main
-	extra    []*dpdk.Port // the others, opened by udpQueues
-	queues   []nic.Port   // every engine's queue, in order
-	pinnable bool         // run through RunMulti (-queues > 1 or -cpus)
+// portPlan is what the flags set up for the UDP path: the DPDK ports to open
+// and the engines' cpus.
+type portPlan struct {
+	cpus    []int
+	perPort int          // queues per DPDK port (VdevQueues)
+	names   []string     // DPDK ports to open, the first by main
+	extra   []*dpdk.Port // the others, opened by udpQueues
 }
 
 // checkQueues refuses -queues and -cpus where they do not apply, before EAL
 // starts, and parses -cpus.
-func checkQueues(protocol, mode, blast string, fail func(int, string, ...any)) {
+func checkQueues(protocol, mode, blast string, fail func(int, string, ...any)) *portPlan {
+	plan := &portPlan{}
 	if *queues < 1 || *queues > dpdk.MaxVdevQueues {
 		fail(2, "-queues %d outside 1..%d", *queues, dpdk.MaxVdevQueues)
 	}
@@ -58,11 +57,11 @@ func checkQueues(protocol, mode, blast string, fail func(int, string, ...any)) {
 		if len(cpus) != *queues {
 			fail(2, "-cpus %q names %d cpus for -queues %d: give one cpu per queue", *cpuList, len(cpus), *queues)
 		}
-		multi.cpus = cpus
+		plan.cpus = cpus
 	} else if *queues > 1 {
 		fail(2, "-queues %d needs -cpus with %d cpus, one per engine (e.g. -cpus %s)", *queues, *queues, exampleCPUs(*queues))
 	}
-	multi.pinnable = *queues > 1 || *cpuList != ""
+	return plan
 }
 
 // parseCPUs reads a list such as "0,1" or "2-5,7" (taskset -c's syntax), in
@@ -93,105 +92,73 @@ func exampleCPUs(n int) string {
 	return "0-" + strconv.Itoa(n-1)
 }
 
-// vdevArgs is dpdk.VdevArgs for -queues queues: the EAL arguments and the port
-// main opens (the others are opened by udpQueues).
-func vdevArgs(driver, iface string, cpu int, prefix string) ([]string, string, error) {
+// ealArgs is dpdk.VdevArgs for -queues queues (or the -pci device): the EAL
+// arguments and the port main opens (the others are opened by udpQueues).
+func (plan *portPlan) ealArgs(driver, iface string, cpu int, prefix string) ([]string, string, error) {
 	if *pci != "" {
-		return pciArgs(*pci, cpu, prefix)
+		return plan.pciArgs(*pci, cpu, prefix)
 	}
 	args, names, perPort, err := dpdk.VdevQueues(driver, iface, cpu, *queues, prefix)
 	if err != nil {
 		return nil, "", err
 	}
-	multi.names, multi.perPort = names, perPort
+	plan.names, plan.perPort = names, perPort
 	return args, names[0], nil
 }
 
 // portConfig shapes every port: perPort queue pairs (af_packet: all of them on
 // one port; af_xdp: one port per queue).
-func portConfig() dpdk.PortConfig {
-	return dpdk.PortConfig{RxQueues: multi.perPort, TxQueues: multi.perPort}
+func (plan *portPlan) portConfig() dpdk.PortConfig {
+	return dpdk.PortConfig{RxQueues: plan.perPort, TxQueues: plan.perPort}
 }
 
 // udpQueues opens the other ports (af_xdp: one per queue) and lists every
-// engine's queue. It returns the port to resolve the server's MAC on: p itself
-// with one queue, else all queues polled in turn, since the server may answer
-// ARP on any of them. It runs before ARP resolution because an af_xdp queue
-// whose port is not open yet has no XSK: its frames would go to the client's
-// kernel instead.
-func udpQueues(p *dpdk.Port, fail func(int, string, ...any)) nic.Port {
-	for q := 0; q < multi.perPort; q++ {
-		multi.queues = append(multi.queues, p.Queue(q))
+// engine's queue: p itself when it is the only one and no engine is pinned,
+// as loadgen.Run wants it. It runs before ARP resolution because an af_xdp
+// queue whose port is not open yet has no XSK: its frames would go to the
+// client's kernel instead.
+func (plan *portPlan) udpQueues(p *dpdk.Port, fail func(int, string, ...any)) loadgen.Queues {
+	q := loadgen.Queues{CPUs: plan.cpus}
+	if len(plan.names) == 1 && plan.perPort == 1 && len(plan.cpus) == 0 {
+		q.Queues = []nic.Port{p}
+		return q
 	}
-	for _, name := range multi.names[1:] {
-		ep, err := dpdk.OpenPort(name, portConfig())
+	for i := 0; i < plan.perPort; i++ {
+		q.Queues = append(q.Queues, p.Queue(i))
+	}
+	for _, name := range plan.names[1:] {
+		ep, err := dpdk.OpenPort(name, plan.portConfig())
 		if err != nil {
-			closeExtra()
+			plan.closeExtra()
 			p.Close()
 			fail(1, "%v", err)
 		}
-		multi.extra = append(multi.extra, ep)
-		for q := 0; q < multi.perPort; q++ {
-			multi.queues = append(multi.queues, ep.Queue(q))
+		plan.extra = append(plan.extra, ep)
+		for i := 0; i < plan.perPort; i++ {
+			q.Queues = append(q.Queues, ep.Queue(i))
 		}
 	}
-	if len(multi.queues) == 1 {
-		return p
-	}
-	return &fanIn{Port: multi.queues[0], queues: multi.queues}
+	return q
 }
 
-// runUDP offers the point: loadgen.Run on p, or one engine per queue.
-func runUDP(p *dpdk.Port, resp *arp.Responder, cfg loadgen.Config) (*loadgen.Result, error) {
-	if !multi.pinnable {
-		return loadgen.Run(p, resp, cfg)
-	}
-	defer closeExtra()
-	return loadgen.RunMulti(multi.queues, multi.cpus, resp, cfg)
-}
-
-func closeExtra() {
-	for _, ep := range multi.extra {
+// closeExtra closes the ports udpQueues opened.
+func (plan *portPlan) closeExtra() {
+	for _, ep := range plan.extra {
 		ep.Close()
 	}
-	multi.extra = nil
+	plan.extra = nil
 }
-
-// fanIn is a nic.Port that receives from every queue in turn and does the rest
-// (transmit, MAC, ...) on the first: ARP resolution before the engines start,
-// from one goroutine.
-type fanIn struct {
-	nic.Port   // the first queue
-	queues     []nic.Port
-	next, last int // the queue to poll next; the one that filled the batch
-}
-
-func (f *fanIn) RxBurst(b *nic.Batch) int {
-	for range f.queues {
-		q := f.next
-		f.next = (f.next + 1) % len(f.queues)
-		if n := f.queues[q].RxBurst(b); n > 0 {
-			f.last = q
-			return n
-		}
-	}
-	return 0
-}
-
-func (f *fanIn) Free(b *nic.Batch) { f.queues[f.last].Free(b) }
 
 // pciArgs are the EAL arguments for -pci: the device (with its PMD arguments)
 // on hugepages, as on a testbed node; the port is named by its address.
-func pciArgs(dev string, cpu int, prefix string) ([]string, string, error) {
-	addr, _, _ := strings.Cut(dev, ",")
-	if !pciAddrRE.MatchString(addr) {
-		return nil, "", fmt.Errorf("-pci %q: expected a PCI address as lspci -D prints it (0000:41:00.0), optionally followed by ,key=value PMD arguments", dev)
+func (plan *portPlan) pciArgs(dev string, cpu int, prefix string) ([]string, string, error) {
+	addr, err := eal.ParsePCIDevice(dev)
+	if err != nil {
+		return nil, "", fmt.Errorf("-pci: %w", err)
 	}
 	if *queues != 1 {
 		return nil, "", fmt.Errorf("-pci with -queues %d: the multi-core generator opens vdev queues only (use -queues 1)", *queues)
 	}
-	multi.names, multi.perPort = []string{addr}, 1
-	return []string{"jr", "-l", strconv.Itoa(cpu), "--file-prefix", prefix, "-a", dev, "--log-level", "*:warning"}, addr, nil
+	plan.names, plan.perPort = []string{addr}, 1
+	return eal.Args{Program: "jr", Core: cpu, FilePrefix: prefix, PCI: []string{dev}}.List(), addr, nil
 }
-
-var pciAddrRE = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)

@@ -7,6 +7,11 @@
 // on its standard output, which the runner already reads. /proc gives memory,
 // descriptors and threads from outside, but a goroutine leak (a goroutine per
 // connection never ended) shows only here, long before it shows in memory.
+//
+// From outside, the package is also the one reader of /proc/stat (ReadCPU):
+// one definition of a busy CPU (user, nice, system, irq, softirq) for every
+// number the harness reports, with the time the hypervisor stole counted
+// apart, neither busy nor idle.
 package procstats
 
 import (

@@ -29,6 +29,7 @@ import (
 	"strconv"
 
 	"github.com/joyride-bench/joyride/nic"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 )
 
 // ErrUnavailable is returned by every call when the binary was built without DPDK.
@@ -114,22 +115,38 @@ const MaxVdevQueues = 16
 // The interface needs at least queues RX and TX queues (a veth:
 // `ip link add ... numrxqueues N numtxqueues N`; testbed/local Options.Queues).
 func VdevQueues(driver, iface string, cpu, queues int, filePrefix string) (args, ports []string, perPort int, err error) {
+	vdevs, ports, perPort, err := Vdevs(driver, iface, 0, queues)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return VdevEAL(cpu, filePrefix, vdevs...).List(), ports, perPort, nil
+}
+
+// VdevEAL is the EAL configuration of a process whose ports are all vdevs
+// over Linux interfaces: no hugepages (512 MB of ordinary memory), no PCI.
+func VdevEAL(cpu int, filePrefix string, vdevs ...string) eal.Args {
+	return eal.Args{Program: "jr", Core: cpu, FilePrefix: filePrefix, NoHugeMB: 512, Vdevs: vdevs}
+}
+
+// Vdevs returns the --vdev values that give queues queue pairs of iface with
+// the driver (the layouts of VdevQueues), their ports and the queues per
+// port. The devices are numbered from first: a process that drives two
+// interfaces names the second's from the first's count.
+func Vdevs(driver, iface string, first, queues int) (vdevs, ports []string, perPort int, err error) {
 	if queues < 1 || queues > MaxVdevQueues {
 		return nil, nil, 0, fmt.Errorf("%d queues: a vdev port has 1..%d", queues, MaxVdevQueues)
 	}
-	args = []string{"jr", "--no-huge", "--no-pci", "-m", "512",
-		"-l", strconv.Itoa(cpu), "--file-prefix", filePrefix, "--log-level", "*:warning"}
 	switch driver {
 	case "af_xdp":
 		for q := 0; q < queues; q++ {
-			name := "net_af_xdp" + strconv.Itoa(q)
-			args = append(args, "--vdev", name+",iface="+iface+",start_queue="+strconv.Itoa(q)+",queue_count=1")
+			name := "net_af_xdp" + strconv.Itoa(first+q)
+			vdevs = append(vdevs, name+",iface="+iface+",start_queue="+strconv.Itoa(q)+",queue_count=1")
 			ports = append(ports, name)
 		}
-		return args, ports, 1, nil
+		return vdevs, ports, 1, nil
 	case "af_packet":
-		args = append(args, "--vdev", "net_af_packet0,iface="+iface+",qpairs="+strconv.Itoa(queues)+",framecnt=4096")
-		return args, []string{"net_af_packet0"}, queues, nil
+		name := "net_af_packet" + strconv.Itoa(first)
+		return []string{name + ",iface=" + iface + ",qpairs=" + strconv.Itoa(queues) + ",framecnt=4096"}, []string{name}, queues, nil
 	}
 	return nil, nil, 0, errors.New("unknown DPDK vdev driver " + driver + " (allowed: af_xdp, af_packet)")
 }

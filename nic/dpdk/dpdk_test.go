@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/joyride-bench/joyride/nic"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 )
 
 // The tests drive a real pair of DPDK ports: two memif vdevs in this process,
@@ -31,10 +32,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	sock := filepath.Join(dir, "memif.sock")
-	args := []string{"jr-test", "--no-huge", "--no-pci", "-m", "256", "-l", "0", "--file-prefix", fmt.Sprintf("jrtest%d", os.Getpid()),
-		"--log-level", "*:warning",
-		"--vdev", "net_memif0,role=server,id=0,socket=" + sock,
-		"--vdev", "net_memif1,role=client,id=0,socket=" + sock}
+	args := eal.Args{Program: "jr-test", Core: 0, FilePrefix: fmt.Sprintf("jrtest%d", os.Getpid()), NoHugeMB: 256,
+		Vdevs: []string{"net_memif0,role=server,id=0,socket=" + sock, "net_memif1,role=client,id=0,socket=" + sock}}.List()
 	if err := Init(args); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -3,9 +3,7 @@ package joyride
 import (
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
-	"time"
 
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
@@ -13,20 +11,16 @@ import (
 )
 
 // dispatch is the Stack's one consumer of the down ring: it routes every
-// message to its socket by id and sleeps on the application's eventfd when the
-// ring is empty. It also watches the control socket, so a service that dies
-// fails the sockets instead of leaving readers blocked forever.
-//
-// It does not use End.Wait: that shares an eventfd scratch buffer with
-// End.Notify, which writers call concurrently (under sendMu). The wait below
-// is the same need-wakeup protocol on End's exported pieces.
+// message to its socket by id and sleeps in Go's netpoller (channel.Sleeper)
+// when the ring is empty, while writers Notify through the same End under
+// sendMu. It also watches the control socket, so a service that dies fails
+// the sockets instead of leaving readers blocked forever.
 func (s *Stack) dispatch() {
 	defer close(s.dispDone)
 	ctlFd := -1
 	if rc, err := s.ctl.conn.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { ctlFd = int(fd) })
 	}
-	w := newWaiter(s)
 	// scratch receives every payload; see route for why it is a pool buffer.
 	scratch := s.bufs.large.Get().(*[]byte)
 	var (
@@ -61,80 +55,14 @@ func (s *Stack) dispatch() {
 			s.fail(ErrServiceGone)
 			return
 		}
-		if idle := w.sleep(); idle {
-			// Nothing for idleWait/2 or more: only now look at the control
-			// socket. A service that dies stops the down ring, so a hang-up is
-			// seen within idleWait, without a poll(2) on every wake-up.
+		if err := s.sleeper.Sleep(idleWait); err != nil {
+			// Nothing for idleWait/2 or more (or the wait failed): only now
+			// look at the control socket. A service that dies stops the down
+			// ring, so a hang-up is seen within idleWait, without a poll(2) on
+			// every wake-up.
 			gone = hungUp(ctlFd)
 		}
 	}
-}
-
-// waiter is the dispatcher's sleep on the application's eventfd, with the
-// need-wakeup protocol. It is built so that a wake-up costs one read(2) and
-// nothing else: the wait is Go's netpoller (s.wake through its RawConn, not a
-// raw poll(2): a goroutine blocked in a system call keeps its P until the
-// runtime's monitor takes it back, tens of µs to ms, and with GOMAXPROCS=1 —
-// an application pinned to one core — the goroutine about to read the
-// message would wait that long); it parks without first trying a read that
-// would fail with EAGAIN (see wait for why it looks at the ring instead); and
-// it moves the eventfd's deadline only
-// when half of idleWait is used up, not before every sleep.
-type waiter struct {
-	s        *Stack
-	rc       syscall.RawConn
-	deadline time.Time // the deadline set on s.wake
-	tried    bool      // wait has been called once in this Read
-	buf      [8]byte
-	waitFn   func(fd uintptr) bool // wait, bound once (a method value per Read would allocate)
-}
-
-func newWaiter(s *Stack) *waiter {
-	w := &waiter{s: s}
-	w.rc, _ = s.wake.SyscallConn()
-	w.waitFn = w.wait
-	return w
-}
-
-// sleep blocks until the service notifies, Close writes the eventfd, or the
-// eventfd's deadline passes; it reports the latter (idle).
-func (w *waiter) sleep() (idle bool) {
-	e := w.s.end
-	e.SetNeedWakeup(true)
-	if !e.Pending() {
-		if now := time.Now(); w.deadline.Sub(now) < idleWait/2 {
-			w.deadline = now.Add(idleWait)
-			w.s.wake.SetReadDeadline(w.deadline)
-		}
-		w.tried = false
-		if w.rc == nil {
-			var b [8]byte
-			_, err := w.s.wake.Read(b[:])
-			idle = errors.Is(err, os.ErrDeadlineExceeded)
-		} else {
-			idle = w.rc.Read(w.waitFn) != nil
-		}
-	}
-	e.SetNeedWakeup(false)
-	return idle
-}
-
-// wait is the RawConn.Read callback. Its first call makes no system call:
-// it returns "ready" if a message is on the ring already, else "not ready",
-// and the poller parks the goroutine until the eventfd is written. The
-// Pending check is needed, not an optimisation: RawConn.Read first resets
-// the poller's readiness (prepareRead), so a write that came after sleep's
-// own Pending check and before that reset would be forgotten. The service
-// publishes a message before it writes the eventfd, so such a write always
-// has its message on the ring by now. Every later call reads the counter
-// back to 0, so that each later write makes a new edge.
-func (w *waiter) wait(fd uintptr) bool {
-	if !w.tried {
-		w.tried = true
-		return w.s.end.Pending()
-	}
-	_, err := unix.Read(int(fd), w.buf[:])
-	return err != unix.EAGAIN
 }
 
 // hungUp says whether the control socket has hung up (the service is gone).

@@ -55,7 +55,6 @@ import (
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure the Joyride stack: the application's side and, when the
@@ -223,7 +222,7 @@ type Stack struct {
 
 	stopping atomic.Bool
 	dispDone chan struct{}
-	wake     *os.File // the dispatcher's pollable view of the app's eventfd
+	sleeper  *channel.Sleeper // the dispatcher's sleep on the app's eventfd
 	bufs     *recvBufs
 
 	ctr Counters
@@ -298,18 +297,12 @@ func Open(o Options) (*Stack, error) {
 	if rep.SendWin > 0 {
 		s.sendWin = rep.SendWin
 	}
-	// The dispatcher sleeps on its own descriptor of the app's eventfd, in Go's
-	// netpoller (see sleep); closing it does not close the region's.
-	wfd, err := unix.Dup(s.end.WaitFd())
-	if err == nil {
-		err = unix.SetNonblock(wfd, true)
-	}
-	if err != nil {
+	// The dispatcher sleeps in Go's netpoller, not in poll(2).
+	if s.sleeper, err = s.end.NewSleeper(); err != nil {
 		ctl.close()
 		region.Close()
-		return nil, fmt.Errorf("joyride: eventfd: %w", err)
+		return nil, fmt.Errorf("joyride: %w", err)
 	}
-	s.wake = os.NewFile(uintptr(wfd), "joyride-wake")
 	go s.dispatch()
 	return s, nil
 }
@@ -353,10 +346,9 @@ func (s *Stack) Close() error {
 	s.stopping.Store(true)
 	// Wake the dispatcher if it sleeps: the region (and so its eventfd) is
 	// open until it has stopped.
-	one := [8]byte{1}
-	unix.Write(s.end.WaitFd(), one[:])
+	s.sleeper.Wake()
 	<-s.dispDone
-	s.wake.Close()
+	s.sleeper.Close()
 	err := s.ctl.close()
 	s.sendMu.Lock()
 	s.regionClosed = true

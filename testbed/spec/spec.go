@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/joyride-bench/joyride/internal/strictyaml"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 )
 
 // Testbed is a parsed testbed file.
@@ -113,16 +114,14 @@ type NIC struct {
 	Iface string `json:"iface,omitempty"`
 }
 
-// DPDKArgs returns the EAL arguments that attach the device.
-func (n NIC) DPDKArgs() []string {
-	if n.PCI != "" {
-		a := n.PCI
-		if n.PMDArgs != "" {
-			a += "," + n.PMDArgs
-		}
-		return []string{"-a", a}
+// Device is what a role is given to attach a PCI NIC (jrgen's and
+// joyrided's -pci, EAL's -a): the address with its PMD arguments; "" for a
+// vdev, which the roles build themselves from its driver and interface.
+func (n NIC) Device() string {
+	if n.PCI == "" {
+		return ""
 	}
-	return []string{"--no-pci", "--vdev=" + n.Vdev}
+	return eal.PCIDevice(n.PCI, n.PMDArgs)
 }
 
 // Node returns the node that plays role (the first, there is exactly one

@@ -31,10 +31,10 @@ func TestLoadGood(t *testing.T) {
 	if s.SSH.Port != 2222 || s.SSH.HostKeyPolicy != HostKeyStrict || s.SSH.KnownHosts != "/tmp/kh" || s.SSH.Addr() != "10.10.1.2:2222" {
 		t.Errorf("server ssh: %+v", s.SSH)
 	}
-	if got := c.NIC.DPDKArgs(); !slices.Equal(got, []string{"-a", "0000:41:00.0,mprq_en=1,rxq_cqe_comp_en=0"}) {
-		t.Errorf("client DPDK args %q", got)
+	if got := c.NIC.Device(); got != "0000:41:00.0,mprq_en=1,rxq_cqe_comp_en=0" {
+		t.Errorf("client device %q", got)
 	}
-	if s.NIC.Iface != "eth1" || !slices.Equal(s.NIC.DPDKArgs(), []string{"--no-pci", "--vdev=net_af_xdp0,iface=eth1"}) {
+	if s.NIC.Iface != "eth1" || s.NIC.Vdev != "net_af_xdp0,iface=eth1" || s.NIC.Device() != "" {
 		t.Errorf("server nic %+v", s.NIC)
 	}
 	if c.IP != netip.MustParsePrefix("198.18.0.1/24") || s.IP != netip.MustParsePrefix("198.18.0.2/24") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/joyride-bench/joyride/nic"
 	"github.com/joyride-bench/joyride/nic/dpdk"
+	"github.com/joyride-bench/joyride/nic/dpdk/eal"
 )
 
 // Pair is two connected memif ports.
@@ -35,10 +36,8 @@ func OpenPair(name string, cfg dpdk.PortConfig) (*Pair, error) {
 		return nil, err
 	}
 	sock := filepath.Join(dir, "memif.sock")
-	err = dpdk.Init([]string{name, "--no-huge", "--no-pci", "-m", "256", "-l", "0",
-		"--file-prefix", fmt.Sprintf("%s%d", name, os.Getpid()), "--log-level", "*:warning",
-		"--vdev", "net_memif0,role=server,id=0,socket=" + sock,
-		"--vdev", "net_memif1,role=client,id=0,socket=" + sock})
+	err = dpdk.Init(eal.Args{Program: name, Core: 0, FilePrefix: fmt.Sprintf("%s%d", name, os.Getpid()), NoHugeMB: 256,
+		Vdevs: []string{"net_memif0,role=server,id=0,socket=" + sock, "net_memif1,role=client,id=0,socket=" + sock}}.List())
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -51,13 +51,16 @@
 // A busy side never makes a system call: the producer publishes and the
 // consumer, polling, sees it. A side that runs out of work and wants to sleep
 // sets its need-wakeup flag in the header, checks its ring once more (a message
-// may have arrived just before the flag was visible), and only then blocks in
-// poll(2) on its eventfd. A producer that has published checks the peer's flag
-// (Notify) and writes the peer's eventfd only when it is set. This is the
-// protocol of AF_XDP's XDP_RING_NEED_WAKEUP: with sequentially consistent
-// atomics on both sides (store flag, load counter / store counter, load flag) at
-// least one side sees the other's store, so a wakeup is never lost; it can be
-// spurious, and Wait's callers simply loop.
+// may have arrived just before the flag was visible: PrepareSleep), and only
+// then sleeps on its eventfd: in poll(2) (Wait), in an epoll or ppoll of many
+// descriptors (the service), or in Go's netpoller (Sleeper, the Go client);
+// FinishSleep clears the flag when it wakes. A producer that has published
+// checks the peer's flag (Notify) and writes the peer's eventfd only when it
+// is set. This is the protocol of AF_XDP's XDP_RING_NEED_WAKEUP: with
+// sequentially consistent atomics on both sides (store flag, load counter /
+// store counter, load flag) at least one side sees the other's store, so a
+// wakeup is never lost; it can be spurious, and the sleepers' callers simply
+// loop.
 //
 // # Why the service validates everything
 //
@@ -82,8 +85,9 @@
 //
 // # Use
 //
-// An End is used by one goroutine at a time; Send/Recv/Pending/Notify on the
-// data path allocate nothing and make no system call (Notify makes one only
-// when the peer sleeps). Exactly one App end and one Service end may exist for
+// Each half of an End, sending (Send, Notify) and receiving (Recv, Pending,
+// the waits), is used by one goroutine at a time; Send/Recv/Pending/Notify on
+// the data path allocate nothing and make no system call (Notify makes one
+// only when the peer sleeps). Exactly one App end and one Service end may exist for
 // a region at any time, system-wide: the free lists are private to the End.
 package channel

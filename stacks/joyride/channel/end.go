@@ -121,7 +121,10 @@ func (r *ring) loadCons() error {
 
 // End is one side's access to a region: the app's or the service's. It holds
 // that side's private state (its counters, its free buffers, which of its
-// buffers are lent out). One goroutine at a time.
+// buffers are lent out). One goroutine at a time for each half: the sending
+// one (Send, FreeBuffers, Notify) and the receiving one (Recv, Pending, the
+// waits: Wait, PrepareSleep/FinishSleep, Drain, a Sleeper) may each have
+// their own.
 type End struct {
 	mem  []byte
 	side string // "app" or "service"
@@ -151,8 +154,11 @@ type End struct {
 	peerWake *uint32 // the peer's
 	waitFd   int     // our eventfd
 	peerFd   int     // the peer's eventfd
-	efd      [8]byte // eventfd I/O scratch
-	pfd      [1]unix.PollFd
+	// eventfd I/O scratch, one per half: Notify (the sending half) may run
+	// while Wait or Drain (the receiving half) runs on another goroutine.
+	notifyBuf [8]byte
+	drainBuf  [8]byte
+	pfd       [1]unix.PollFd
 }
 
 func newEnd(r *Region, side string, tx, rx, freeIn, freeOut ringLayout, own, peerLo uint32, ownWake, peerWake int, waitFd, peerFd int) *End {

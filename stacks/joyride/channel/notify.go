@@ -21,9 +21,9 @@ func (e *End) Notify() error {
 	if atomic.SwapUint32(e.peerWake, 0) == 0 {
 		return nil
 	}
-	e.efd = [8]byte{1} // 1, little-endian uint64
+	e.notifyBuf = [8]byte{1} // 1, little-endian uint64
 	for {
-		_, err := unix.Write(e.peerFd, e.efd[:])
+		_, err := unix.Write(e.peerFd, e.notifyBuf[:])
 		switch err {
 		case nil, unix.EAGAIN: // EAGAIN: the counter is saturated, the peer is readable anyway
 			return nil
@@ -38,22 +38,41 @@ func (e *End) Notify() error {
 // Wait blocks until there is something to Recv, the peer notifies, or the
 // timeout passes (a negative timeout waits forever). It returns nil when there
 // may be something to do (wakeups can be spurious: callers loop) and
-// ErrTimeout on timeout. It sets this side's need-wakeup flag, re-checks the
-// ring, and sleeps in poll(2) on WaitFd.
+// ErrTimeout on timeout. It is PrepareSleep, then poll(2) on WaitFd, then
+// FinishSleep and Drain. It blocks its thread in a system call: a goroutine
+// that shares its P with others sleeps better in a Sleeper.
 func (e *End) Wait(timeout time.Duration) error {
-	if e.Pending() {
+	if !e.PrepareSleep() {
 		return nil
+	}
+	err := e.poll(timeout)
+	e.FinishSleep()
+	e.Drain()
+	return err
+}
+
+// PrepareSleep is the first half of the need-wakeup protocol: it sets this
+// side's need-wakeup flag, then checks the ring once more, since a message
+// published before the flag was visible comes with no Notify. It reports
+// whether to sleep: false when a message is there (the flag is cleared
+// again). After a sleep, call FinishSleep. A caller that sleeps in its own
+// way (epoll over many regions, Go's netpoller) must sleep on WaitFd and
+// must not lose a write made between PrepareSleep and its sleep.
+func (e *End) PrepareSleep() bool {
+	if e.Pending() {
+		return false
 	}
 	e.SetNeedWakeup(true)
 	if e.Pending() {
 		e.SetNeedWakeup(false)
-		return nil
+		return false
 	}
-	err := e.poll(timeout)
-	e.SetNeedWakeup(false)
-	e.Drain()
-	return err
+	return true
 }
+
+// FinishSleep clears the need-wakeup flag after a sleep: the peer need not
+// write the eventfd while this side is awake and polling its ring.
+func (e *End) FinishSleep() { e.SetNeedWakeup(false) }
 
 func (e *End) poll(timeout time.Duration) error {
 	var deadline time.Time
@@ -88,8 +107,8 @@ func (e *End) poll(timeout time.Duration) error {
 }
 
 // WaitFd is the eventfd this side sleeps on, for callers that wait on many
-// regions with epoll: SetNeedWakeup(true), check Pending once more, epoll_wait,
-// then Drain and SetNeedWakeup(false).
+// regions with epoll or ppoll: PrepareSleep, the wait, then FinishSleep and
+// Drain.
 func (e *End) WaitFd() int { return e.waitFd }
 
 // SetNeedWakeup sets or clears this side's need-wakeup flag: while it is set,
@@ -105,7 +124,7 @@ func (e *End) SetNeedWakeup(on bool) {
 // Drain resets this side's eventfd (non-blocking).
 func (e *End) Drain() {
 	for {
-		_, err := unix.Read(e.waitFd, e.efd[:])
+		_, err := unix.Read(e.waitFd, e.drainBuf[:])
 		if err != unix.EINTR {
 			return
 		}

@@ -16,9 +16,10 @@
 //  3. read every ready socket into its application's "down" ring;
 //  4. flush the transmit queue and wake the applications that got messages.
 //
-// When a round finds no work for Config.Spin the engine sleeps in epoll on the
-// applications' event fds and its own wake fd (TCP callbacks from the stack's
-// goroutines write it), with a short timeout so the NIC is still polled: an idle
+// When a round finds no work for Config.Spin the engine sleeps in one ppoll(2)
+// on the applications' event fds, the NIC's descriptors when it has them, and
+// its own wake fd (TCP callbacks from the stack's goroutines write it), with a
+// short timeout so a NIC without descriptors is still polled: an idle
 // joyrided costs almost no CPU. Control requests (listen, dial, close) run on
 // one goroutine per application connection; they share each application's
 // socket table with the engine under the application's mutex.
