@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/joyride-bench/joyride/stacks"
 )
 
 // Report is what WriteReport renders into report.md.
@@ -39,8 +41,9 @@ type Section struct {
 	Markdown string
 }
 
-// NullStack is the name of the stack that gives the latency floor.
-const NullStack = "null"
+// isFloor reports whether stack gives the latency floor (the null
+// reflector): the report subtracts its latency from the others'.
+func isFloor(stack string) bool { return stacks.Has(stack, stacks.Floor) }
 
 // capacityFraction is how much of the offered rate must be achieved for a point
 // to count as "keeping up".
@@ -224,7 +227,7 @@ func renderReport(r Report) string {
 func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 float64) {
 	var nulls []Aggregate
 	for _, a := range aggs {
-		if a.Stack == NullStack && a.NValid > 0 {
+		if isFloor(a.Stack) && a.NValid > 0 {
 			nulls = append(nulls, a)
 		}
 	}
@@ -268,7 +271,7 @@ func writeNullSection(b *strings.Builder, aggs []Aggregate, noiseP50, noiseP99 f
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|\n")
 	rows := 0
 	for _, a := range aggs {
-		if a.Stack == NullStack || a.NValid == 0 {
+		if isFloor(a.Stack) || a.NValid == 0 {
 			continue
 		}
 		n, ok := findNull(a)
@@ -486,8 +489,9 @@ func FormatCI(lo, hi float64) string {
 	return fmtUs(lo) + "–" + h
 }
 
-// BaselineStack is the stack every other is compared with in the ratios.
-const BaselineStack = "kernel"
+// isBaseline reports whether stack is the one every other is compared with
+// in the ratios (the kernel).
+func isBaseline(stack string) bool { return stacks.Has(stack, stacks.Baseline) }
 
 // writeRatioSection compares each stack with the kernel: capacity (highest
 // rate kept up with), capacity under the SLO, and p50/p99 at the lowest rate
@@ -498,7 +502,7 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo, noiseP50, nois
 	// application and size.
 	baseOf := func(g []Aggregate) []Aggregate {
 		for _, k := range groups {
-			if k[0].Stack == BaselineStack && k[0].Protocol == g[0].Protocol && k[0].App == g[0].App && k[0].Size == g[0].Size &&
+			if isBaseline(k[0].Stack) && k[0].Protocol == g[0].Protocol && k[0].App == g[0].App && k[0].Size == g[0].Size &&
 				k[0].Instances == g[0].Instances {
 				return k
 			}
@@ -507,7 +511,7 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo, noiseP50, nois
 	}
 	rows := 0
 	for _, g := range groups {
-		if g[0].Stack != BaselineStack && baseOf(g) != nil {
+		if !isBaseline(g[0].Stack) && baseOf(g) != nil {
 			rows++
 		}
 	}
@@ -543,7 +547,7 @@ func writeRatioSection(b *strings.Builder, aggs []Aggregate, slo, noiseP50, nois
 	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, g := range groups {
 		base := baseOf(g)
-		if g[0].Stack == BaselineStack || base == nil {
+		if isBaseline(g[0].Stack) || base == nil {
 			continue
 		}
 		bc, bok := capacity(base)

@@ -89,9 +89,12 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	srv := r.site.serverEnd()
 	env := stacks.Env{Iface: srv.Iface, Addr: srv.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
 	var dmn *server // the stack's daemon, if it has one
-	if f, err := stacks.Lookup(p.Stack.Name); err == nil && f.Daemon != nil {
+	f, err := stacks.Lookup(p.Stack.Name)
+	if err != nil {
+		return pt, nil, "", err
+	}
+	if f.Daemon != nil {
 		d := f.Daemon(p.Stack.Options, env)
-		var err error
 		dmn, err = r.site.startServer(ctx, d.Binary, pl.Server, slices.Concat(d.Args, srv.DaemonArgs)...)
 		if err != nil {
 			return pt, nil, "", fmt.Errorf("%s: %w", d.Binary, err)
@@ -118,7 +121,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 			prefix = fmt.Sprintf("jrapp%d-%s", i, r.site.id())
 		}
 		app, err := r.site.startServer(ctx, "jrapp", pl.Server,
-			"-stack", p.Stack.Name, "-options", string(opts), "-iface", srv.Iface,
+			"-stack", f.ServerStack(), "-options", string(opts), "-iface", srv.Iface,
 			"-addr", srv.Addr.String(), "-port", strconv.Itoa(ServerPort+i), "-protocol", proto,
 			"-cpu", strconv.Itoa(pl.Server), "-file-prefix", prefix, "-run-dir", runDir,
 			"-app", r.e.App, "-size", strconv.Itoa(size))

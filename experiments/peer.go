@@ -550,7 +550,7 @@ func peerWorkload(o *PeerOptions, proto string) Workload {
 // peerJrgen runs jrgen against jrapp on stack (kernel, or null for the floor).
 func (r *runner) peerJrgen(ctx context.Context, o *PeerOptions, stack, proto string, rep int) PeerRun {
 	tool, server := ToolJrgen, "jrapp -stack kernel"
-	if stack == "null" {
+	if stacks.Has(stack, stacks.Floor) {
 		tool, server = ToolJrgenNull, "jrapp -stack null (DPDK reflector)"
 	}
 	name := fmt.Sprintf("%s_%s_rep%d", tool, proto, rep)

@@ -29,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/spec"
 	"github.com/joyride-bench/joyride/testbed/ssh"
 )
@@ -87,8 +88,8 @@ func checkRemote(e *Experiment, o *RunOptions) error {
 	}
 	if server.NIC.PCI != "" {
 		for _, s := range e.Stacks {
-			if s.Name == "null" || s.Name == "afxdp" {
-				return fmt.Errorf("testbed %s: stack %s opens its own vdev over an interface; on the PCI NIC of node %s only stacks reached through the kernel or joyrided run (kernel, joyride)", tb.Name, s.Name, server.Name)
+			if err := stacks.Require(s.Name, stacks.PCIDevice); err != nil {
+				return fmt.Errorf("testbed %s: node %s has a PCI NIC: %w", tb.Name, server.Name, err)
 			}
 		}
 	}

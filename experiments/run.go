@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
 	"github.com/joyride-bench/joyride/testbed/spec"
@@ -29,7 +30,7 @@ type Placement struct {
 	// GeneratorExtra are more cores for the generator: with them it runs one
 	// engine per core, each on a queue of its own (jrgen -queues, loadgen's
 	// RunMulti), on a testbed whose veth has that many queues. UDP echo only,
-	// and only the kernel stack serves several queues. On a machine with spare
+	// on stacks that serve several queues (stacks.MultiQueue). On a machine with spare
 	// cores this keeps the generator from being the bottleneck; on this
 	// 2-core VM an extra engine shares the server's core.
 	GeneratorExtra []int `json:"generator_extra,omitempty"`
@@ -48,8 +49,8 @@ func checkGeneratorCores(e *Experiment, p Placement) error {
 		return fmt.Errorf("%d generator cores: several engines offer UDP requests only (this experiment is %s %s)", len(p.generatorCPUs()), w.ProtocolText(), w.Mode)
 	}
 	for _, s := range e.Stacks {
-		if s.Name != "kernel" {
-			return fmt.Errorf("%d generator cores: only the kernel stack serves the veth's several queues, not %q", len(p.generatorCPUs()), s.Name)
+		if err := stacks.Require(s.Name, stacks.MultiQueue); err != nil {
+			return fmt.Errorf("%d generator cores load the veth's several queues: %w", len(p.generatorCPUs()), err)
 		}
 	}
 	return nil

@@ -31,17 +31,15 @@ var (
 	testbeds = []string{"local"}
 	apps     = []string{"echo", "synthetic", "memcached", "redis", "nginx"}
 	// kvApps take a key-value workload; externalApps are unmodified
-	// programs, which run on the stacks in preloadStacks only (the kernel's
-	// own sockets, Joyride's preload shim).
-	kvApps        = []string{"memcached", "redis"}
-	externalApps  = []string{"memcached", "redis", "nginx"}
-	preloadStacks = []string{"kernel", "joyride"}
-	protocols     = []string{"udp", "tcp"}
-	schedules     = []string{"poisson", "constant"}
-	modes         = []string{"rpc", "connect"}
-	orders        = []string{"interleaved", "sequential"}
-	pmQoS         = []string{"on", "off"}
-	plotKinds     = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores", "density"}
+	// programs, which run on the stacks with capability stacks.Preload only.
+	kvApps       = []string{"memcached", "redis"}
+	externalApps = []string{"memcached", "redis", "nginx"}
+	protocols    = []string{"udp", "tcp"}
+	schedules    = []string{"poisson", "constant"}
+	modes        = []string{"rpc", "connect"}
+	orders       = []string{"interleaved", "sequential"}
+	pmQoS        = []string{"on", "off"}
+	plotKinds    = []string{"latency-vs-load", "cdf", "capacity", "msg-size", "cores", "density"}
 )
 
 // Limits on values.
@@ -199,11 +197,8 @@ func (p *parser) experiment(root *yaml.Node) *Experiment {
 				p.Add(m["workload"], "workload.connections", "%d connections cannot reach %d instances: give at least as many connections as instances", w.Connections, most)
 			}
 			for _, s := range e.Stacks {
-				switch s.Name {
-				case "null":
-					p.Add(m["stacks"], "stacks", "the null stack reflects frames: it has no application instances to multiply")
-				case "afxdp":
-					p.Add(m["stacks"], "stacks", "afxdp is a library OS that owns the NIC queue: one application per queue, so no more than 1 instance (the density Joyride's service design allows and a library OS does not)")
+				if err := stacks.Require(s.Name, stacks.MultiInstance); err != nil {
+					p.Add(m["stacks"], "stacks", "%d application instances: %v", most, err)
 				}
 			}
 		}

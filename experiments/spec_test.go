@@ -683,8 +683,8 @@ func TestMemcachedApp(t *testing.T) {
 		t.Fatalf("redis: %v %+v", err, e)
 	}
 	expectProblems(t, "name: x\n", []problemCase{
-		{"stacks: [afxdp]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", "preload shim"},
-		{"stacks: [null]\napp: nginx\nworkload: {protocol: tcp, rates: [1]}", "stacks", "preload shim"},
+		{"stacks: [afxdp]\napp: memcached\nworkload: {protocol: tcp, rates: [1]}", "stacks", `stack "afxdp" lacks capability preload (runs unmodified programs on its sockets): its netstack lives inside a Go application; no shim puts a C program's sockets on it; stacks with it: joyride, kernel`},
+		{"stacks: [null]\napp: nginx\nworkload: {protocol: tcp, rates: [1]}", "stacks", `stack "null" lacks capability preload`},
 		{"stacks: [kernel]\napp: redis\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}}", "workload.memcached", "only app memcached"},
 		{"stacks: [kernel]\napp: redis\nworkload: {protocol: tcp, rates: [1], memcached: {keys: 3}, redis: {keys: 3}}", "workload.redis", "not both"},
 		{"stacks: [kernel]\napp: nginx\nworkload: {protocol: tcp, rates: [1], size: exponential:100}", "workload.size", "one file"},

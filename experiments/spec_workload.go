@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/joyride-bench/joyride/loadgen"
+	"github.com/joyride-bench/joyride/stacks"
 )
 
 func lowest(rates []float64) float64 {
@@ -209,9 +210,8 @@ func (p *parser) externalApp(n *yaml.Node, e *Experiment) {
 		p.Add(n, "workload.size", "app %s serves one file of workload.size bytes: give a number, not a distribution", e.App)
 	}
 	for _, s := range e.Stacks {
-		if !slices.Contains(preloadStacks, s.Name) {
-			p.Add(n, "stacks", "app %s is Debian's unmodified program: it runs on the kernel's sockets or on Joyride through the preload shim (stacks %s), not %q",
-				e.App, strings.Join(preloadStacks, ", "), s.Name)
+		if err := stacks.Require(s.Name, stacks.Preload); err != nil {
+			p.Add(n, "stacks", "app %s is Debian's unmodified program: %v", e.App, err)
 		}
 	}
 }

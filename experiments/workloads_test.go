@@ -280,7 +280,7 @@ func TestMultiCoreGeneratorThroughTheRunner(t *testing.T) {
 	}
 	// Where several engines cannot work, the run is refused before it starts.
 	j, _ := Parse("inline.yaml", []byte("name: multi-inline\nstacks: [joyride]\nworkload: {rates: [4000]}\n"))
-	if _, err := Run(context.Background(), j, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Placement: &pl}); err == nil || !strings.Contains(err.Error(), "only the kernel stack") {
+	if _, err := Run(context.Background(), j, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Placement: &pl}); err == nil || !strings.Contains(err.Error(), `stack "joyride" lacks capability multi-queue`) {
 		t.Fatalf("joyride with 2 generator cores: %v", err)
 	}
 }

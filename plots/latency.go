@@ -332,6 +332,7 @@ func latencyFigure(pts []analysis.Point, title string, sloUs float64) (*figure, 
 	f := &figure{title: title, legend: newLegend()}
 	stacks := map[string]bool{}
 	anyBand, anyBars, anyNull, anyClamped := false, false, false, false
+	floor := "" // the floor stack's name, when it ran
 	for i, pn := range panels {
 		p := newPlot("")
 		if len(panels) > 1 {
@@ -382,7 +383,7 @@ func latencyFigure(pts []analysis.Point, title string, sloUs float64) (*figure, 
 		for _, s := range pn.series {
 			stacks[s.stack] = true
 			c, glyph := StackStyle(s.stack)
-			if s.stack == "null" {
+			if isFloor(s.stack) {
 				for _, seg := range s.segments() {
 					var xys spreadXYs
 					for _, a := range seg {
@@ -400,7 +401,7 @@ func latencyFigure(pts []analysis.Point, title string, sloUs float64) (*figure, 
 					shade.Color = nullFill
 					shade.LineStyle.Width = 0
 					p.Add(shade)
-					anyNull = true
+					anyNull, floor = true, s.stack
 					// Its edges, so that it does not read as an interval.
 					if len(xys) > 1 {
 						lo, hi := make(plotter.XYs, len(xys)), make(plotter.XYs, len(xys))
@@ -614,14 +615,14 @@ func latencyFigure(pts []analysis.Point, title string, sloUs float64) (*figure, 
 	// intervals and the SLO.
 	var names []string
 	for s := range stacks {
-		if s != "null" {
+		if !isFloor(s) {
 			names = append(names, s)
 		}
 	}
 	l := f.legend
 	l.addStacks(names)
 	if anyNull {
-		l.add("null (floor): p50 to p99", bandKey{fill: nullFill, line: nullEdge, edges: true})
+		l.add(floor+" (floor): p50 to p99", bandKey{fill: nullFill, line: nullEdge, edges: true})
 	}
 	l.addDashKey([]string{"p50", "p99"}, [][]vg.Length{nil, p99Dashes})
 	if anyBand {

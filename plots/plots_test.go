@@ -15,7 +15,9 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/joyride-bench/joyride/analysis"
+	_ "github.com/joyride-bench/joyride/stacks/all" // the Displays StackStyle reads
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg/draw"
 )
 
 // checkFigure checks that base.png decodes as an image of one panel's size,
@@ -211,6 +213,32 @@ func TestStackStyle(t *testing.T) {
 	c2, g2 := StackStyle("mtcp")
 	if c1 != c2 || g1 != g2 {
 		t.Error("StackStyle is not stable for an unknown stack")
+	}
+}
+
+// The registered stacks' Displays are the styles the figures have always
+// had, so that figures made before and after look alike.
+func TestRegisteredStylesAreTheFiguresOwn(t *testing.T) {
+	for _, want := range []struct {
+		stack string
+		rgb   [3]uint8
+		shape draw.GlyphDrawer
+	}{
+		{"kernel", [3]uint8{0x00, 0x72, 0xb2}, markGlyph{shape: shapeCircle}},
+		{"null", [3]uint8{0x77, 0x77, 0x77}, draw.CrossGlyph{}},
+		{"afxdp", [3]uint8{0x00, 0x9e, 0x73}, markGlyph{shape: shapeUp}},
+		{"joyride", [3]uint8{0xd5, 0x5e, 0x00}, markGlyph{shape: shapeBox}},
+	} {
+		c, g := StackStyle(want.stack)
+		r, gr, b, _ := c.RGBA()
+		if got := [3]uint8{uint8(r >> 8), uint8(gr >> 8), uint8(b >> 8)}; got != want.rgb || g.Shape != want.shape {
+			t.Errorf("%s: colour %x shape %#v, want %x %#v", want.stack, got, g.Shape, want.rgb, want.shape)
+		}
+	}
+	names := []string{"mtcp", "joyride", "afxdp", "kernel", "null", "demikernel"}
+	sortStacks(names)
+	if want := []string{"null", "kernel", "afxdp", "joyride", "demikernel", "mtcp"}; !slices.Equal(names, want) {
+		t.Errorf("legend order %v, want %v", names, want)
 	}
 }
 

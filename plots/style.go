@@ -11,39 +11,30 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/joyride-bench/joyride/stacks"
 )
 
-// Colours of the Okabe–Ito palette, readable by colour-blind readers.
+// Colours of the Okabe–Ito palette, readable by colour-blind readers, that
+// the registered stacks' Displays leave for the others (the kernel has its
+// blue, afxdp its bluish green, joyride its vermilion, null the grey).
 var (
-	okBlack     = color.RGBA{0x00, 0x00, 0x00, 0xff}
-	okOrange    = color.RGBA{0xe6, 0x9f, 0x00, 0xff}
-	okSkyBlue   = color.RGBA{0x56, 0xb4, 0xe9, 0xff}
-	okGreen     = color.RGBA{0x00, 0x9e, 0x73, 0xff}
-	okBlue      = color.RGBA{0x00, 0x72, 0xb2, 0xff}
-	okVermilion = color.RGBA{0xd5, 0x5e, 0x00, 0xff}
-	okPurple    = color.RGBA{0xcc, 0x79, 0xa7, 0xff}
-	grey        = color.RGBA{0x77, 0x77, 0x77, 0xff}
-	darkGrey    = color.RGBA{0x33, 0x33, 0x33, 0xff}
+	okBlack   = color.RGBA{0x00, 0x00, 0x00, 0xff}
+	okOrange  = color.RGBA{0xe6, 0x9f, 0x00, 0xff}
+	okSkyBlue = color.RGBA{0x56, 0xb4, 0xe9, 0xff}
+	okPurple  = color.RGBA{0xcc, 0x79, 0xa7, 0xff}
+	grey      = color.RGBA{0x77, 0x77, 0x77, 0xff}
+	darkGrey  = color.RGBA{0x33, 0x33, 0x33, 0xff}
 )
 
 // glyphRadius is the marker size used in every figure.
 var glyphRadius = vg.Points(3)
 
-// fixedStyles are the stacks every figure of the project shows.
-var fixedStyles = map[string]struct {
-	color color.Color
-	shape draw.GlyphDrawer
-}{
-	"kernel":  {okBlue, markGlyph{shape: shapeCircle}},
-	"null":    {grey, draw.CrossGlyph{}},
-	"afxdp":   {okGreen, markGlyph{shape: shapeUp}},
-	"joyride": {okVermilion, markGlyph{shape: shapeBox}},
-}
-
-// palette and shapes serve the other stacks, chosen by a hash of the name so
-// that a stack gets the same style in every figure and every run. The shapes
-// are filled, so that each has an open twin (openGlyph) for the points a
-// figure shows but does not trust.
+// palette and shapes serve the stacks registered without a Display (and
+// names no longer registered), chosen by a hash of the name so that a stack
+// gets the same style in every figure and every run. The shapes are filled,
+// so that each has an open twin (openGlyph) for the points a figure shows
+// but does not trust.
 var (
 	palette = []color.Color{okOrange, okSkyBlue, okPurple, okBlack,
 		color.RGBA{0x8c, 0x56, 0x4b, 0xff}, color.RGBA{0x6a, 0x3d, 0x9a, 0xff}}
@@ -51,14 +42,35 @@ var (
 		markGlyph{shape: shapeCircle}, markGlyph{shape: shapeBox}}
 )
 
-// StackStyle returns the colour and marker of a stack. kernel, null, afxdp and
-// joyride have fixed styles; any other name gets one from a palette by a hash of
-// the name, so the same name always looks the same (two unknown names may share
-// a colour, but then most likely not a marker). It is the one table of stack
-// styles: every figure takes its colours and markers from it.
+// isFloor reports whether stack is the latency floor (the null reflector),
+// which figures draw as a band, not as a contender's line.
+func isFloor(stack string) bool { return stacks.Has(stack, stacks.Floor) }
+
+// markerGlyph draws a registered stack's marker.
+func markerGlyph(m stacks.Marker) draw.GlyphDrawer {
+	switch m {
+	case stacks.MarkerCross:
+		return draw.CrossGlyph{}
+	case stacks.MarkerBox:
+		return markGlyph{shape: shapeBox}
+	case stacks.MarkerUp:
+		return markGlyph{shape: shapeUp}
+	case stacks.MarkerDown:
+		return markGlyph{shape: shapeDown}
+	case stacks.MarkerDiamond:
+		return markGlyph{shape: shapeDiamond}
+	}
+	return markGlyph{shape: shapeCircle}
+}
+
+// StackStyle returns the colour and marker of a stack: its registered
+// Display (stacks.Factory), or for a stack without one a colour from a
+// palette by a hash of the name, so the same name always looks the same (two
+// such names may share a colour, but then most likely not a marker). Every
+// figure takes its colours and markers from here.
 func StackStyle(stack string) (color.Color, draw.GlyphStyle) {
-	if s, ok := fixedStyles[stack]; ok {
-		return s.color, draw.GlyphStyle{Color: s.color, Radius: glyphRadius, Shape: s.shape}
+	if d := stacks.DisplayOf(stack); d != nil {
+		return d.Color, draw.GlyphStyle{Color: d.Color, Radius: glyphRadius, Shape: markerGlyph(d.Marker)}
 	}
 	h := fnv.New32a()
 	h.Write([]byte(stack))
@@ -172,18 +184,21 @@ func (boundGlyph) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
 	c.Fill(tri)
 }
 
-// stackOrder puts the fixed stacks first (null, kernel, afxdp, joyride), so
-// that legends read the same in every figure.
-var stackOrder = map[string]int{"null": 0, "kernel": 1, "afxdp": 2, "joyride": 3}
-
+// stackRank is a stack's place in legends: its registered Display's Order
+// (null, kernel, afxdp, joyride), so that legends read the same in every
+// figure; stacks without one come after all of them.
 func stackRank(s string) int {
-	if r, ok := stackOrder[s]; ok {
-		return r
+	if d := stacks.DisplayOf(s); d != nil {
+		return d.Order
 	}
-	return len(stackOrder)
+	return unranked
 }
 
-// sortStacks sorts stack names in legend order, others by name after them.
+// unranked is the rank of the stacks without a Display: after any Order a
+// registration gives, and small enough that ranks subtract without overflow.
+const unranked = math.MaxInt32
+
+// sortStacks sorts stack names in legend order, stacks of equal rank by name.
 func sortStacks(names []string) {
 	slices.SortFunc(names, func(a, b string) int {
 		if d := stackRank(a) - stackRank(b); d != 0 {

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"reflect"
@@ -112,9 +113,27 @@ type Factory struct {
 	// Open starts the stack with options from NewOptions (decoded) in env.
 	Open func(opts any, env Env) (Stack, error)
 	// Daemon, when not nil, says which service process must run before Open.
+	// The runner samples its resources with the application's.
 	Daemon func(opts any, env Env) *Daemon
 	// Protocols are the transports the stack serves; nil means udp and tcp.
 	Protocols []string
+	// Capabilities are what the stack can do beyond serving its protocols
+	// (capabilities.go): the runner, the spec's validation, the report and
+	// the figures ask for a capability, never for a name.
+	Capabilities []Capability
+	// Lacks says, for a capability the stack does not have, why: the error
+	// that refuses an experiment asking for it quotes the reason.
+	Lacks map[Capability]string
+	// Display is how figures show the stack; nil gives it a colour and a
+	// marker drawn from a palette by its name, after the displayed stacks in
+	// legends.
+	Display *Display
+	// Base, when set, is the registered stack whose code serves this one: a
+	// variant of it under another name, with its own capabilities and
+	// display. The runner starts the server processes (jrapp, the daemon's
+	// binary) with -stack Base, so NewOptions must make Base's options; the
+	// results carry Name.
+	Base string
 }
 
 // Serves reports whether the stack serves protocol ("udp", "tcp").
@@ -122,20 +141,64 @@ func (f Factory) Serves(protocol string) bool {
 	return f.Protocols == nil || slices.Contains(f.Protocols, protocol)
 }
 
+// Has reports whether the stack has capability c.
+func (f Factory) Has(c Capability) bool {
+	return slices.Contains(f.Capabilities, c)
+}
+
+// ServerStack is the registered name the server processes open: Base, or
+// the stack's own name.
+func (f Factory) ServerStack() string {
+	if f.Base != "" {
+		return f.Base
+	}
+	return f.Name
+}
+
 var (
 	mu        sync.RWMutex
 	factories = map[string]Factory{}
 )
 
-// Register adds a stack kind; it panics on a duplicate name, which is a
-// programming error.
+// Register adds a stack kind. It panics on a duplicate name, an unknown
+// capability, a second stack claiming a capability only one may have (the
+// floor, the baseline) or a Base that is not registered: all programming
+// errors.
 func Register(f Factory) {
 	mu.Lock()
 	defer mu.Unlock()
 	if _, dup := factories[f.Name]; dup {
 		panic("stacks: duplicate registration of " + f.Name)
 	}
+	for _, c := range slices.Concat(f.Capabilities, slices.Collect(maps.Keys(f.Lacks))) {
+		if _, ok := capabilityMeaning[c]; !ok {
+			panic(fmt.Sprintf("stacks: %s registers unknown capability %q", f.Name, c))
+		}
+	}
+	for _, c := range uniqueCapabilities {
+		if !f.Has(c) {
+			continue
+		}
+		for _, g := range factories {
+			if g.Has(c) {
+				panic(fmt.Sprintf("stacks: %s and %s both claim capability %s, which only one stack may have", g.Name, f.Name, c))
+			}
+		}
+	}
+	if f.Base != "" {
+		if _, ok := factories[f.Base]; !ok {
+			panic(fmt.Sprintf("stacks: %s is based on %q, which is not registered (register the base first)", f.Name, f.Base))
+		}
+	}
 	factories[f.Name] = f
+}
+
+// Unregister removes a stack kind: for tests that register a stack of their
+// own and must leave the registry as they found it.
+func Unregister(name string) {
+	mu.Lock()
+	defer mu.Unlock()
+	delete(factories, name)
 }
 
 // Names lists the registered stacks, sorted.

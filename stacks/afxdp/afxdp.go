@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"net"
 	"net/netip"
 	"runtime"
@@ -99,6 +100,13 @@ func init() {
 		Name:       "afxdp",
 		Summary:    "library OS: gVisor netstack inside the application over an AF_XDP socket",
 		NewOptions: func() any { return &Options{Mode: "auto", Spin: "1ms", FastPath: "on"} },
+		Lacks: map[stacks.Capability]string{
+			stacks.Preload:       "its netstack lives inside a Go application; no shim puts a C program's sockets on it",
+			stacks.MultiInstance: "a library OS owns the NIC queue: one application per queue (the density Joyride's service design allows and a library OS does not)",
+			stacks.PCIDevice:     "it opens its own AF_XDP socket over an interface",
+			stacks.MultiQueue:    "its socket is bound to one queue",
+		},
+		Display: &stacks.Display{Color: color.RGBA{0x00, 0x9e, 0x73, 0xff}, Marker: stacks.MarkerUp, Order: 2}, // Okabe–Ito bluish green
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			return Open(*opts.(*Options), env)
 		},

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/joyride-bench/joyride/internal/deadline"
+	"image/color"
 	"net"
 	"os"
 	"path/filepath"
@@ -118,6 +119,13 @@ func init() {
 		Name:       "joyride",
 		Summary:    "Joyride: TCP/IP in the joyrided service, reached over shared memory",
 		NewOptions: func() any { return &Options{Driver: "af_xdp"} },
+		// Unmodified programs through the preload shim; many applications
+		// per joyrided; joyrided takes the PCI device (-pci).
+		Capabilities: []stacks.Capability{stacks.Preload, stacks.MultiInstance, stacks.PCIDevice},
+		Lacks: map[stacks.Capability]string{
+			stacks.MultiQueue: "joyrided opens one receive queue of its port",
+		},
+		Display: &stacks.Display{Color: color.RGBA{0xd5, 0x5e, 0x00, 0xff}, Marker: stacks.MarkerBox, Order: 3}, // Okabe–Ito vermilion
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			o := *opts.(*Options)
 			o.Socket = socketPath(o, env)

@@ -7,6 +7,7 @@ package kernel
 import (
 	"context"
 	"fmt"
+	"image/color"
 	"net"
 	"syscall"
 
@@ -34,6 +35,10 @@ func init() {
 		Name:       "kernel",
 		Summary:    "the Linux kernel's TCP/IP stack through ordinary sockets",
 		NewOptions: func() any { return &Options{} },
+		// An unmodified program's sockets are already the kernel's; veth
+		// and real NICs spread flows over their queues.
+		Capabilities: []stacks.Capability{stacks.Preload, stacks.MultiInstance, stacks.PCIDevice, stacks.MultiQueue, stacks.Baseline},
+		Display:      &stacks.Display{Color: color.RGBA{0x00, 0x72, 0xb2, 0xff}, Marker: stacks.MarkerCircle, Order: 1}, // Okabe–Ito blue
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			o := *opts.(*Options)
 			if err := o.Validate(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image/color"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -51,10 +52,18 @@ func (o *Options) Validate() error {
 
 func init() {
 	stacks.Register(stacks.Factory{
-		Name:       "null",
-		Summary:    "DPDK reflector: swaps addresses and sends each UDP frame back (the floor)",
-		Protocols:  []string{"udp"}, // a reflector has no TCP: it would answer a SYN with the SYN
-		NewOptions: func() any { return &Options{Driver: "af_xdp", Burst: 32} },
+		Name:         "null",
+		Summary:      "DPDK reflector: swaps addresses and sends each UDP frame back (the floor)",
+		Protocols:    []string{"udp"}, // a reflector has no TCP: it would answer a SYN with the SYN
+		NewOptions:   func() any { return &Options{Driver: "af_xdp", Burst: 32} },
+		Capabilities: []stacks.Capability{stacks.Floor},
+		Lacks: map[stacks.Capability]string{
+			stacks.Preload:       "it reflects frames and has no sockets",
+			stacks.MultiInstance: "it reflects frames: it has no application instances to multiply",
+			stacks.PCIDevice:     "it opens its own vdev over an interface",
+			stacks.MultiQueue:    "it polls one queue",
+		},
+		Display: &stacks.Display{Color: color.RGBA{0x77, 0x77, 0x77, 0xff}, Marker: stacks.MarkerCross, Order: 0}, // grey: the floor, not a contender
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			return Open(*opts.(*Options), env)
 		},
