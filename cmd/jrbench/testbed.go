@@ -51,7 +51,7 @@ Also mounts bpffs at /sys/fs/bpf when missing (DPDK's af_xdp vdev needs it).`,
 			if err := local.EnsureBPFFS(); err != nil {
 				return err
 			}
-			tb, err := local.Up(cmd.Context(), local.Options{ID: id})
+			tb, err := local.Up(cmd.Context(), local.Options{ID: id, Detached: true})
 			if err != nil {
 				return err
 			}
