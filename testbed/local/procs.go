@@ -131,8 +131,8 @@ func procsPath(id string) string { return filepath.Join(StateDir, id+".procs") }
 // and records it in the testbed's process list (StateDir/<id>.procs, one
 // JSON object a line), so that DownID can end it by PID if the process that
 // started it dies first. A record that cannot
-// be written is an error, with the process left running for the caller to
-// stop.
+// be written is an error, and the process is killed: a role nobody could
+// clean up after must not run.
 func (t *Testbed) Start(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
@@ -147,12 +147,21 @@ func (t *Testbed) Start(cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(procsPath(t.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
+	if err := appendLine(procsPath(t.ID), b); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
 		return fmt.Errorf("record process %d of testbed %s: %w", p.PID, t.ID, err)
 	}
-	// One write of one line with O_APPEND: whole lines, even from several
-	// goroutines or processes at once.
+	return nil
+}
+
+// appendLine adds one line to a file with a single O_APPEND write: whole
+// lines, even from several goroutines or processes at once.
+func appendLine(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
 	_, werr := f.Write(append(b, '\n'))
 	return errors.Join(werr, f.Close())
 }
