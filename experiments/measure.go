@@ -261,7 +261,9 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		fillFromGenerator(&pt, p, res, cpuLoad)
 	}
 	if failure != nil {
-		if h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog)); err == nil && h.TotalCount() > 0 {
+		// Only a generator that gave its result wrote its log: a file
+		// there otherwise is an earlier attempt's (a resumed run).
+		if h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog)); res != nil && err == nil && h.TotalCount() > 0 {
 			analysis.FillLatency(&pt, analysis.Summarize(h))
 		}
 		return pt, res, serverLog, failure
