@@ -89,12 +89,14 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	srv := r.site.serverEnd()
 	env := stacks.Env{Iface: srv.Iface, Addr: srv.Addr, CPUs: []int{pl.Server}, RunDir: runDir}
 	var dmn *server // the stack's daemon, if it has one
+	var daemonBinary string
 	f, err := stacks.Lookup(p.Stack.Name)
 	if err != nil {
 		return pt, nil, "", err
 	}
 	if f.Daemon != nil {
 		d := f.Daemon(p.Stack.Options, env)
+		daemonBinary = d.Binary
 		dmn, err = r.site.startServer(ctx, d.Binary, pl.Server, slices.Concat(d.Args, srv.DaemonArgs)...)
 		if err != nil {
 			return pt, nil, "", fmt.Errorf("%s: %w", d.Binary, err)
@@ -137,11 +139,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	// Resources of the server side when the load starts and when it ends.
 	procs := map[string]*server{}
 	for i, a := range apps {
-		name := "jrapp"
-		if i > 0 {
-			name = fmt.Sprintf("jrapp%d", i+1)
-		}
-		procs[name] = a
+		procs[appName(i)] = a
 	}
 	if dmn != nil {
 		procs["daemon"] = dmn
@@ -161,6 +159,15 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	// The server side's cores, sampled through the point and read over the
 	// measured span once the generator says when that was.
 	cpuLoad := r.site.cpuSampler([]int{pl.Server})
+	// The point's watchdog: every role is killed if it stops making
+	// progress under the load (watchdog.go).
+	wd := newWatchdog(w.Warmup.Duration+w.Duration.Duration, stallGrace)
+	for i, a := range apps {
+		wd.watchServer(appName(i), a)
+	}
+	if dmn != nil {
+		wd.watchServer(daemonBinary, dmn)
+	}
 	bound := w.Warmup.Duration + w.Duration.Duration + 30*time.Second
 	conns := max(w.Connections, 1)
 	if proto == "udp" {
@@ -177,7 +184,7 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	if nApps > 1 {
 		genArgs = append(genArgs, "-ports", strconv.Itoa(nApps))
 	}
-	out, genLog, gerr := r.generator(ctx, bound, append(genArgs,
+	out, genLog, gerr := r.generator(withClientWatch(ctx, wd.watchGenerator), bound, append(genArgs,
 		"-rate", strconv.FormatFloat(p.Rate, 'f', -1, 64),
 		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-size", strconv.Itoa(size),
 		"-sizes", w.SizeDist, "-window", strconv.Itoa(p.Window),
@@ -185,6 +192,19 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		"-late", w.LateThreshold.String(), "-interval", w.Interval.String(), "-hlog", filepath.Join(r.dir, p.Hlog),
 		"-protocol", proto, "-conns", strconv.Itoa(conns), "-service", w.Service,
 		"-mode", cmp.Or(w.Mode, "rpc"))...)
+	// The generator's result, when it gave one, says when the load ended:
+	// the watchdog judges the servers' silence up to then.
+	var res *loadgen.Result
+	var resErr error
+	loadEnd := time.Time{}
+	if gerr == nil {
+		var g loadgen.Result
+		if resErr = json.Unmarshal(out, &g); resErr == nil {
+			res = &g
+			loadEnd = g.Start.Add(w.Warmup.Duration + w.Duration.Duration)
+		}
+	}
+	stalled := wd.generatorEnded(loadEnd)
 	cpuLoad.Stop()
 	sample(1)
 	for _, v := range r.lastResources {
@@ -194,11 +214,11 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	// not a latency result (whatever the generator saw).
 	died := -1
 	for i, a := range apps {
-		if a.died() && died < 0 {
+		if a.died() && !a.stalled && died < 0 {
 			died = i
 		}
 	}
-	daemonDied := dmn != nil && dmn.died()
+	daemonDied := dmn != nil && dmn.died() && !dmn.stalled
 	var logs []string
 	for _, a := range apps {
 		logs = append(logs, a.stop())
@@ -206,48 +226,55 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 	serverLog := strings.Join(logs, "\n== next instance\n")
 	logPath := filepath.Join(r.dir, "logs", p.Log)
 	os.WriteFile(logPath, []byte("== generator stderr\n"+genLog+"\n== server\n"+serverLog), 0o644)
-	if gerr != nil {
-		return pt, nil, serverLog, fmt.Errorf("%w (log: %s)", gerr, logPath)
+	// Why the point failed, if it did, the first cause first: a role the
+	// watchdog killed, the generator, a server that hung or died.
+	var failure error
+	switch {
+	case len(stalled) > 0:
+		failure = fmt.Errorf("%w (log: %s)", stallReason(stalled), logPath)
+	case gerr != nil:
+		failure = fmt.Errorf("%w (log: %s)", gerr, logPath)
 	}
 	// A server that did not stop on SIGTERM was hung (stopped, deadlocked,
 	// spinning): whatever the generator saw, it did not measure a stack.
 	for _, a := range apps {
-		if a.hung {
-			return pt, nil, serverLog, fmt.Errorf("jrapp hung: it did not exit within %v of SIGTERM and was killed (log: %s)", stopGrace, logPath)
+		if a.hung && failure == nil {
+			failure = fmt.Errorf("jrapp hung: it did not exit within %v of SIGTERM and was killed (log: %s)", stopGrace, logPath)
 		}
 	}
 	if dmn != nil && !daemonDied {
-		if dmn.stop(); dmn.hung {
-			return pt, nil, serverLog, fmt.Errorf("the stack's daemon hung: it did not exit within %v of SIGTERM and was killed", stopGrace)
+		if dmn.stop(); dmn.hung && failure == nil {
+			failure = fmt.Errorf("the stack's daemon hung: it did not exit within %v of SIGTERM and was killed", stopGrace)
 		}
 	}
-	if daemonDied {
-		return pt, nil, serverLog, fmt.Errorf("the stack's daemon exited during the point: %s", lastLine(dmn.stop()))
+	switch {
+	case failure != nil:
+	case daemonDied:
+		failure = fmt.Errorf("the stack's daemon exited during the point: %s", lastLine(dmn.stop()))
+	case died >= 0:
+		failure = fmt.Errorf("jrapp exited during the point: %s", lastLine(logs[died]))
 	}
-	if died >= 0 {
-		return pt, nil, serverLog, fmt.Errorf("jrapp exited during the point: %s", lastLine(logs[died]))
+	// What the generator measured is kept, failed point or not: its
+	// counters, and the latencies of its log (a failed point's are what it
+	// had when its server stopped).
+	if resErr != nil {
+		return pt, nil, serverLog, cmp.Or(failure, fmt.Errorf("generator output: %v", resErr))
 	}
-	var res loadgen.Result
-	if err := json.Unmarshal(out, &res); err != nil {
-		return pt, nil, serverLog, fmt.Errorf("generator output: %v", err)
+	if res != nil {
+		fillFromGenerator(&pt, p, res, cpuLoad)
 	}
-	pt.AchievedRPS, pt.Sent, pt.Received, pt.Lost, pt.Late = res.AchievedRPS, res.Sent, res.Received, res.Lost, res.Late
-	bytes := res.ReceivedBytes // counted per reply by the TCP engine
-	if bytes == 0 {
-		bytes = res.Received * uint64(size)
-	}
-	pt.Gbps = float64(bytes) * 8 / w.Duration.Seconds() / 1e9
-	from := res.Start.Add(time.Millisecond + w.Warmup.Duration)
-	if cores, ok := cpuLoad.Busy(from, from.Add(w.Duration.Duration)); ok {
-		pt.ServerCores = cores
-		if res.AchievedRPS > 0 {
-			pt.CPUUsPerReq = cores / res.AchievedRPS * 1e6
+	if failure != nil {
+		// Only a generator that gave its result wrote its log: a file
+		// there otherwise is an earlier attempt's (a resumed run).
+		if h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog)); res != nil && err == nil && h.TotalCount() > 0 {
+			analysis.FillLatency(&pt, analysis.Summarize(h))
 		}
+		return pt, res, serverLog, failure
 	}
 	// Percentiles come from the interval log on disk, as any later analysis will.
 	h, err := analysis.ReadHlog(filepath.Join(r.dir, p.Hlog))
 	if err != nil {
-		return pt, &res, serverLog, err
+		return pt, res, serverLog, err
 	}
 	analysis.FillLatency(&pt, analysis.Summarize(h))
 	// Stationarity and independence of the per-interval medians, and the
@@ -257,8 +284,36 @@ func (r *runner) measure(ctx context.Context, p probe) (analysis.Point, *loadgen
 		c.SetArrival(res.ArrivalA2, res.ArrivalN)
 		pt.Checks = &c
 	}
-	pt.Valid, pt.UpperBound, pt.Reason = judge(&res)
-	return pt, &res, serverLog, nil
+	pt.Valid, pt.UpperBound, pt.Reason = judge(res)
+	return pt, res, serverLog, nil
+}
+
+// fillFromGenerator puts the generator's counters into the point: rates,
+// counts, throughput, and the server's busy cores over the measured span.
+func fillFromGenerator(pt *analysis.Point, p probe, res *loadgen.Result, cpuLoad *cpuSampler) {
+	w := p.Workload
+	pt.AchievedRPS, pt.Sent, pt.Received, pt.Lost, pt.Late = res.AchievedRPS, res.Sent, res.Received, res.Lost, res.Late
+	bytes := res.ReceivedBytes // counted per reply by the TCP engine
+	if bytes == 0 {
+		bytes = res.Received * uint64(pt.Size)
+	}
+	pt.Gbps = float64(bytes) * 8 / w.Duration.Seconds() / 1e9
+	from := res.Start.Add(time.Millisecond + w.Warmup.Duration)
+	if cores, ok := cpuLoad.Busy(from, from.Add(w.Duration.Duration)); ok {
+		pt.ServerCores = cores
+		if res.AchievedRPS > 0 {
+			pt.CPUUsPerReq = cores / res.AchievedRPS * 1e6
+		}
+	}
+}
+
+// appName names application instance i (from 0) in meta.json's resources
+// and the watchdog's reasons: jrapp, jrapp2, ...
+func appName(i int) string {
+	if i == 0 {
+		return "jrapp"
+	}
+	return fmt.Sprintf("jrapp%d", i+1)
 }
 
 // generator runs jrgen in the client namespace, pinned to the generator's core,

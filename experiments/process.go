@@ -85,6 +85,9 @@ type server struct {
 	exited chan struct{}
 	stats  chan string // PROCSTATS lines, answers to SIGUSR1
 	hung   bool        // stop had to kill it (set by stop)
+	// stalled: the point's watchdog killed it for making no progress
+	// (set by killStalled).
+	stalled bool
 }
 
 // stopGrace is how long a server has to exit after SIGTERM before it is
@@ -126,7 +129,8 @@ func startProcessIn(ctx context.Context, tb *local.Testbed, node local.Node, bin
 	if err != nil {
 		return nil, err
 	}
-	if err := s.cmd.Start(); err != nil {
+	// Recorded in the testbed, so that cleanup after a killed runner finds it.
+	if err := tb.Start(s.cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	ready := make(chan struct{})
@@ -213,6 +217,24 @@ func (s *server) stop() string {
 		s.result = s.log.String()
 	})
 	return s.result
+}
+
+// killStalled ends a server the point's watchdog found without progress:
+// SIGKILL at once (a stopped process would hold SIGTERM pending until it is
+// killed anyway), then waits until it is gone.
+func (s *server) killStalled() {
+	s.stalled = true
+	if s.cmd != nil && s.cmd.Process != nil {
+		// Its children first (an external program under jrapp): they were
+		// as silent as it was, and one left running would keep its output
+		// pipe, and so the wait below, open.
+		for _, pid := range descendants(s.cmd.Process.Pid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	s.signal(syscall.SIGKILL)
+	s.awaitKilled()
+	s.log.Write([]byte("(killed by the point's watchdog: no progress under load)\n"))
 }
 
 // tail keeps the last 64 KiB written to it (a process's log).

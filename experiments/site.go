@@ -4,6 +4,7 @@ package experiments
 // one is in remote.go.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -102,7 +103,7 @@ func (l localSite) startTool(ctx context.Context, cpu int, argv ...string) (*ser
 	s := &server{exited: make(chan struct{})}
 	s.cmd = l.tb.Command(context.Background(), l.tb.Server, "taskset", append([]string{"-c", strconv.Itoa(cpu)}, argv...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
-	if err := s.cmd.Start(); err != nil {
+	if err := l.tb.Start(s.cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(argv[0]), err)
 	}
 	go func() {
@@ -119,10 +120,17 @@ func (l localSite) runClient(ctx context.Context, binary, cpus string, args []st
 	gen := l.tb.CommandWithBPFFS(ctx, l.tb.Client, "taskset", append([]string{"-c", cpus, binary}, args...)...)
 	gen.Cancel = func() error { return gen.Process.Signal(syscall.SIGTERM) }
 	gen.WaitDelay = 5 * time.Second
+	var stdout bytes.Buffer
 	var stderr tail
-	gen.Stderr = &stderr
-	out, err := gen.Output()
-	return out, stderr.String(), err
+	gen.Stdout, gen.Stderr = &stdout, &stderr
+	if err := l.tb.Start(gen); err != nil {
+		return nil, "", err
+	}
+	if watch := clientWatch(ctx); watch != nil {
+		watch(gen.Process.Pid)
+	}
+	err := gen.Wait()
+	return stdout.Bytes(), stderr.String(), err
 }
 
 func (l localSite) resources(s *server) ProcResources { return procResources(s.cmd.Process.Pid) }

@@ -4,14 +4,13 @@ package experiments
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/joyride-bench/joyride/analysis"
+	"github.com/joyride-bench/joyride/testbed/local"
 )
 
 // runInline runs an experiment given as YAML text on a fresh testbed and
@@ -285,86 +285,115 @@ func TestMultiCoreGeneratorThroughTheRunner(t *testing.T) {
 	}
 }
 
-// disturbFirstPoint is a progress writer that, when the first point is under
-// way, sends a signal to the newest process matching pattern: SIGSTOP to the
-// jrapp serving it (a hung server), SIGKILL to the generator (a crash).
+// disturbFirstPoint is a progress writer that, once the first point's
+// generator has run for a while, sends a signal to one of the run's
+// processes: SIGSTOP to the jrapp serving it (a hung server), SIGKILL to the
+// generator (a crash). It finds them in the run's testbed's process records,
+// never by name across the machine, where other runs' roles may be.
 type disturbFirstPoint struct {
-	pattern string
+	results string // the run's results root, whose meta.json names the testbed
+	match   string // a word of the victim's command line ("/jrapp ", "/jrgen ")
 	sig     syscall.Signal
+	after   time.Duration // from the generator's start
 	once    sync.Once
 	mu      sync.Mutex
 	pid     int
+	err     error
 }
 
 func (d *disturbFirstPoint) Write(p []byte) (int, error) {
 	if strings.Contains(string(p), "point 1/") {
-		d.once.Do(func() {
-			go func() {
-				time.Sleep(300 * time.Millisecond) // the load is on
-				out, _ := exec.Command("pgrep", "-n", "-f", d.pattern).Output()
-				pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
-				if pid > 0 {
-					syscall.Kill(pid, d.sig)
-				}
-				d.mu.Lock()
-				d.pid = pid
-				d.mu.Unlock()
-			}()
-		})
+		d.once.Do(func() { go d.disturb() })
 	}
 	return len(p), nil
 }
 
-func (d *disturbFirstPoint) target() int {
+func (d *disturbFirstPoint) disturb() {
+	pid, err := d.find()
+	if err == nil {
+		err = syscall.Kill(pid, d.sig)
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.pid
+	d.pid, d.err = pid, err
+	d.mu.Unlock()
 }
 
-// runDisturbed runs two sequential kernel points with the first disturbed.
-func runDisturbed(t *testing.T, d *disturbFirstPoint) (*Meta, time.Duration) {
+// find waits for the first point's generator, then after d.after returns
+// the run's process whose command line has d.match.
+func (d *disturbFirstPoint) find() (int, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var tb *local.Testbed
+	find := func(word string) int {
+		if tb == nil {
+			metas, _ := filepath.Glob(filepath.Join(d.results, "*", "2*", "meta.json"))
+			if len(metas) == 1 {
+				b, _ := os.ReadFile(metas[0])
+				var m Meta
+				if json.Unmarshal(b, &m) == nil && m.Testbed != nil {
+					tb = m.Testbed
+				}
+			}
+		}
+		if tb == nil {
+			return 0
+		}
+		for _, p := range tb.Running() {
+			if strings.Contains(strings.Join(p.Argv, " ")+" ", word) {
+				return p.PID
+			}
+		}
+		return 0
+	}
+	for find("/jrgen ") == 0 {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no generator of the run found within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(d.after)
+	if pid := find(d.match); pid > 0 {
+		return pid, nil
+	}
+	return 0, fmt.Errorf("no process of the run matching %q", d.match)
+}
+
+func (d *disturbFirstPoint) target() (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pid, d.err
+}
+
+// runDisturbed runs experiment e (kernel points in sequence) with the first
+// point disturbed by d, and checks that the run went on: the second point
+// succeeded, the testbed is gone.
+func runDisturbed(t *testing.T, e *Experiment, d *disturbFirstPoint) (*Meta, string, time.Duration) {
 	bin := binDir(t)
-	e, err := Parse("inline.yaml", []byte("name: disturbed-inline\nstacks: [kernel]\norder: sequential\nworkload: {rates: [1000, 2000], duration: 1s, warmup: 200ms}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	d.results = t.TempDir()
 	start := time.Now()
-	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: t.TempDir(), SkipCalibration: true, Progress: d})
+	dir, err := Run(context.Background(), e, RunOptions{BinDir: bin, ResultsDir: d.results, SkipCalibration: true, Progress: d})
+	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.target() == 0 {
-		t.Fatalf("no process matching %q found to disturb", d.pattern)
+	if pid, err := d.target(); pid == 0 || err != nil {
+		t.Fatalf("disturbing the first point: pid %d: %v", pid, err)
 	}
 	m := readMeta(t, dir)
 	assertTestbedGone(t, m)
 	if second := m.Points[1]; second.Status != "ok" || second.Generator == nil || second.Generator.Received == 0 {
 		t.Errorf("the point after the disturbed one: %+v", second)
 	}
-	return &m, time.Since(start)
-}
-
-// A server that hangs in the middle of a point fails that point (killed after
-// its grace, reason recorded), within a bounded time, and the next point runs
-// on a fresh server.
-func TestHungServerFailsItsPointOnly(t *testing.T) {
-	d := &disturbFirstPoint{pattern: "bin/jrapp -stack kernel", sig: syscall.SIGSTOP}
-	m, took := runDisturbed(t, d)
-	if took > 40*time.Second {
-		t.Errorf("the run took %v", took)
-	}
-	if first := m.Points[0]; first.Status != "failed" || !strings.Contains(first.Reason, "jrapp hung") {
-		t.Errorf("the hung point: status %q reason %q", first.Status, first.Reason)
-	}
-	if err := syscall.Kill(d.target(), 0); err == nil {
-		t.Errorf("the hung jrapp (pid %d) is still there", d.target())
-	}
+	return &m, dir, took
 }
 
 // A generator that crashes mid-point (SIGKILL) fails that point with the
 // reason, and the run goes on.
 func TestCrashedGeneratorFailsItsPointOnly(t *testing.T) {
-	m, _ := runDisturbed(t, &disturbFirstPoint{pattern: "bin/jrgen ", sig: syscall.SIGKILL})
+	e, err := Parse("inline.yaml", []byte("name: disturbed-inline\nstacks: [kernel]\norder: sequential\nworkload: {rates: [1000, 2000], duration: 1s, warmup: 200ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, _ := runDisturbed(t, e, &disturbFirstPoint{match: "/jrgen ", sig: syscall.SIGKILL, after: 500 * time.Millisecond})
 	if first := m.Points[0]; first.Status != "failed" || !strings.Contains(first.Reason, "generator") || !strings.Contains(first.Reason, "killed") {
 		t.Errorf("the point whose generator crashed: status %q reason %q", first.Status, first.Reason)
 	}

@@ -7,11 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
+	"github.com/joyride-bench/joyride/testbed/local"
 	"github.com/joyride-bench/joyride/testbed/pmqos"
 )
 
@@ -171,35 +175,49 @@ func (s *syncBuffer) String() string {
 }
 
 // jrbench killed with SIGKILL in the middle of a Joyride point cannot clean up:
-// its jrapp, joyrided and jrgen live on in the testbed's namespaces. A
-// `jrbench testbed down --all` afterwards ends them and removes the
-// namespaces, the veth and the runtime files: the machine is as it was.
+// its jrapp, joyrided and jrgen live on in the testbed's namespaces, with
+// their XDP programs, DPDK runtime directories and control sockets. The
+// testbed's records say what the run started (PIDs with start times); the
+// next jrbench run warns about the testbed and says how to remove it; and
+// `jrbench testbed down --all` ends those processes and removes the
+// namespaces, the veths with their XDP programs, and the runtime files: the
+// machine is as it was.
 func TestKilledRunIsCleanedByTestbedDown(t *testing.T) {
 	bin := jrbench(t)
 	results := t.TempDir()
 	exp := filepath.Join(t.TempDir(), "killed.yaml")
 	os.WriteFile(exp, []byte("name: killed\nstacks: [joyride]\nworkload: {rates: [1000], duration: 20s, warmup: 100ms}\n"), 0o644)
 	cmd, _ := startRunUntilFirstPoint(t, bin, results, exp)
-	time.Sleep(time.Second) // the load is on: joyrided, jrapp and jrgen all run
+	defer cmd.Process.Kill()
 	metas, _ := filepath.Glob(filepath.Join(results, "killed", "2*", "meta.json"))
 	if len(metas) != 1 {
 		t.Fatalf("no meta.json: %v", metas)
 	}
 	b, _ := os.ReadFile(metas[0])
 	var meta struct {
-		Testbed struct {
-			ID     string                 `json:"id"`
-			Client struct{ Netns string } `json:"client"`
-			Server struct {
-				Netns string
-				Iface string
-			} `json:"server"`
-		} `json:"testbed"`
+		Testbed *local.Testbed `json:"testbed"`
 	}
-	if err := json.Unmarshal(b, &meta); err != nil || meta.Testbed.ID == "" {
+	if err := json.Unmarshal(b, &meta); err != nil || meta.Testbed == nil || meta.Testbed.ID == "" {
 		t.Fatalf("meta.json: %v %s", err, b)
 	}
-	id := meta.Testbed.ID
+	tb := meta.Testbed
+	id := tb.ID
+	// Wait until the load is on: joyrided, jrapp and jrgen all recorded
+	// and running.
+	var started []local.StartedProcess
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		started = tb.Running()
+		if len(started) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run's processes were not all recorded: %+v", started)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if tb.Owner == nil || tb.Owner.PID != cmd.Process.Pid || !tb.Owner.Alive() {
+		t.Fatalf("the testbed's owner %+v is not the running jrbench (pid %d)", tb.Owner, cmd.Process.Pid)
+	}
 	roles := func() []string { // our roles still running for this testbed
 		out, _ := exec.Command("pgrep", "-a", "-f", id).Output()
 		var left []string
@@ -210,25 +228,90 @@ func TestKilledRunIsCleanedByTestbedDown(t *testing.T) {
 		}
 		return left
 	}
+	xdpProgs := func() []int { // XDP programs attached to the testbed's veth ends
+		var ids []int
+		for _, n := range []local.Node{tb.Client, tb.Server} {
+			out, _ := exec.Command("ip", "netns", "exec", n.Netns, "ip", "-d", "-j", "link", "show", "dev", n.Iface).Output()
+			var links []struct {
+				XDP struct {
+					Prog struct {
+						ID int `json:"id"`
+					} `json:"prog"`
+				} `json:"xdp"`
+			}
+			json.Unmarshal(out, &links)
+			for _, l := range links {
+				if l.XDP.Prog.ID > 0 {
+					ids = append(ids, l.XDP.Prog.ID)
+				}
+			}
+		}
+		return ids
+	}
+	runtimeFiles := []string{"/var/run/dpdk/*-" + id, "/run/jrbench/" + id, "/run/jrbench/testbeds/" + id + ".*", "/dev/shm/*" + id + "*"}
+	leftFiles := func() []string {
+		var left []string
+		for _, pattern := range runtimeFiles {
+			m, _ := filepath.Glob(pattern)
+			left = append(left, m...)
+		}
+		return left
+	}
+
 	cmd.Process.Kill()
 	cmd.Wait()
+	// What the killed run leaves.
 	if len(roles()) < 2 {
 		t.Fatalf("after SIGKILL of jrbench, expected its roles orphaned and running, found %v", roles())
 	}
+	progs := xdpProgs()
+	if len(progs) == 0 {
+		t.Errorf("no XDP program attached to the testbed's veths while its roles run")
+	}
+	if dirs, _ := filepath.Glob("/var/run/dpdk/*-" + id); len(dirs) < 2 {
+		t.Errorf("DPDK runtime directories of the run: %v", dirs)
+	}
+	if _, err := os.Stat("/run/jrbench/" + id); err != nil {
+		t.Errorf("the run's socket directory: %v", err)
+	}
+	if tb.Owner.Alive() {
+		t.Fatal("the killed jrbench still counts as alive")
+	}
+	// The next run warns and says how to clean up (and then fails here on
+	// purpose, before it starts anything: no binaries in --bin).
+	warn, err := exec.Command(bin, "run", "--no-calibrate", "--results", t.TempDir(), "--bin", t.TempDir(), "../../experiments/smoke.yaml").CombinedOutput()
+	if err == nil || !strings.Contains(string(warn), "warning: testbed "+id+": left by a run that is gone") ||
+		!strings.Contains(string(warn), "jrbench testbed down "+id) {
+		t.Errorf("the next run does not warn about testbed %s (%v):\n%s", id, err, warn)
+	}
+	status, _ := exec.Command(bin, "testbed", "status").CombinedOutput()
+	if !regexp.MustCompile(id + `\s+abandoned`).Match(status) {
+		t.Errorf("testbed status does not call %s abandoned:\n%s", id, status)
+	}
+
 	if out, err := exec.Command(bin, "testbed", "down", "--all").CombinedOutput(); err != nil {
 		t.Fatalf("testbed down --all: %v\n%s", err, out)
 	}
 	if left := roles(); len(left) > 0 {
 		t.Errorf("processes left after testbed down: %v", left)
 	}
+	for _, p := range started {
+		if p.Alive() {
+			t.Errorf("recorded process %d (%s) still running", p.PID, strings.Join(p.Argv, " "))
+		}
+	}
 	ns, _ := exec.Command("ip", "netns", "list").Output()
 	links, _ := exec.Command("ip", "-o", "link").Output()
 	if strings.Contains(string(ns), id) || strings.Contains(string(links), id) {
 		t.Errorf("namespaces or links of testbed %s left:\n%s\n%s", id, ns, links)
 	}
-	for _, pattern := range []string{"/var/run/dpdk/*-" + id, "/run/jrbench/" + id, "/run/jrbench/testbeds/" + id + ".json"} {
-		if m, _ := filepath.Glob(pattern); len(m) > 0 {
-			t.Errorf("left behind: %v", m)
+	for _, p := range progs {
+		if prog, err := ebpf.NewProgramFromID(ebpf.ProgramID(p)); err == nil {
+			prog.Close()
+			t.Errorf("XDP program %d of the testbed still loaded", p)
 		}
+	}
+	if left := leftFiles(); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

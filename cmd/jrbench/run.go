@@ -74,6 +74,9 @@ func newRunCmd() *cobra.Command {
 			if err := useTestbed(cmd, testbed, &o); err != nil {
 				return err
 			}
+			if o.Testbed == nil {
+				warnLeftTestbeds(os.Stderr)
+			}
 			if err := defaultBinDir(&o); err != nil {
 				return err
 			}

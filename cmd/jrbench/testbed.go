@@ -51,7 +51,7 @@ Also mounts bpffs at /sys/fs/bpf when missing (DPDK's af_xdp vdev needs it).`,
 			if err := local.EnsureBPFFS(); err != nil {
 				return err
 			}
-			tb, err := local.Up(cmd.Context(), local.Options{ID: id})
+			tb, err := local.Up(cmd.Context(), local.Options{ID: id, Detached: true})
 			if err != nil {
 				return err
 			}
@@ -74,23 +74,34 @@ Also mounts bpffs at /sys/fs/bpf when missing (DPDK's af_xdp vdev needs it).`,
 }
 
 func newTestbedDownCmd() *cobra.Command {
-	var all bool
+	var all, left bool
 	cmd := &cobra.Command{
-		Use:   "down [ID...|--all]",
-		Short: "Remove testbeds (namespaces, veth, state file)",
-		Long: `Remove the given testbeds, or with --all every testbed in the state
-directory and every jr-client-*/jr-server-* namespace without one.
-Removing a testbed that is already gone is not an error.`,
+		Use:   "down [ID...|--all|--left]",
+		Short: "Remove testbeds (namespaces, veth, state file) and end their processes",
+		Long: `Remove the given testbeds: end the processes still running in them (those
+the run recorded, by PID and start time, then whatever else runs in their
+namespaces), delete the namespaces and veths (their XDP programs go with
+them), DPDK's runtime directories (/var/run/dpdk/<role>-<id>), the run's
+socket directory and the state files. Removing a testbed that is already
+gone is not an error.
+
+--left removes the testbeds nobody will clean up: abandoned ones (the run
+that made them is gone, e.g. killed with SIGKILL), orphaned namespaces
+without a state file, and stale state files. --all removes every testbed
+except those whose run is still going (another jrbench run, a test): give
+their ids to remove them anyway.`,
 		PreRunE: needRoot,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case all && len(args) > 0:
-				return errors.New("give testbed ids or --all, not both")
-			case !all && len(args) == 0:
-				return errors.New("give testbed ids or --all")
+			case (all || left) && len(args) > 0:
+				return errors.New("give testbed ids, --all or --left, not several")
+			case all && left:
+				return errors.New("give --all or --left, not both")
+			case !all && !left && len(args) == 0:
+				return errors.New("give testbed ids, --all or --left")
 			}
 			ids := args
-			if all {
+			if all || left {
 				tbs, err := local.List()
 				if err != nil && len(tbs) == 0 {
 					return err
@@ -100,7 +111,17 @@ Removing a testbed that is already gone is not an error.`,
 					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
 				}
 				for _, tb := range tbs {
-					ids = append(ids, tb.ID)
+					switch {
+					case tb.Status == "up" && tb.Owner != nil:
+						if all {
+							fmt.Fprintf(cmd.ErrOrStderr(), "testbed %s kept: its run is still going (pid %d: %s); remove it with: jrbench testbed down %s\n",
+								tb.ID, tb.Owner.PID, tb.Owner.Command, tb.ID)
+						}
+					case tb.Status == "up" && left:
+						// Made by jrbench testbed up, kept until removed by id.
+					default:
+						ids = append(ids, tb.ID)
+					}
 				}
 			}
 			var errs []error
@@ -114,8 +135,40 @@ Removing a testbed that is already gone is not an error.`,
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "remove every testbed, including orphaned namespaces")
+	cmd.Flags().BoolVar(&all, "all", false, "remove every testbed, orphaned namespaces included, except those whose run is still going")
+	cmd.Flags().BoolVar(&left, "left", false, "remove the testbeds left behind: abandoned by a run that is gone, orphaned namespaces, stale state files")
 	return cmd
+}
+
+// warnLeftTestbeds tells the user about testbeds left on this machine by
+// runs that are gone, what still runs in them, and how to remove them. It
+// only warns: a left testbed may be what someone wants to look at (the
+// processes of a crashed run, its runtime files), and ending processes is
+// the user's decision, made with one command.
+func warnLeftTestbeds(w io.Writer) {
+	tbs, _ := local.List()
+	n := 0
+	for _, tb := range tbs {
+		var what string
+		switch tb.Status {
+		case "abandoned":
+			what = fmt.Sprintf("left by a run that is gone (pid %d: %s)", tb.Owner.PID, tb.Owner.Command)
+			if live := tb.Running(); len(live) > 0 {
+				what += fmt.Sprintf(", %d of its processes still running", len(live))
+			}
+		case "orphan":
+			what = "namespaces without a state file (a run killed while it set them up)"
+		case "stale":
+			what = "a state file whose namespaces are gone"
+		default:
+			continue
+		}
+		n++
+		fmt.Fprintf(w, "warning: testbed %s: %s; remove it with: jrbench testbed down %s\n", tb.ID, what, tb.ID)
+	}
+	if n > 1 {
+		fmt.Fprintf(w, "warning: %d testbeds left behind; remove them all with: jrbench testbed down --left\n", n)
+	}
 }
 
 func newTestbedStatusCmd() *cobra.Command {
@@ -123,9 +176,11 @@ func newTestbedStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "List testbeds with their namespaces, interfaces, addresses and MACs",
-		Long: `List testbeds. STATUS is "up", "orphan" (namespaces without a state file,
-e.g. after a crash during setup) or "stale" (state file whose namespaces
-are gone); "jrbench testbed down <id>" cleans up either.`,
+		Long: `List testbeds. STATUS is "up", "abandoned" (up, but the run that made it is
+gone: killed with SIGKILL), "orphan" (namespaces without a state file, e.g.
+after a crash during setup) or "stale" (state file whose namespaces are
+gone); "jrbench testbed down <id>" cleans up any, "jrbench testbed down
+--left" all but those in use.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tbs, err := local.List()

@@ -122,11 +122,16 @@ type Testbed struct {
 	// Wire is the namespace between client and server (Options.Wire); nil
 	// when the two are joined directly.
 	Wire *Wire `json:"wire,omitempty"`
+	// Owner is the process that made the testbed and will remove it; nil
+	// for a detached one (Options.Detached).
+	Owner *Owner `json:"owner,omitempty"`
 
 	// Status is filled in by List and not stored: "up" (state file and
-	// both namespaces present), "orphan" (namespaces without a state
-	// file, e.g. a process killed during Up), or "stale" (state file
-	// whose namespaces are gone).
+	// both namespaces present, its owner running or none), "abandoned"
+	// (up, but the process that made it is gone: a run killed with
+	// SIGKILL), "orphan" (namespaces without a state file, e.g. a process
+	// killed during Up), or "stale" (state file whose namespaces are
+	// gone).
 	Status string `json:"-"`
 }
 
@@ -147,6 +152,10 @@ type Options struct {
 	// emulated wire: delay, loss, rate limit); client and server keep the
 	// same addresses and subnet, so ARP passes through the L2 forwarder.
 	Wire bool
+	// Detached makes a testbed meant to outlive the process that makes it
+	// (jrbench testbed up): no owner is recorded, so it is never reported
+	// abandoned; it stays until removed by id.
+	Detached bool
 }
 
 // Wire is the emulated wire's namespace and its two interfaces.
@@ -255,6 +264,9 @@ func Up(ctx context.Context, opts Options) (tb *Testbed, err error) {
 	}
 	if opts.Wire {
 		t.Wire = wireNames(id)
+	}
+	if !opts.Detached {
+		t.Owner = currentOwner()
 	}
 	for _, a := range []netip.Prefix{t.Client.Addr, t.Server.Addr} {
 		if !benchNet.Contains(a.Addr()) {
@@ -563,6 +575,9 @@ func (t *Testbed) Down() error {
 		if err := os.Remove(statePath(t.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("testbed %s: remove state: %w", t.ID, err))
 		}
+		if err := os.Remove(procsPath(t.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("testbed %s: remove process list: %w", t.ID, err))
+		}
 		removeRuntimeFiles(t.ID)
 	}
 	return errors.Join(errs...)
@@ -623,8 +638,12 @@ func deleteLinkIn(nsName, iface string) error {
 // DownID tears down testbed id, using its state file when there is one and
 // the naming scheme otherwise (e.g. after a crash during Up). Unknown ids
 // are not an error. Unlike Down, it first ends the processes still running in
-// the testbed's namespaces (SIGTERM, SIGKILL after 3 s): after a runner was
-// killed, its jrapp, jrgen and joyrided are orphans nobody else will stop.
+// the testbed (SIGTERM, SIGKILL after 3 s): after a runner was killed, its
+// jrapp, jrgen and joyrided are orphans nobody else will stop. Those Start
+// recorded go first, each by PID and only if it is still the process that
+// was started (same start time); then whatever else still runs in the
+// testbed's namespaces (their children: memcached under jrapp, say), which
+// nothing but the testbed's own roles ever enters.
 func DownID(id string) error {
 	// Looser than ValidID: orphaned namespaces found by List may carry
 	// ids Up would not make; the id only has to be a safe file name.
@@ -651,9 +670,11 @@ func DownID(id string) error {
 	return t.Down()
 }
 
-// stopProcesses ends what still runs in the testbed's namespaces (only ever
-// in jr-client-*/jr-server-* ones, as Down deletes).
+// stopProcesses ends the processes Start recorded, then what still runs in
+// the testbed's namespaces (only ever in jr-client-*/jr-server-*/jr-wire-*
+// ones, as Down deletes).
 func (t *Testbed) stopProcesses() {
+	t.stopRecorded(3 * time.Second)
 	if t.Wire != nil && strings.HasPrefix(t.Wire.Netns, wireNetnsPrefix) {
 		// The wire first: its forwarder holds both links' traffic.
 		stopNetnsProcesses(t.Wire.Netns, 3*time.Second)
@@ -707,8 +728,11 @@ func List() ([]*Testbed, error) {
 		}
 		t.ID = id
 		t.Status = "up"
-		if !netnsExists(t.Client.Netns) || !netnsExists(t.Server.Netns) || (t.Wire != nil && !netnsExists(t.Wire.Netns)) {
+		switch {
+		case !netnsExists(t.Client.Netns) || !netnsExists(t.Server.Netns) || (t.Wire != nil && !netnsExists(t.Wire.Netns)):
 			t.Status = "stale"
+		case t.Abandoned():
+			t.Status = "abandoned"
 		}
 		byID[id] = t
 	}

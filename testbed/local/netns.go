@@ -156,18 +156,29 @@ func netnsPIDs(name string) []int {
 // stopNetnsProcesses ends the processes left in the named namespace: SIGTERM,
 // then SIGKILL to those still there after grace. They can only be a
 // testbed's own roles (jrapp, jrgen, joyrided, their children) orphaned by a
-// runner that was killed: nothing else enters a jr-* namespace.
-func stopNetnsProcesses(name string, grace time.Duration) []int {
-	pids := netnsPIDs(name)
-	for _, pid := range pids {
-		unix.Kill(pid, unix.SIGTERM)
+// runner that was killed: nothing else enters a jr-* namespace. Each is
+// signalled only while it is still the process found in the namespace (same
+// PID and start time), so a PID the kernel gave to another process meanwhile
+// is left alone.
+func stopNetnsProcesses(name string, grace time.Duration) []Process {
+	var procs []Process
+	for _, pid := range netnsPIDs(name) {
+		if p, err := identify(pid); err == nil {
+			procs = append(procs, p)
+		}
+	}
+	for _, p := range procs {
+		p.signal(unix.SIGTERM)
+		p.signal(unix.SIGCONT) // a stopped process holds SIGTERM pending
 	}
 	deadline := time.Now().Add(grace)
 	for len(netnsPIDs(name)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, pid := range netnsPIDs(name) {
-		unix.Kill(pid, unix.SIGKILL)
+		if p, err := identify(pid); err == nil {
+			p.signal(unix.SIGKILL)
+		}
 	}
-	return pids
+	return procs
 }
