@@ -233,11 +233,14 @@ func binariesFor(n spec.Node, binDir string) []string {
 	}
 	if n.Has(spec.RoleServer) {
 		out = append(out, "jrapp")
-		// Optional: the daemon of stacks that have one, and the preload
-		// shim unmodified programs on Joyride need next to jrapp.
-		for _, b := range []string{"joyrided", "libjoyride-preload.so"} {
-			if _, err := os.Stat(filepath.Join(binDir, b)); err == nil {
-				out = append(out, b)
+		// Optional: what the registered stacks' server sides need beside
+		// jrapp (Joyride's daemon and its preload shim).
+		for _, name := range stacks.Names() {
+			f, _ := stacks.Lookup(name)
+			for _, b := range f.ServerFiles {
+				if _, err := os.Stat(filepath.Join(binDir, b)); err == nil && !slices.Contains(out, b) {
+					out = append(out, b)
+				}
 			}
 		}
 	}

@@ -115,6 +115,10 @@ type Factory struct {
 	// Daemon, when not nil, says which service process must run before Open.
 	// The runner samples its resources with the application's.
 	Daemon func(opts any, env Env) *Daemon
+	// ServerFiles are what the stack's server side needs beside jrapp in
+	// the binary directory (its daemon, a preload library): the runner
+	// copies those present to a remote server node.
+	ServerFiles []string
 	// Protocols are the transports the stack serves; nil means udp and tcp.
 	Protocols []string
 	// Capabilities are what the stack can do beyond serving its protocols

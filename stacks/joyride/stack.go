@@ -125,7 +125,8 @@ func init() {
 		Lacks: map[stacks.Capability]string{
 			stacks.MultiQueue: "joyrided opens one receive queue of its port",
 		},
-		Display: &stacks.Display{Color: color.RGBA{0xd5, 0x5e, 0x00, 0xff}, Marker: stacks.MarkerBox, Order: 3}, // Okabe–Ito vermilion
+		Display:     &stacks.Display{Color: color.RGBA{0xd5, 0x5e, 0x00, 0xff}, Marker: stacks.MarkerBox, Order: 3}, // Okabe–Ito vermilion
+		ServerFiles: []string{"joyrided", "libjoyride-preload.so"},
 		Open: func(opts any, env stacks.Env) (stacks.Stack, error) {
 			o := *opts.(*Options)
 			o.Socket = socketPath(o, env)
