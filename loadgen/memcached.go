@@ -179,6 +179,15 @@ func (w *kvWorkload) answersSet(id int) bool {
 
 func (w *kvWorkload) workload() *kvWorkload { return w }
 
+// appendValue appends the value's length, CRLF, the value and CRLF: how a set
+// ends in both memcached's protocol and RESP.
+func (w *kvWorkload) appendValue(b []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(w.value)), 10)
+	b = append(b, "\r\n"...)
+	b = append(b, w.value...)
+	return append(b, "\r\n"...)
+}
+
 // kvProtocol is a protocol of the key-value workload: its keys are stored
 // before the run (preloadKeys).
 type kvProtocol interface {
@@ -216,10 +225,7 @@ func (p *memcachedProtocol) appendSet(b []byte, k int) []byte {
 	b = append(b, "set "...)
 	b = appendKey(b, k)
 	b = append(b, " 0 0 "...)
-	b = strconv.AppendInt(b, int64(len(p.value)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, p.value...)
-	return append(b, "\r\n"...)
+	return p.appendValue(b)
 }
 
 func (p *memcachedProtocol) request(id int) []byte {

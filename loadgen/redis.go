@@ -43,10 +43,7 @@ func (p *redisProtocol) appendSet(b []byte, k int) []byte {
 	b = append(b, "*3\r\n$3\r\nSET\r\n"...)
 	b = appendBulkKey(b, k)
 	b = append(b, '$')
-	b = strconv.AppendInt(b, int64(len(p.value)), 10)
-	b = append(b, "\r\n"...)
-	b = append(b, p.value...)
-	return append(b, "\r\n"...)
+	return p.appendValue(b)
 }
 
 func (p *redisProtocol) request(id int) []byte {
