@@ -4,7 +4,6 @@ package experiments
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,8 +20,8 @@ import (
 	"github.com/joyride-bench/joyride/stacks"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto/prototest"
 	"github.com/joyride-bench/joyride/testbed/local"
-	"golang.org/x/sys/unix"
 )
 
 // Hostile tenants of a real joyrided on the namespace testbed: beside an
@@ -226,67 +225,22 @@ func (h *hostileBed) limitCounts(t *testing.T) map[string]uint64 {
 // itself and drives its region's rings directly, so it can keep its ring
 // full, never drain the down ring, or ignore its send window.
 type rawTenant struct {
-	conn   *net.UnixConn
+	*prototest.Conn
 	region *channel.Region
 	end    *channel.End
 }
 
 func attachRawTenant(t *testing.T, socket string) *rawTenant {
 	t.Helper()
-	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: socket, Net: "unixpacket"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := json.Marshal(proto.Request{Op: "register", Version: proto.Version, Name: "hostile"})
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	buf, oob := make([]byte, 4096), make([]byte, 256)
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep proto.Reply
-	if err := json.Unmarshal(buf[:n], &rep); err != nil || !rep.OK {
-		t.Fatalf("register: %v %+v", err, rep)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("register: no descriptors: %v", err)
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 3 {
-		t.Fatalf("register: descriptors %v: %v", fds, err)
-	}
+	c, fds := prototest.Register(t, socket, "hostile")
+	// Attach takes the descriptors over: the region closes them.
 	region, err := channel.Attach(fds[0], fds[1], fds[2])
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rawTenant{conn: c, region: region, end: region.App()}
-	t.Cleanup(r.close)
+	r := &rawTenant{Conn: c, region: region, end: region.App()}
+	t.Cleanup(func() { region.Close() })
 	return r
-}
-
-func (r *rawTenant) close() {
-	r.conn.Close()
-	r.region.Close()
-}
-
-func (r *rawTenant) control(t *testing.T, req proto.Request) proto.Reply {
-	t.Helper()
-	b, _ := json.Marshal(req)
-	if _, err := r.conn.Write(b); err != nil {
-		t.Fatalf("%s: %v", req.Op, err)
-	}
-	buf := make([]byte, 4096)
-	r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, err := r.conn.Read(buf)
-	if err != nil {
-		t.Fatalf("%s: %v", req.Op, err)
-	}
-	var rep proto.Reply
-	json.Unmarshal(buf[:n], &rep)
-	return rep
 }
 
 // An application that keeps its ring full of datagrams for 3 s: the
@@ -308,7 +262,7 @@ func TestHostileFloodingApplication(t *testing.T) {
 			alone := h.measureHonest(t)
 
 			flood := attachRawTenant(t, filepath.Join(h.runDir, "joyride.sock"))
-			rep := flood.control(t, proto.Request{Op: "listen", Network: "udp", Addr: h.tb.Server.Addr.Addr().String() + ":9400"})
+			rep := flood.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: h.tb.Server.Addr.Addr().String() + ":9400"})
 			if !rep.OK {
 				t.Fatalf("listen: %+v", rep)
 			}
@@ -472,7 +426,7 @@ func TestHostileConnectionHoarder(t *testing.T) {
 	alone := h.measureHonest(t)
 
 	hoard := attachRawTenant(t, filepath.Join(h.runDir, "joyride.sock"))
-	if rep := hoard.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: h.tb.Server.Addr.Addr().String() + ":9500", Backlog: 4096}); !rep.OK {
+	if rep := hoard.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: h.tb.Server.Addr.Addr().String() + ":9500", Backlog: 4096}); !rep.OK {
 		t.Fatalf("listen: %+v", rep)
 	}
 	var peers []net.Conn
@@ -577,13 +531,13 @@ func TestHostileSlowReader(t *testing.T) {
 
 	slow := attachRawTenant(t, filepath.Join(h.runDir, "joyride.sock"))
 	svcAddr := h.tb.Server.Addr.Addr().String()
-	if rep := slow.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: svcAddr + ":9600"}); !rep.OK {
+	if rep := slow.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: svcAddr + ":9600"}); !rep.OK {
 		t.Fatalf("listen tcp: %+v", rep)
 	}
-	if rep := slow.control(t, proto.Request{Op: "listen", Network: "udp", Addr: svcAddr + ":9601"}); !rep.OK {
+	if rep := slow.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: svcAddr + ":9601"}); !rep.OK {
 		t.Fatalf("listen udp: %+v", rep)
 	}
-	out := slow.control(t, proto.Request{Op: "dial", Network: "tcp", Addr: h.tb.Client.Addr.Addr().String() + ":9700"})
+	out := slow.Do(t, proto.Request{Op: "dial", Network: "tcp", Addr: h.tb.Client.Addr.Addr().String() + ":9700"})
 	if !out.OK {
 		t.Fatalf("dial: %+v", out)
 	}

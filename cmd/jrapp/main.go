@@ -108,13 +108,15 @@ func serve(ctx context.Context, st stacks.Stack, application, protocol, listen s
 		return r.Reflect(ctx)
 	}
 	if x, ok := app.Externals[application]; ok {
+		if err := stacks.Require(st.Name(), stacks.Preload); err != nil {
+			return fmt.Errorf("-app %s is an unmodified program: %w", application, err)
+		}
 		var env []string
 		dial := app.Dialer(app.KernelDialer)
-		if st.Name() != "kernel" {
-			p, ok := st.(stacks.Preloader)
-			if !ok {
-				return fmt.Errorf("-app %s is an unmodified program: it runs on the kernel stack or on one that can preload it (joyride), not %q", application, st.Name())
-			}
+		// A stack that preloads programs gives them its environment; one
+		// that has the capability without a Preloader (the kernel) runs
+		// them on its own sockets as they are.
+		if p, ok := st.(stacks.Preloader); ok {
 			var err error
 			if env, err = p.PreloadEnv(); err != nil {
 				return err

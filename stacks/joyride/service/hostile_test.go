@@ -5,10 +5,8 @@ package service
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	echo "github.com/joyride-bench/joyride/app"
 	"github.com/joyride-bench/joyride/stacks/joyride/channel"
 	"github.com/joyride-bench/joyride/stacks/joyride/proto"
+	"github.com/joyride-bench/joyride/stacks/joyride/proto/prototest"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -27,64 +26,31 @@ import (
 // rawApp is a hostile application: it speaks the control protocol itself and
 // maps its region directly, so it can write anything into it.
 type rawApp struct {
-	conn *net.UnixConn
-	fds  []int
-	mem  []byte
+	*prototest.Conn
+	fds []int
+	mem []byte
 }
 
 func attachRaw(t *testing.T) *rawApp {
 	t.Helper()
-	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sockPath, Net: "unixpacket"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &rawApp{conn: c}
+	c, fds := prototest.Register(t, sockPath, "hostile")
+	a := &rawApp{Conn: c, fds: fds}
 	t.Cleanup(func() {
-		c.Close()
-		if a.mem != nil {
-			unix.Munmap(a.mem)
-		}
-		for _, fd := range a.fds {
+		for _, fd := range fds {
 			unix.Close(fd)
 		}
 	})
-	req, _ := json.Marshal(proto.Request{Op: "register", Version: proto.Version, Name: "hostile"})
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
-	}
-	buf, oob := make([]byte, 4096), make([]byte, 256)
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep proto.Reply
-	if err := json.Unmarshal(buf[:n], &rep); err != nil || !rep.OK {
-		t.Fatalf("register: %v %+v", err, rep)
-	}
-	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-	a.fds, _ = unix.ParseUnixRights(&msgs[0])
 	var st unix.Stat_t
-	unix.Fstat(a.fds[0], &st)
-	a.mem, err = unix.Mmap(a.fds[0], 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err := unix.Fstat(fds[0], &st); err != nil {
+		t.Fatal(err)
+	}
+	mem, err := unix.Mmap(fds[0], 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.mem = mem
+	t.Cleanup(func() { unix.Munmap(mem) })
 	return a
-}
-
-func (a *rawApp) control(t *testing.T, req proto.Request) proto.Reply {
-	t.Helper()
-	b, _ := json.Marshal(req)
-	a.conn.Write(b)
-	buf := make([]byte, 4096)
-	a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, err := a.conn.Read(buf)
-	if err != nil {
-		t.Fatalf("%s: %v", req.Op, err)
-	}
-	var rep proto.Reply
-	json.Unmarshal(buf[:n], &rep)
-	return rep
 }
 
 // udpEchoWorks checks that a well-behaved application still serves.
@@ -128,8 +94,8 @@ func TestCorruptRegionDisconnectsOnlyItsApplication(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The hostile app's control connection is closed by the service.
-	bad.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := bad.conn.Read(make([]byte, 64)); err == nil {
+	bad.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bad.Conn.Read(make([]byte, 64)); err == nil {
 		t.Error("the corrupt application's control connection is still open")
 	}
 	udpEchoWorks(t, 7300)
@@ -167,7 +133,7 @@ func TestCorruptDownRingDisconnectsTheApplication(t *testing.T) {
 	serve(t, func(ctx context.Context) { echo.ServeUDPEcho(ctx, pc) })
 
 	bad := attachRaw(t)
-	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7311"}); !rep.OK {
+	if rep := bad.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7311"}); !rep.OK {
 		t.Fatalf("listen: %+v", rep)
 	}
 	before := svc.Stats().Corrupt.Load()
@@ -187,8 +153,8 @@ func TestCorruptDownRingDisconnectsTheApplication(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	bad.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := bad.conn.Read(make([]byte, 64)); err == nil {
+	bad.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bad.Conn.Read(make([]byte, 64)); err == nil {
 		t.Error("the corrupt application's control connection is still open")
 	}
 	udpEchoWorks(t, 7310)
@@ -206,7 +172,7 @@ func TestForeignSocketIDsAreRefused(t *testing.T) {
 
 	bad := attachRaw(t)
 	for _, id := range []uint32{1, 2, 3, 1000, ^uint32(0)} {
-		if rep := bad.control(t, proto.Request{Op: "close", Sock: id}); rep.OK || syscall.Errno(rep.Errno) != syscall.EBADF {
+		if rep := bad.Do(t, proto.Request{Op: "close", Sock: id}); rep.OK || syscall.Errno(rep.Errno) != syscall.EBADF {
 			t.Errorf("close of socket %d it does not own: %+v", id, rep)
 		}
 	}
@@ -256,21 +222,21 @@ func TestSocketLimitPerApplication(t *testing.T) {
 	before := svc.Stats().OverLimit.Load()
 
 	bad := attachRaw(t)
-	if rep := bad.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7510"}); !rep.OK {
+	if rep := bad.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7510"}); !rep.OK {
 		t.Fatalf("listen tcp: %+v", rep)
 	}
 	var last uint32
 	for i := range 7 {
-		rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: fmt.Sprintf("198.18.0.2:%d", 7511+i)})
+		rep := bad.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: fmt.Sprintf("198.18.0.2:%d", 7511+i)})
 		if !rep.OK {
 			t.Fatalf("socket %d of 8: %+v", i+2, rep)
 		}
 		last = rep.Sock
 	}
-	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
+	if rep := bad.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
 		t.Fatalf("a ninth socket: %+v, want EMFILE", rep)
 	}
-	if rep := bad.control(t, proto.Request{Op: "dial", Network: "udp", Addr: "198.18.0.1:7400"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
+	if rep := bad.Do(t, proto.Request{Op: "dial", Network: "udp", Addr: "198.18.0.1:7400"}); rep.OK || syscall.Errno(rep.Errno) != syscall.EMFILE {
 		t.Fatalf("a ninth socket by dial: %+v, want EMFILE", rep)
 	}
 	// A connection to its listener would be its ninth socket: reset.
@@ -287,10 +253,10 @@ func TestSocketLimitPerApplication(t *testing.T) {
 		t.Fatalf("%d refusals counted, want at least 3", got)
 	}
 	// Closing a socket frees its place.
-	if rep := bad.control(t, proto.Request{Op: "close", Sock: last}); !rep.OK {
+	if rep := bad.Do(t, proto.Request{Op: "close", Sock: last}); !rep.OK {
 		t.Fatalf("close: %+v", rep)
 	}
-	if rep := bad.control(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); !rep.OK {
+	if rep := bad.Do(t, proto.Request{Op: "listen", Network: "udp", Addr: "198.18.0.2:7520"}); !rep.OK {
 		t.Fatalf("after a close: %+v", rep)
 	}
 	// Another application has its own count.
@@ -308,7 +274,7 @@ func TestSocketLimitPerApplication(t *testing.T) {
 // announces once the application drains. (It used to reset them.)
 func TestAcceptsHeldWhileTheRingIsFull(t *testing.T) {
 	a := attachRaw(t)
-	rep := a.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7400", Backlog: 4096})
+	rep := a.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: "198.18.0.2:7400", Backlog: 4096})
 	if !rep.OK {
 		t.Fatalf("listen: %+v", rep)
 	}

@@ -15,17 +15,17 @@ import (
 func TestListenReusePort(t *testing.T) {
 	a, b, c := attachRaw(t), attachRaw(t), attachRaw(t)
 	const addr = "198.18.0.2:9411"
-	ra := a.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr, ReusePort: true})
-	rb := b.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr, ReusePort: true})
+	ra := a.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr, ReusePort: true})
+	rb := b.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr, ReusePort: true})
 	if !ra.OK || !rb.OK {
 		t.Fatalf("two reuseport listeners on %s: %+v, %+v", addr, ra, rb)
 	}
-	if rc := c.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr}); rc.OK || rc.Errno != int(syscall.EADDRINUSE) {
+	if rc := c.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr}); rc.OK || rc.Errno != int(syscall.EADDRINUSE) {
 		t.Fatalf("a listener without reuseport on a shared address: %+v, want EADDRINUSE", rc)
 	}
-	a.control(t, proto.Request{Op: "close", Sock: ra.Sock})
-	b.control(t, proto.Request{Op: "close", Sock: rb.Sock})
-	if rc := c.control(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr}); !rc.OK {
+	a.Do(t, proto.Request{Op: "close", Sock: ra.Sock})
+	b.Do(t, proto.Request{Op: "close", Sock: rb.Sock})
+	if rc := c.Do(t, proto.Request{Op: "listen", Network: "tcp", Addr: addr}); !rc.OK {
 		t.Fatalf("listen after both closed: %+v", rc)
 	}
 }
