@@ -131,6 +131,9 @@ func BuildReport(m *Meta, pts []analysis.Point) analysis.Report {
 	if md := firstByteMarkdown(m.Points); md != "" {
 		rep.Sections = append(rep.Sections, analysis.Section{Title: "Time to first byte", Markdown: md})
 	}
+	if md := resourcesMarkdown(&e, m.Points); md != "" {
+		rep.Sections = append(rep.Sections, analysis.Section{Title: "Server-side resources", Markdown: md})
+	}
 	if c := m.Calibration; c != nil {
 		rep.Sections = append(rep.Sections, analysis.Section{Title: "Calibration", Markdown: c.markdown(generatorPeak(pts))})
 		if c.AA != nil {

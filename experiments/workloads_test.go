@@ -192,6 +192,30 @@ workload: {mode: connect, protocol: tcp, rates: [400], duration: 5s, warmup: 500
 		} else if r[1].Goroutines > r[0].Goroutines+20 {
 			t.Errorf("%s: goroutines %d -> %d over %d connections", name, r[0].Goroutines, r[1].Goroutines, pm.Generator.Received)
 		}
+		if r[0].HeapKiB == 0 || r[1].HeapKiB == 0 {
+			t.Errorf("%s did not report its heap: %+v", name, r)
+		} else if r[1].HeapKiB > r[0].HeapKiB+16<<10 {
+			t.Errorf("%s: Go heap %d -> %d KiB over %d connections", name, r[0].HeapKiB, r[1].HeapKiB, pm.Generator.Received)
+		}
+	}
+	// report.md shows the same, so a soak's reader sees flatness without
+	// opening meta.json.
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(report)
+	if i := strings.Index(section, "## Server-side resources"); i < 0 {
+		t.Fatalf("report.md has no server-side resources section:\n%s", report)
+	} else {
+		section = section[i:]
+	}
+	for _, name := range []string{"jrapp", "daemon"} {
+		r := pm.Resources[name]
+		row := fmt.Sprintf("| joyride | %s | 1 | %d → %d | ", name, r[0].Goroutines, r[1].Goroutines)
+		if !strings.Contains(section, row) {
+			t.Errorf("report.md's resources lack %q:\n%s", row, section)
+		}
 	}
 }
 
