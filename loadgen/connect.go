@@ -83,6 +83,9 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	var pending []attempt
 	timeoutTicks := tsc.FromDuration(ConnectTimeout)
 	lateTicks := tsc.FromDuration(cfg.LateThreshold)
+	// The late spells tell a VM's stall (short spells) from a generator
+	// that cannot keep up (one long one), as for the echo engines.
+	spells := lateSpells{threshold: lateTicks}
 	res.Start = time.Now()
 	start := tsc.Read() + tsc.FromDuration(time.Millisecond)
 	sched := make([]uint64, len(offsets))
@@ -127,6 +130,7 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 				if now-sched[next] > lateTicks {
 					res.Late++
 				}
+				spells.observe(sched[next], now-sched[next])
 				if len(sendTimes) <= ArrivalSamples {
 					sendTimes = append(sendTimes, now)
 				}
@@ -194,6 +198,7 @@ func RunConnect(port nic.Port, cfg Config) (*Result, error) {
 	for _, a := range pending {
 		a.ep.Abort()
 	}
+	spells.finish(res, nsPerTick)
 	finish(res, &cfg, float64(maxLag)*nsPerTick/1e3)
 	checkArrivals(res, &cfg, sendTimes, nsPerTick)
 	all := analysis.NewHistogram()

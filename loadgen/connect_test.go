@@ -79,3 +79,22 @@ func TestConnectToAClosedPortLosesEveryAttempt(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// The connect engine follows its late spells like the echo engines, so a
+// stalled connect point is judged an upper bound, not invalid: with a
+// threshold of 1 ns every attempt is late and the run is one spell as long
+// as the measured span.
+func TestConnectFollowsLateSpells(t *testing.T) {
+	srv := startTCPEcho(t, 0)
+	cfg := tcpCfg(1, 300, 400*time.Millisecond).Config
+	cfg.LateThreshold = time.Nanosecond
+	res, err := RunConnect(genPort, cfg)
+	srv.shutdown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sent == 0 || res.Late != res.Sent || res.LateSpells != 1 || res.LongestLateSpellUs < 300000 {
+		t.Fatalf("sent %d, late %d, %d spells, longest %.0f µs; want all late, one spell of about 400 ms",
+			res.Sent, res.Late, res.LateSpells, res.LongestLateSpellUs)
+	}
+}
