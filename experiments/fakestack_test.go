@@ -56,23 +56,6 @@ func registerTwin(t *testing.T) {
 	t.Cleanup(func() { stacks.Unregister("twin") })
 }
 
-func twinBinDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("JRBENCH_BIN")
-	if dir == "" {
-		dir, _ = filepath.Abs("../bin")
-	}
-	for _, b := range []string{"jrgen", "jrapp"} {
-		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			t.Fatalf("%s missing in %s: run make build (or make test) first", b, dir)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("integration tests need root")
-	}
-	return dir
-}
-
 // problem returns the message of the spec's problem at path that contains
 // all of want, or fails the test listing the problems there were.
 func problem(t *testing.T, err error, path string, want ...string) {
@@ -136,7 +119,7 @@ func TestSpecRefusesCapabilitiesAStackLacks(t *testing.T) {
 // the figures treat it as a stack of their own: a ratio to the kernel, its
 // registered colour in the figure.
 func TestFakeStackRunsReportsAndPlots(t *testing.T) {
-	bin := twinBinDir(t)
+	bin := experiments.BinDir(t)
 	registerTwin(t)
 	e, err := experiments.Parse("twin.yaml", []byte(`name: twin
 stacks: [kernel, twin]
